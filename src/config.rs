@@ -1,1 +1,354 @@
-//! placeholder
+//! Configuration: one TOML file with documented defaults, every key overridable by an
+//! environment variable `IMIS_GATEWAY_<SECTION>__<KEY>` (`[smpp] host` →
+//! `IMIS_GATEWAY_SMPP__HOST`).
+//!
+//! Owns: the configuration schema, its defaults, and the override rules.
+//! Must never: read configuration from anywhere else at run time, or silently ignore an
+//! unknown key (operators script against these names; a typo must fail loudly).
+//!
+//! The section and key names are a public interface: keep them stable once released.
+//! `imis-gateway.example.toml` at the repository root documents every key with its default.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Prefix of the environment variables that override configuration keys.
+pub const ENV_PREFIX: &str = "IMIS_GATEWAY_";
+
+/// Variables under the prefix that are not configuration keys: `IMIS_GATEWAY_LOG` sets the
+/// log filter before any configuration is read.
+const NOT_CONFIG: &[&str] = &["LOG"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("environment variable {var}: expected IMIS_GATEWAY_<SECTION>__<KEY>")]
+    EnvName { var: String },
+    #[error("configuration is invalid: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub ussd: UssdConfig,
+    pub smpp: SmppConfig,
+    pub sms: SmsConfig,
+    pub gepg: GepgConfig,
+    pub mirror: MirrorConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address of the HTTP edge (health, USSD adapters, callbacks).
+    pub listen: SocketAddr,
+    /// How long a graceful shutdown waits for in-flight requests, in seconds.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Directory of the embedded store.
+    pub data_dir: PathBuf,
+    /// sled page cache, in MiB.
+    pub cache_mb: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            data_dir: PathBuf::from("data"),
+            cache_mb: 256,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// The store's tuning knobs from this section.
+    pub fn store_options(&self) -> crate::store::StoreOptions {
+        crate::store::StoreOptions {
+            cache_capacity: self.cache_mb.saturating_mul(1024 * 1024),
+            ..crate::store::StoreOptions::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UssdConfig {
+    /// The service code members dial.
+    pub service_code: String,
+    /// Session lifetime in seconds.
+    pub session_ttl_secs: u64,
+}
+
+impl Default for UssdConfig {
+    fn default() -> Self {
+        UssdConfig {
+            service_code: "*152*00#".to_string(),
+            session_ttl_secs: 180,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmppConfig {
+    pub enabled: bool,
+    pub host: String,
+    pub port: u16,
+    pub system_id: String,
+    pub password: String,
+    /// Outstanding requests per bind.
+    pub window: u32,
+    /// Contracted submits per second.
+    pub tps: u32,
+}
+
+impl Default for SmppConfig {
+    fn default() -> Self {
+        SmppConfig {
+            enabled: false,
+            host: "127.0.0.1".to_string(),
+            port: 2775,
+            system_id: "imisgw".to_string(),
+            password: String::new(),
+            window: 10,
+            tps: 50,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmsConfig {
+    /// Sender id (source address) of outbound SMS.
+    pub sender_id: String,
+    /// Directory of editable SMS templates.
+    pub templates_dir: PathBuf,
+}
+
+impl Default for SmsConfig {
+    fn default() -> Self {
+        SmsConfig {
+            sender_id: "CHF".to_string(),
+            templates_dir: PathBuf::from("sms-templates"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GepgMode {
+    /// An in-process GePG that assigns control numbers and never reaches the network.
+    Simulator,
+    /// The real GePG, with signed messages.
+    Live,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GepgConfig {
+    pub mode: GepgMode,
+}
+
+impl Default for GepgConfig {
+    fn default() -> Self {
+        GepgConfig {
+            mode: GepgMode::Simulator,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct MirrorConfig {
+    pub enabled: bool,
+    /// PostgreSQL connection string of the central openIMIS database.
+    pub dsn: String,
+}
+
+impl Config {
+    /// Loads the file (if any), then applies `IMIS_GATEWAY_*` overrides from the process
+    /// environment.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Config::load_with_env(path, std::env::vars())
+    }
+
+    /// As [`Config::load`], with the environment given explicitly (for tests).
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut table = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| ConfigError::Syntax {
+                        path: path.to_path_buf(),
+                        message: e.to_string(),
+                    })?
+            }
+            None => toml::Table::new(),
+        };
+        for (var, value) in env {
+            let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            if NOT_CONFIG.contains(&rest) {
+                continue;
+            }
+            let Some((section, key)) = rest.split_once("__") else {
+                return Err(ConfigError::EnvName { var });
+            };
+            if section.is_empty() || key.is_empty() {
+                return Err(ConfigError::EnvName { var });
+            }
+            let section = table
+                .entry(section.to_ascii_lowercase())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let toml::Value::Table(section) = section else {
+                return Err(ConfigError::EnvName { var });
+            };
+            section.insert(key.to_ascii_lowercase(), scalar(&value));
+        }
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.ussd.session_ttl_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "[ussd] session_ttl_secs must be > 0".into(),
+            ));
+        }
+        if self.smpp.enabled && self.smpp.tps == 0 {
+            return Err(ConfigError::Invalid("[smpp] tps must be > 0".into()));
+        }
+        if self.mirror.enabled && self.mirror.dsn.is_empty() {
+            return Err(ConfigError::Invalid(
+                "[mirror] enabled = true needs a dsn".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// An environment value as TOML: integers, floats and booleans keep their type so that
+/// `IMIS_GATEWAY_SMPP__PORT=2775` fills a `u16`; anything else is a string.
+fn scalar(raw: &str) -> toml::Value {
+    if let Ok(i) = raw.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    if let Ok(b) = raw.parse::<bool>() {
+        return toml::Value::Boolean(b);
+    }
+    if let Ok(f) = raw.parse::<f64>() {
+        if raw.contains('.') {
+            return toml::Value::Float(f);
+        }
+    }
+    toml::Value::String(raw.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_without_a_file() {
+        let c = Config::load_with_env(None, env(&[])).unwrap();
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.gepg.mode, GepgMode::Simulator);
+        assert!(!c.smpp.enabled);
+        assert!(!c.mirror.enabled);
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(
+            f,
+            "[smpp]\nhost = \"smsc.example\"\nport = 2775\n[server]\nlisten = \"0.0.0.0:9000\""
+        )
+        .unwrap();
+        let c = Config::load_with_env(
+            Some(f.path()),
+            env(&[
+                ("IMIS_GATEWAY_SMPP__HOST", "10.1.1.1"),
+                ("IMIS_GATEWAY_SMPP__TPS", "120"),
+                ("IMIS_GATEWAY_GEPG__MODE", "live"),
+                ("PATH", "/usr/bin"),
+                ("IMIS_GATEWAY_LOG", "debug"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.smpp.host, "10.1.1.1");
+        assert_eq!(c.smpp.port, 2775);
+        assert_eq!(c.smpp.tps, 120);
+        assert_eq!(c.gepg.mode, GepgMode::Live);
+        assert_eq!(c.server.listen.to_string(), "0.0.0.0:9000");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_fail_loudly() {
+        let typo = Config::load_with_env(None, env(&[("IMIS_GATEWAY_SMPP__HOTS", "x")]));
+        assert!(matches!(typo, Err(ConfigError::Invalid(m)) if m.contains("hots")));
+        let bad_port = Config::load_with_env(None, env(&[("IMIS_GATEWAY_SMPP__PORT", "99999")]));
+        assert!(matches!(bad_port, Err(ConfigError::Invalid(_))));
+        let no_key = Config::load_with_env(None, env(&[("IMIS_GATEWAY_SMPP", "x")]));
+        assert!(matches!(no_key, Err(ConfigError::EnvName { .. })));
+        let mirror = Config::load_with_env(None, env(&[("IMIS_GATEWAY_MIRROR__ENABLED", "true")]));
+        assert!(matches!(mirror, Err(ConfigError::Invalid(m)) if m.contains("dsn")));
+    }
+
+    #[test]
+    fn a_broken_file_names_the_file() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(f, "[server\nlisten=").unwrap();
+        let err = Config::load_with_env(Some(f.path()), env(&[])).unwrap_err();
+        assert!(matches!(err, ConfigError::Syntax { .. }));
+        assert!(err.to_string().contains(&f.path().display().to_string()));
+    }
+
+    #[test]
+    fn example_file_matches_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("imis-gateway.example.toml");
+        let c = Config::load_with_env(Some(&path), env(&[])).unwrap();
+        assert_eq!(c, Config::default());
+    }
+}

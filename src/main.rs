@@ -1,1 +1,18 @@
-fn main() {}
+//! The `imis-gateway` binary: parse the command line, set up tracing, dispatch.
+
+use clap::Parser;
+use imis_gateway::cli::{self, Cli, Command};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("IMIS_GATEWAY_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve(args) => tokio::runtime::Runtime::new()?.block_on(cli::serve::run(args)),
+        Command::DemoData(args) => cli::demo_data::run(args),
+    }
+}

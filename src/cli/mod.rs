@@ -1,0 +1,54 @@
+//! The command line: one file per subcommand, each with a `run` that `main` calls.
+//!
+//! Owns: argument parsing and the mapping from flags onto [`Config`].
+//! Must never: hold logic that a test could not reach without a process (commands call
+//! library functions that tests call directly).
+
+pub mod demo_data;
+pub mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, ConfigError};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "imis-gateway",
+    version,
+    about = "USSD/SMS application server for openIMIS"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: HTTP edge, USSD engine, SMS pipeline, payments, mirror.
+    Serve(serve::ServeArgs),
+    /// Write deterministic demo or scale data into an empty store.
+    DemoData(demo_data::DemoDataArgs),
+}
+
+/// Flags shared by commands that open the store.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreArgs {
+    /// Configuration file (TOML); see imis-gateway.example.toml.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory of the embedded store (overrides [store] data_dir).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        let mut config = Config::load(self.config.as_deref())?;
+        if let Some(dir) = &self.data_dir {
+            config.store.data_dir = dir.clone();
+        }
+        Ok(config)
+    }
+}

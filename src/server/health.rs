@@ -1,0 +1,44 @@
+//! `GET /health`: is the store answering, and what state is each component in.
+//!
+//! Monitoring and load balancers poll this often, so it must stay cheap: one point read of
+//! the store, no scans.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::AppState;
+use crate::config::GepgMode;
+
+pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let store = match state.store.check() {
+        Ok(()) => json!({"ok": true}),
+        Err(e) => json!({"ok": false, "error": e.to_string()}),
+    };
+    let store_ok = store["ok"] == json!(true);
+    let config = &state.config;
+    let components = json!({
+        "store": if store_ok { "ok" } else { "failing" },
+        "http": "ok",
+        "smpp": if config.smpp.enabled { "configured" } else { "disabled" },
+        "gepg": match config.gepg.mode { GepgMode::Simulator => "simulator", GepgMode::Live => "live" },
+        "mirror": if config.mirror.enabled { "configured" } else { "disabled" },
+    });
+    let status = if store_ok { "ok" } else { "degraded" };
+    let code = if store_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        code,
+        Json(json!({
+            "status": status,
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime_secs": state.started.elapsed().as_secs(),
+            "store": store,
+            "components": components,
+        })),
+    )
+}

@@ -1,0 +1,46 @@
+//! The HTTP edge.
+//!
+//! Owns: the listening socket, the route table, and turning HTTP requests into calls on the
+//! application (`/health` now; the USSD adapters and GePG callbacks as later modules).
+//! Must never: hold business rules, or answer 200 for a write that is not yet durable.
+
+mod health;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::shutdown::Signal;
+use crate::store::Store;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub started: Instant,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health::health))
+        .with_state(state)
+}
+
+/// Serves until the shutdown signal, then stops accepting and lets in-flight requests finish.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    mut signal: Signal,
+) -> std::io::Result<()> {
+    let addr: Option<SocketAddr> = listener.local_addr().ok();
+    tracing::info!(?addr, "http edge listening");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { signal.recv().await })
+        .await
+}
