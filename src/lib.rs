@@ -8,6 +8,7 @@
 //!   multi-tree business transactions, the durable outbox, and group-committed flushes.
 //! - [`config`]: the TOML configuration with `IMIS_GATEWAY_<SECTION>__<KEY>` overrides.
 //! - [`demo`]: deterministic demo and scale data (`--demo`, `demo-data`).
+//! - [`sms`]: outbound SMS as data: the outbox record and the editable templates.
 //! - [`server`]: the HTTP edge (`/health`, and the gateway adapters later issues add).
 //! - [`shutdown`]: graceful shutdown: one signal fans out to every task, which drains and
 //!   lets the store flush before the process exits.
@@ -19,4 +20,5 @@ pub mod demo;
 pub mod domain;
 pub mod server;
 pub mod shutdown;
+pub mod sms;
 pub mod store;
