@@ -19,6 +19,7 @@
 //! | `idx_{product,officer,location}_code` | code, trimmed, ASCII upper | record id        |
 //! | `outbox`, `outbox_dead`       | topic prefix ‖ seq (u64 BE)       | versioned entry  |
 //! | `outbox_keys`                 | topic prefix ‖ idempotency key    | versioned marker |
+//! | `aux`                         | namespace prefix ‖ owner's key    | owner's bytes    |
 //!
 //! A topic prefix is `len (u8) ‖ topic bytes`, so no topic's keys are a prefix of another's.
 //! Codes are matched case-insensitively, as openIMIS's SQL Server collation matches them.
@@ -56,10 +57,11 @@ pub(crate) enum TreeId {
     Outbox,
     OutboxKeys,
     OutboxDead,
+    Aux,
 }
 
 impl TreeId {
-    pub(crate) const ALL: [TreeId; 26] = [
+    pub(crate) const ALL: [TreeId; 27] = [
         TreeId::Meta,
         TreeId::Locations,
         TreeId::Products,
@@ -86,6 +88,7 @@ impl TreeId {
         TreeId::Outbox,
         TreeId::OutboxKeys,
         TreeId::OutboxDead,
+        TreeId::Aux,
     ];
 
     /// Position in [`TreeId::ALL`] (and in every transaction view).
@@ -122,6 +125,7 @@ impl TreeId {
             TreeId::Outbox => "outbox",
             TreeId::OutboxKeys => "outbox_keys",
             TreeId::OutboxDead => "outbox_dead",
+            TreeId::Aux => "aux",
         }
     }
 }
@@ -282,4 +286,18 @@ mod tests {
             Some(&b"991234"[..])
         );
     }
+}
+
+/// Key in the `aux` tree: `len (u8) ‖ namespace ‖ key`, so no namespace's keys are a prefix of
+/// another's.
+pub(crate) fn aux_key(namespace: &str, key: &[u8]) -> Result<Vec<u8>, StoreError> {
+    let ns = namespace.as_bytes();
+    if ns.is_empty() || ns.len() > usize::from(u8::MAX) {
+        return Err(StoreError::InvalidTopic(namespace.to_string()));
+    }
+    let mut k = Vec::with_capacity(1 + ns.len() + key.len());
+    k.push(ns.len() as u8);
+    k.extend_from_slice(ns);
+    k.extend_from_slice(key);
+    Ok(k)
 }

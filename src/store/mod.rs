@@ -17,6 +17,7 @@
 //!   closure would wait for itself: it fails with [`StoreError::InsideTransaction`] instead;
 //! - `Tree::len` (used by [`Store::counts`]) scans the whole tree.
 
+pub mod aux;
 pub mod bulk;
 pub mod codec;
 pub mod commit;

@@ -502,6 +502,23 @@ impl<'a> WriteTx<'a> {
         outbox::push(&mut self.sink, topic, idempotency_key, payload, now, seq)
     }
 
+    /// Reads a value its owner module keeps in the `aux` tree (see [`super::aux`]).
+    pub fn aux_get(&self, namespace: &str, key: &[u8]) -> Result<Option<Vec<u8>>, TxError> {
+        let k = keys::aux_key(namespace, key)?;
+        Ok(self.sink.get(TreeId::Aux, &k)?.map(|v| v.to_vec()))
+    }
+
+    /// Writes an `aux` value, committed with the rest of this transaction.
+    pub fn aux_put(&mut self, namespace: &str, key: &[u8], value: &[u8]) -> Result<(), TxError> {
+        let k = keys::aux_key(namespace, key)?;
+        self.sink.insert(TreeId::Aux, &k, value)
+    }
+
+    pub fn aux_remove(&mut self, namespace: &str, key: &[u8]) -> Result<(), TxError> {
+        let k = keys::aux_key(namespace, key)?;
+        self.sink.remove(TreeId::Aux, &k)
+    }
+
     pub(crate) fn sink(&mut self) -> &mut TxSink<'a> {
         &mut self.sink
     }
