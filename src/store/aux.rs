@@ -12,6 +12,9 @@
 use super::keys::{aux_key, TreeId};
 use super::{outside_tx, Store, StoreError};
 
+/// A key (without its namespace) and its value.
+pub type AuxEntry = (Vec<u8>, Vec<u8>);
+
 impl Store {
     pub fn aux_get(&self, namespace: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         outside_tx()?;
@@ -52,11 +55,7 @@ impl Store {
 
     /// Every `(key, value)` of `namespace` whose key starts with `prefix`, in key order; keys
     /// are returned without the namespace.
-    pub fn aux_scan(
-        &self,
-        namespace: &str,
-        prefix: &[u8],
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn aux_scan(&self, namespace: &str, prefix: &[u8]) -> Result<Vec<AuxEntry>, StoreError> {
         outside_tx()?;
         let ns_len = aux_key(namespace, &[])?.len();
         let start = aux_key(namespace, prefix)?;

@@ -231,6 +231,20 @@ pub(crate) fn marker_key(prefix: &[u8], idempotency_key: &str) -> Result<Vec<u8>
     Ok(k)
 }
 
+/// Key in the `aux` tree: `len (u8) ‖ namespace ‖ key`, so no namespace's keys are a prefix of
+/// another's.
+pub(crate) fn aux_key(namespace: &str, key: &[u8]) -> Result<Vec<u8>, StoreError> {
+    let ns = namespace.as_bytes();
+    if ns.is_empty() || ns.len() > usize::from(u8::MAX) {
+        return Err(StoreError::InvalidTopic(namespace.to_string()));
+    }
+    let mut k = Vec::with_capacity(1 + ns.len() + key.len());
+    k.push(ns.len() as u8);
+    k.extend_from_slice(ns);
+    k.extend_from_slice(key);
+    Ok(k)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,18 +300,4 @@ mod tests {
             Some(&b"991234"[..])
         );
     }
-}
-
-/// Key in the `aux` tree: `len (u8) ‖ namespace ‖ key`, so no namespace's keys are a prefix of
-/// another's.
-pub(crate) fn aux_key(namespace: &str, key: &[u8]) -> Result<Vec<u8>, StoreError> {
-    let ns = namespace.as_bytes();
-    if ns.is_empty() || ns.len() > usize::from(u8::MAX) {
-        return Err(StoreError::InvalidTopic(namespace.to_string()));
-    }
-    let mut k = Vec::with_capacity(1 + ns.len() + key.len());
-    k.push(ns.len() as u8);
-    k.extend_from_slice(ns);
-    k.extend_from_slice(key);
-    Ok(k)
 }
