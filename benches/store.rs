@@ -5,7 +5,8 @@
 //! business writes per second with 1, 8 and 64 concurrent writers (group commit: one flush
 //! serves many writers); store size on disk and process RSS.
 //!
-//! `cargo bench --bench store -- [--families N] [--lookups N] [--seconds S] [--data-dir DIR]`
+//! `cargo bench --bench store -- [--families N] [--lookups N] [--seconds S] [--data-dir DIR]
+//! [--cache-mb MB] [--warmup N]`
 //! With `--data-dir`, an existing demo store there is reused (no reseeding).
 
 use std::path::PathBuf;
@@ -24,6 +25,8 @@ struct Args {
     lookups: usize,
     seconds: u64,
     data_dir: Option<PathBuf>,
+    cache_mb: u64,
+    warmup: usize,
 }
 
 fn args() -> Args {
@@ -32,6 +35,8 @@ fn args() -> Args {
         lookups: 1_000_000,
         seconds: 5,
         data_dir: None,
+        cache_mb: 256,
+        warmup: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -41,6 +46,8 @@ fn args() -> Args {
             "--lookups" => a.lookups = value().parse().unwrap_or(a.lookups),
             "--seconds" => a.seconds = value().parse().unwrap_or(a.seconds),
             "--data-dir" => a.data_dir = Some(PathBuf::from(value())),
+            "--cache-mb" => a.cache_mb = value().parse().unwrap_or(a.cache_mb),
+            "--warmup" => a.warmup = value().parse().unwrap_or(a.warmup),
             _ => {} // cargo passes --bench
         }
     }
@@ -93,7 +100,14 @@ fn main() {
         .data_dir
         .clone()
         .unwrap_or_else(|| tmp.path().join("store"));
-    let store = Store::open(&dir, StoreOptions::default()).expect("open store");
+    let store = Store::open(
+        &dir,
+        StoreOptions {
+            cache_capacity: args.cache_mb * 1024 * 1024,
+            ..StoreOptions::default()
+        },
+    )
+    .expect("open store");
     let today = NaiveDate::from_ymd_opt(2026, 6, 30).expect("date");
 
     println!("# store benchmark");
@@ -126,6 +140,20 @@ fn main() {
         let base = 20_000_000 + rng.gen_range(0..generated.max(1));
         Chfid::from_base(base).expect("chfid")
     };
+
+    // Warm-up: a server in steady state has its hot pages in sled's cache.
+    let t0 = Instant::now();
+    for _ in 0..args.warmup {
+        let _ = store.insuree_by_chfid(pick()).expect("lookup");
+    }
+    if args.warmup > 0 {
+        println!(
+            "warm-up: {} lookups in {:.1}s (sled cache {} MiB)",
+            args.warmup,
+            t0.elapsed().as_secs_f64(),
+            args.cache_mb
+        );
+    }
 
     // Point lookups, one thread.
     let mut lat = Vec::with_capacity(args.lookups);

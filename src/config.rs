@@ -100,6 +100,23 @@ pub struct UssdConfig {
     pub service_code: String,
     /// Session lifetime in seconds.
     pub session_ttl_secs: u64,
+    /// Directory of the menu files (`menus/*.toml`), reloaded on SIGHUP.
+    pub menus_dir: PathBuf,
+    /// A member whose session dropped mid-journey and who redials within this many seconds
+    /// is offered "continue / start again".
+    pub resume_window_secs: u64,
+    /// Time an action may take before the member gets a holding screen and the result by SMS.
+    pub hop_budget_ms: u64,
+    /// Per-gateway overrides of `hop_budget_ms` (`africastalking`, `json`, `smpp`...).
+    pub gateway_budget_ms: std::collections::BTreeMap<String, u64>,
+    /// Navigation keys: back one screen (or page), home, next page.
+    pub key_back: String,
+    pub key_home: String,
+    pub key_more: String,
+    /// Fault injection for tests and drills: delay this action (empty = every action) by
+    /// `fault_action_delay_ms`. 0 disables it; never set it in production.
+    pub fault_action: String,
+    pub fault_action_delay_ms: u64,
 }
 
 impl Default for UssdConfig {
@@ -107,6 +124,15 @@ impl Default for UssdConfig {
         UssdConfig {
             service_code: "*152*00#".to_string(),
             session_ttl_secs: 180,
+            menus_dir: PathBuf::from("menus"),
+            resume_window_secs: 120,
+            hop_budget_ms: 3000,
+            gateway_budget_ms: std::collections::BTreeMap::new(),
+            key_back: "0".to_string(),
+            key_home: "00".to_string(),
+            key_more: "98".to_string(),
+            fault_action: String::new(),
+            fault_action_delay_ms: 0,
         }
     }
 }
@@ -123,6 +149,44 @@ pub struct SmppConfig {
     pub window: u32,
     /// Contracted submits per second.
     pub tps: u32,
+    /// `transceiver` (one TRX bind per connection) or `tx_rx` (a transmitter and a receiver).
+    pub bind_mode: crate::smpp::BindMode,
+    /// Connections (of `bind_mode`) kept to the SMSC.
+    pub binds: u32,
+    /// Seconds between enquire_link keepalives.
+    pub enquire_link_secs: u64,
+    /// Seconds to wait for a response (bind, submit_sm, enquire_link) before giving up on it.
+    pub response_timeout_secs: u64,
+    /// Reconnect backoff: first delay and cap, ms (doubling, plus jitter).
+    pub reconnect_min_ms: u64,
+    pub reconnect_max_ms: u64,
+    /// How long a bind pauses after ESME_RTHROTTLED / ESME_RMSGQFUL, ms.
+    pub throttle_pause_ms: u64,
+    /// Ask the SMSC for delivery receipts.
+    pub registered_delivery: bool,
+    /// Validity period of MT SMS, seconds (0 = the SMSC's default).
+    pub validity_secs: u64,
+    /// Lease on a claimed outbox entry, seconds; after a crash, entries come back after it.
+    pub lease_secs: u64,
+    /// Message ids in submit_sm_resp vs receipts: `same`, `hex_then_decimal`, `decimal_then_hex`.
+    pub message_id_format: crate::smpp::receipt::IdFormat,
+    /// What data_coding 0 means for MO on this SMSC: `gsm7` or `latin1`.
+    pub mo_default_alphabet: crate::sms::mo_text::DefaultAlphabet,
+    /// Seconds a multipart MO waits for its missing segments before it is stored incomplete.
+    pub mo_reassembly_secs: u64,
+    /// Segments a multipart MO may have; larger ones are dropped.
+    pub mo_max_parts: u8,
+    /// Seconds during which the same MO content from the same sender is a redelivery.
+    pub mo_dedupe_secs: u64,
+    /// Largest PDU accepted from the SMSC, bytes.
+    pub max_pdu_bytes: u32,
+    /// ussd_service_op values: incoming begin / answer / release (0 = none), outgoing
+    /// continue / end. Defaults are SMPP 3.4's; some gateways use vendor values.
+    pub ussd_op_begin: u8,
+    pub ussd_op_answer: u8,
+    pub ussd_op_release: u8,
+    pub ussd_op_continue: u8,
+    pub ussd_op_end: u8,
 }
 
 impl Default for SmppConfig {
@@ -135,6 +199,27 @@ impl Default for SmppConfig {
             password: String::new(),
             window: 10,
             tps: 50,
+            bind_mode: crate::smpp::BindMode::Transceiver,
+            binds: 1,
+            enquire_link_secs: 30,
+            response_timeout_secs: 10,
+            reconnect_min_ms: 500,
+            reconnect_max_ms: 30_000,
+            throttle_pause_ms: 1000,
+            registered_delivery: true,
+            validity_secs: 172_800,
+            lease_secs: 60,
+            message_id_format: crate::smpp::receipt::IdFormat::Same,
+            mo_default_alphabet: crate::sms::mo_text::DefaultAlphabet::Gsm7,
+            mo_reassembly_secs: 600,
+            mo_max_parts: 16,
+            mo_dedupe_secs: 600,
+            max_pdu_bytes: 65_536,
+            ussd_op_begin: 1,
+            ussd_op_answer: 18,
+            ussd_op_release: 0,
+            ussd_op_continue: 2,
+            ussd_op_end: 17,
         }
     }
 }
@@ -180,12 +265,52 @@ impl Default for GepgConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MirrorConfig {
     pub enabled: bool,
     /// PostgreSQL connection string of the central openIMIS database.
     pub dsn: String,
+    /// Writes per PostgreSQL transaction.
+    pub batch_size: usize,
+    /// Lease of a claimed batch, seconds; a restarted writer waits this long first.
+    pub lease_secs: u64,
+    /// Backoff while the database is unreachable: first delay (ms) and cap (s).
+    pub backoff_base_ms: u64,
+    pub backoff_cap_secs: u64,
+    /// `AuditUserID` of mirrored rows (payment tables always use -1).
+    pub audit_user_id: i32,
+    /// Seconds between incremental pulls of central changes; 0 disables the pull.
+    pub pull_interval_secs: u64,
+}
+
+impl Default for MirrorConfig {
+    fn default() -> Self {
+        MirrorConfig {
+            enabled: false,
+            dsn: String::new(),
+            batch_size: 200,
+            lease_secs: 30,
+            backoff_base_ms: 500,
+            backoff_cap_secs: 60,
+            audit_user_id: -3,
+            pull_interval_secs: 60,
+        }
+    }
+}
+
+impl MirrorConfig {
+    /// The writer's options from this section.
+    pub fn writer_options(&self) -> crate::mirror::WriterOptions {
+        crate::mirror::WriterOptions {
+            batch_size: self.batch_size.max(1),
+            lease: std::time::Duration::from_secs(self.lease_secs),
+            backoff_base: std::time::Duration::from_millis(self.backoff_base_ms),
+            backoff_cap: std::time::Duration::from_secs(self.backoff_cap_secs),
+            audit_user_id: self.audit_user_id,
+            ..crate::mirror::WriterOptions::default()
+        }
+    }
 }
 
 impl Config {
@@ -250,6 +375,11 @@ impl Config {
         }
         if self.smpp.enabled && self.smpp.tps == 0 {
             return Err(ConfigError::Invalid("[smpp] tps must be > 0".into()));
+        }
+        if self.smpp.enabled && (self.smpp.window == 0 || self.smpp.binds == 0) {
+            return Err(ConfigError::Invalid(
+                "[smpp] window and binds must be > 0".into(),
+            ));
         }
         if self.mirror.enabled && self.mirror.dsn.is_empty() {
             return Err(ConfigError::Invalid(

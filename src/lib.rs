@@ -9,16 +9,24 @@
 //! - [`config`]: the TOML configuration with `IMIS_GATEWAY_<SECTION>__<KEY>` overrides.
 //! - [`demo`]: deterministic demo and scale data (`--demo`, `demo-data`).
 //! - [`sms`]: outbound SMS as data: the outbox record and the editable templates.
+//! - [`smpp`]: the SMPP 3.4 client (ESME): binds, window, throttling, MT drain, MO,
+//!   delivery receipts, USSD over SMPP.
+//! - [`mirror`]: the central openIMIS PostgreSQL database: the mirror writer draining the
+//!   outbox, import and incremental pull.
 //! - [`server`]: the HTTP edge (`/health`, and the gateway adapters later issues add).
 //! - [`shutdown`]: graceful shutdown: one signal fans out to every task, which drains and
 //!   lets the store flush before the process exits.
+//! - [`ussd`]: the USSD session engine, menus as data, member journeys and their actions.
 //! - [`cli`]: the command line, one file per subcommand; `main.rs` only dispatches.
 
 pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod mirror;
 pub mod server;
 pub mod shutdown;
+pub mod smpp;
 pub mod sms;
 pub mod store;
+pub mod ussd;

@@ -14,5 +14,14 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => tokio::runtime::Runtime::new()?.block_on(cli::serve::run(args)),
         Command::DemoData(args) => cli::demo_data::run(args),
+        Command::Import(args) => tokio::runtime::Runtime::new()?.block_on(cli::import::run(args)),
+        Command::Mirror(args) => cli::mirror::run(args),
+        Command::Menus(args) => {
+            if !cli::menus::run(args)? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Simulate(args) => cli::simulate::run(args),
     }
 }

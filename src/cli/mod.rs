@@ -5,7 +5,11 @@
 //! library functions that tests call directly).
 
 pub mod demo_data;
+pub mod import;
+pub mod menus;
+pub mod mirror;
 pub mod serve;
+pub mod simulate;
 
 use std::path::PathBuf;
 
@@ -30,6 +34,14 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Write deterministic demo or scale data into an empty store.
     DemoData(demo_data::DemoDataArgs),
+    /// Load the central openIMIS database's current rows into an empty store.
+    Import(import::ImportArgs),
+    /// The mirror to the central database: `mirror status`.
+    Mirror(mirror::MirrorArgs),
+    /// Menus: `menus check [DIR]` lints them.
+    Menus(menus::MenusArgs),
+    /// A USSD phone in the terminal over the real engine (scriptable through stdin).
+    Simulate(simulate::SimulateArgs),
 }
 
 /// Flags shared by commands that open the store.

@@ -45,11 +45,52 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let bound = listener.local_addr().context("reading the bound address")?;
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
     let shutdown = Shutdown::new();
+    let ussd = Arc::new(
+        crate::ussd::Engine::new(store.clone(), &config).context("starting the USSD engine")?,
+    );
+    tokio::spawn(crate::ussd::tasks::reload_on_sighup(
+        ussd.clone(),
+        shutdown.signal(),
+    ));
+    let sweep_every = Duration::from_secs(config.ussd.session_ttl_secs.clamp(1, 30));
+    tokio::spawn(crate::ussd::tasks::sweep_sessions(
+        ussd.clone(),
+        sweep_every,
+        shutdown.signal(),
+    ));
+    if config.smpp.enabled {
+        let templates = crate::sms::Templates::load(&config.sms.templates_dir)
+            .context("loading SMS templates")?;
+        crate::smpp::spawn(
+            &config,
+            store.clone(),
+            templates,
+            Some(ussd.clone()),
+            &shutdown,
+        );
+    }
     let state = AppState {
         store: store.clone(),
         config: Arc::new(config),
         started: Instant::now(),
+        ussd,
     };
+    if state.config.mirror.enabled {
+        let m = &state.config.mirror;
+        let writer =
+            crate::mirror::MirrorWriter::new(store.clone(), m.dsn.clone(), m.writer_options());
+        tokio::spawn(writer.run(shutdown.signal()));
+        if m.pull_interval_secs > 0 {
+            let every = Duration::from_secs(m.pull_interval_secs);
+            let pull = crate::mirror::pull::run_puller(
+                store.clone(),
+                m.dsn.clone(),
+                every,
+                shutdown.signal(),
+            );
+            tokio::spawn(pull);
+        }
+    }
     let http = tokio::spawn(server::run(listener, state, shutdown.signal()));
     // Printed on stdout so scripts and tests can wait for readiness.
     println!("imis-gateway ready on {bound}");

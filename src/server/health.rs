@@ -23,7 +23,13 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
         "http": "ok",
         "smpp": if config.smpp.enabled { "configured" } else { "disabled" },
         "gepg": match config.gepg.mode { GepgMode::Simulator => "simulator", GepgMode::Live => "live" },
-        "mirror": if config.mirror.enabled { "configured" } else { "disabled" },
+        "mirror": crate::mirror::status::health(&state.store, config.mirror.enabled),
+    });
+    // Per-bind SMPP state and the SMS counters, when SMPP runs.
+    let smpp = config.smpp.enabled.then(|| {
+        let mut v = crate::smpp::metrics::health();
+        v["counters"] = crate::smpp::metrics::snapshot();
+        v
     });
     let status = if store_ok { "ok" } else { "degraded" };
     let code = if store_ok {
@@ -39,6 +45,7 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
             "uptime_secs": state.started.elapsed().as_secs(),
             "store": store,
             "components": components,
+            "smpp": smpp,
         })),
     )
 }

@@ -5,12 +5,16 @@
 //! Must never: hold business rules, or answer 200 for a write that is not yet durable.
 
 mod health;
+pub mod sms_inbound;
+pub mod ussd_at;
+pub mod ussd_json;
+mod ussd_metrics;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
 
@@ -24,11 +28,18 @@ pub struct AppState {
     pub store: Store,
     pub config: Arc<Config>,
     pub started: Instant,
+    /// The USSD session engine behind the gateway adapters.
+    pub ussd: Arc<crate::ussd::Engine>,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health::health))
+        .route("/sms/inbound", post(sms_inbound::inbound))
+        .route("/sms/metrics", get(sms_inbound::metrics))
+        .route("/metrics", get(ussd_metrics::metrics))
+        .route("/ussd/africastalking", post(ussd_at::africastalking))
+        .route("/ussd/json", post(ussd_json::json))
         .with_state(state)
 }
 

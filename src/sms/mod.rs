@@ -5,8 +5,18 @@
 //! `sms-templates/` that a CHF officer edits without recompiling.
 //! Must never: send anything itself (the SMPP pipeline drains the outbox), or enqueue an SMS
 //! outside the transaction of the write that causes it.
+//!
+//! Also here, channel-neutral: the text codecs ([`gsm7`], [`segment`], [`mo_text`]), the
+//! inbound pipeline ([`inbound`], [`reassembly`], [`router`]) and delivery [`status`].
 
+pub mod gsm7;
+pub mod inbound;
+pub mod mo_text;
 pub mod outbound;
+pub mod reassembly;
+pub mod router;
+pub mod segment;
+pub mod status;
 pub mod templates;
 
 pub use outbound::{enqueue, OutboundSms, SMS_TOPIC};

@@ -189,15 +189,17 @@ mod tests {
         for f in 0..20u64 {
             let fam = 1000 + f * 10;
             let tel = format!("07541{f:05}");
-            let r: Result<(), WriteError<Infallible>> = tx_store.write(|tx| -> TxResult<()> {
-                tx.put_family(&family(fam, fam + 1))?;
-                tx.put_insuree(&insuree(fam + 1, fam, 4_000_000 + f as u32 * 2, Some(&tel)))?;
-                tx.put_insuree(&insuree(fam + 2, fam, 4_000_001 + f as u32 * 2, None))?;
-                tx.put_policy(&policy(fam + 3, fam))?;
-                tx.put_insuree_policy(&insuree_policy(fam + 4, fam + 1, fam + 3))?;
-                tx.put_premium(&premium(fam + 5, fam + 3))?;
-                Ok(())
-            });
+            // Bulk rows come from the central database, so compare with the non-mirroring path.
+            let r: Result<(), WriteError<Infallible>> =
+                tx_store.write_from_central(|tx| -> TxResult<()> {
+                    tx.put_family(&family(fam, fam + 1))?;
+                    tx.put_insuree(&insuree(fam + 1, fam, 4_000_000 + f as u32 * 2, Some(&tel)))?;
+                    tx.put_insuree(&insuree(fam + 2, fam, 4_000_001 + f as u32 * 2, None))?;
+                    tx.put_policy(&policy(fam + 3, fam))?;
+                    tx.put_insuree_policy(&insuree_policy(fam + 4, fam + 1, fam + 3))?;
+                    tx.put_premium(&premium(fam + 5, fam + 3))?;
+                    Ok(())
+                });
             r.unwrap();
         }
         for t in TreeId::ALL {

@@ -45,7 +45,10 @@ pub use bulk::BulkWriter;
 pub use codec::CodecError;
 pub use commit::CommitStats;
 pub use outbox::{DeadLetter, OutboxItem, OutboxPolicy, RetryOutcome};
-pub use tx::{Abort, TxError, TxResult, WriteError, WriteTx};
+pub use tx::{
+    mirror_entity_key, Abort, MirrorWrite, TxError, TxResult, WriteError, WriteTx,
+    MIRROR_PENDING_NS, MIRROR_TOPIC,
+};
 
 /// The layout version of the whole store, kept in `meta` and checked on open.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -219,10 +222,31 @@ impl Store {
     where
         F: Fn(&mut WriteTx<'_>) -> TxResult<T, E>,
     {
+        self.write_with(now, true, f)
+    }
+
+    /// [`Store::write`] for applying rows pulled from the central database: its puts queue
+    /// no mirror writes, so central changes are not echoed back.
+    pub fn write_from_central<T, E, F>(&self, f: F) -> Result<T, WriteError<E>>
+    where
+        F: Fn(&mut WriteTx<'_>) -> TxResult<T, E>,
+    {
+        self.write_with(Utc::now(), false, f)
+    }
+
+    fn write_with<T, E, F>(
+        &self,
+        now: DateTime<Utc>,
+        mirror: bool,
+        f: F,
+    ) -> Result<T, WriteError<E>>
+    where
+        F: Fn(&mut WriteTx<'_>) -> TxResult<T, E>,
+    {
         let scope = TxScope::enter()?;
         let r = Transactional::<Aborted<E>>::transaction(
             &self.inner.trees[..],
-            |views: &Vec<TransactionalTree>| tx::to_sled(f(&mut WriteTx::new(views, now))),
+            |views: &Vec<TransactionalTree>| tx::to_sled(f(&mut WriteTx::new(views, now, mirror))),
         );
         drop(scope);
         match r {
@@ -477,6 +501,11 @@ impl Store {
     }
 
     pub fn locations(&self) -> Result<Vec<Location>, StoreError> {
+        self.all()
+    }
+
+    /// Every payment. Scans the tree: for start-up backfills, not for a request path.
+    pub fn payments(&self) -> Result<Vec<Payment>, StoreError> {
         self.all()
     }
 
@@ -764,7 +793,11 @@ mod tests {
         assert_eq!(store.policy(99).unwrap(), None);
         let c = store.counts().unwrap();
         assert_eq!((c.families, c.insurees, c.insuree_policies), (1, 2, 2));
-        assert_eq!((c.payments, c.control_numbers, c.outbox_pending), (1, 1, 0));
+        // Each of the 12 puts queued its mirror write.
+        assert_eq!(
+            (c.payments, c.control_numbers, c.outbox_pending),
+            (1, 1, 12)
+        );
         store.check().unwrap();
         assert!(store.size_on_disk().unwrap() > 0);
     }

@@ -358,6 +358,29 @@ impl Store {
         })?)
     }
 
+    /// Moves a pending entry to the dead letters now, with `reason`: for a consumer that
+    /// knows a retry cannot help (the receiver refused the content itself). Returns false
+    /// when there was no such pending entry.
+    pub fn dead_letter(
+        &self,
+        topic: &str,
+        seq: u64,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let prefix = keys::topic_prefix(topic)?;
+        let ekey = keys::outbox_key(&prefix, seq);
+        let now_ms = ms(now);
+        Ok(self.write(|tx| -> TxResult<bool> {
+            let s = tx.sink();
+            let Some(e) = load(s, &ekey)? else {
+                return Ok(false);
+            };
+            bury(s, &prefix, seq, e, reason.to_string(), now_ms)?;
+            Ok(true)
+        })?)
+    }
+
     /// The dead letters of `topic`, oldest seq first.
     pub fn dead(&self, topic: &str) -> Result<Vec<DeadLetter>, StoreError> {
         let prefix = keys::topic_prefix(topic)?;
@@ -622,6 +645,24 @@ mod tests {
             RetryOutcome::Missing
         );
         assert!(s.dead("sms").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_refused_entry_is_dead_lettered_at_once_with_its_reason() {
+        let s = Store::open_temporary().unwrap();
+        let a = s.outbox_push("mirror", "policy:1:5", b"x").unwrap();
+        s.outbox_push("mirror", "policy:2:6", b"y").unwrap();
+        let items = s.claim("mirror", 10, LEASE, t0()).unwrap();
+        assert_eq!(items.len(), 2);
+        assert!(s
+            .dead_letter("mirror", a, "23514: check violation", t0())
+            .unwrap());
+        assert!(!s.dead_letter("mirror", a, "again", t0()).unwrap());
+        let dead = s.dead("mirror").unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!((dead[0].seq, dead[0].attempts), (a, 1));
+        assert_eq!(dead[0].last_error, "23514: check violation");
+        assert_eq!(s.pending_count("mirror").unwrap(), 1);
     }
 
     #[test]

@@ -10,6 +10,14 @@
 //! record whose unique key already belongs to another record fails with
 //! [`StoreError::Duplicate`], and an old entry is removed only while it still points to the
 //! record being updated.
+//!
+//! **Mirror hook.** Every `WriteTx::put_*` also queues the record's new state on the outbox
+//! topic [`MIRROR_TOPIC`] (a [`MirrorWrite`], key `kind:id:seq`) in the same transaction, so
+//! no caller can forget to mirror a write; per-entity order is the outbox's FIFO order. It
+//! also marks the entity as having an unmirrored write (aux [`MIRROR_PENDING_NS`]), which the
+//! pull consults before applying a central change. Bulk loads and
+//! [`super::Store::write_from_central`] do not queue: their rows come from (or must not go
+//! to) the central database.
 
 use std::fmt;
 
@@ -65,17 +73,42 @@ impl IndexEntry {
     }
 }
 
+/// The outbox topic the mirror to the central database consumes.
+pub const MIRROR_TOPIC: &str = "mirror";
+
+/// Aux namespace: `kind:id` → the seq of the entity's latest queued mirror write (BE u64).
+/// The mirror removes it once that write is acknowledged.
+pub const MIRROR_PENDING_NS: &str = "mirror.pending";
+
+/// One queued mirror write: the record's state after a transaction, as the store encodes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct MirrorWrite {
+    /// [`Record::KIND`]: `family`, `insuree`, `policy`...
+    pub kind: String,
+    pub id: Id,
+    /// The record, encoded by [`super::codec::encode`].
+    pub record: Vec<u8>,
+}
+
+/// The aux key of an entity in [`MIRROR_PENDING_NS`].
+pub fn mirror_entity_key(kind: &str, id: Id) -> Vec<u8> {
+    format!("{kind}:{id}").into_bytes()
+}
+
 /// A stored entity: its tree, its id and the index entries it implies.
 pub(crate) trait Record: Serialize + DeserializeOwned {
     const TREE: TreeId;
+    /// The entity kind named in mirror writes.
+    const KIND: &'static str;
     fn id(&self) -> Id;
     fn index_entries(&self) -> Vec<IndexEntry>;
 }
 
 macro_rules! record {
-    ($ty:ty, $tree:ident, |$r:ident| $entries:expr) => {
+    ($ty:ty, $tree:ident, $kind:literal, |$r:ident| $entries:expr) => {
         impl Record for $ty {
             const TREE: TreeId = TreeId::$tree;
+            const KIND: &'static str = $kind;
             fn id(&self) -> Id {
                 self.id
             }
@@ -94,15 +127,15 @@ fn unique_if(tree: TreeId, key: Option<Vec<u8>>) -> Vec<IndexEntry> {
         .collect()
 }
 
-record!(Location, Locations, |r| unique_if(
+record!(Location, Locations, "location", |r| unique_if(
     TreeId::IdxLocationCode,
     keys::code_key(&r.code)
 ));
-record!(Product, Products, |r| unique_if(
+record!(Product, Products, "product", |r| unique_if(
     TreeId::IdxProductCode,
     keys::code_key(&r.code)
 ));
-record!(Officer, Officers, |r| {
+record!(Officer, Officers, "officer", |r| {
     let mut v = unique_if(TreeId::IdxOfficerCode, keys::code_key(&r.code));
     if let Some(p) = &r.phone {
         v.push(IndexEntry::unique(
@@ -112,8 +145,8 @@ record!(Officer, Officers, |r| {
     }
     v
 });
-record!(Family, Families, |_r| Vec::new());
-record!(Insuree, Insurees, |r| {
+record!(Family, Families, "family", |_r| Vec::new());
+record!(Insuree, Insurees, "insuree", |r| {
     let mut v = vec![
         IndexEntry::unique(TreeId::IdxChfid, keys::chfid_key(r.chfid)),
         IndexEntry::many(TreeId::IdxFamilyMembers, keys::pair_key(r.family, r.id)),
@@ -126,28 +159,30 @@ record!(Insuree, Insurees, |r| {
     }
     v
 });
-record!(Policy, Policies, |r| {
+record!(Policy, Policies, "policy", |r| {
     let key = keys::pair_key(r.family, r.id);
     vec![IndexEntry::many(TreeId::IdxFamilyPolicies, key)]
 });
-record!(InsureePolicy, InsureePolicies, |r| {
+record!(InsureePolicy, InsureePolicies, "insuree_policy", |r| {
     let key = keys::pair_key(r.policy, r.id);
     vec![IndexEntry::many(TreeId::IdxPolicyInsureePolicies, key)]
 });
-record!(Premium, Premiums, |r| {
+record!(Premium, Premiums, "premium", |r| {
     let key = keys::pair_key(r.policy, r.id);
     vec![IndexEntry::many(TreeId::IdxPolicyPremiums, key)]
 });
-record!(Payment, Payments, |r| unique_if(
+record!(Payment, Payments, "payment", |r| unique_if(
     TreeId::IdxPaymentControlNumber,
     r.control_number
         .as_deref()
         .and_then(keys::control_number_key)
 ));
-record!(ControlNumber, ControlNumbers, |r| unique_if(
-    TreeId::IdxControlNumber,
-    keys::control_number_key(&r.number)
-));
+record!(ControlNumber, ControlNumbers, "control_number", |r| {
+    unique_if(
+        TreeId::IdxControlNumber,
+        keys::control_number_key(&r.number),
+    )
+});
 
 pub(crate) fn decode_in<T: DeserializeOwned>(tree: TreeId, bytes: &[u8]) -> Result<T, StoreError> {
     decode(bytes).map_err(|source| StoreError::Codec {
@@ -397,6 +432,8 @@ impl TxSink<'_> {
 pub struct WriteTx<'a> {
     sink: TxSink<'a>,
     now: DateTime<Utc>,
+    /// Whether puts queue mirror writes (false when applying central rows).
+    mirror: bool,
 }
 
 macro_rules! tx_entity {
@@ -405,17 +442,43 @@ macro_rules! tx_entity {
             get_record(&self.sink, id)
         }
         pub fn $put(&mut self, record: &$ty) -> Result<(), TxError> {
-            put_record(&mut self.sink, record)
+            put_record(&mut self.sink, record)?;
+            self.queue_mirror(record)
         }
     };
 }
 
 impl<'a> WriteTx<'a> {
-    pub(crate) fn new(trees: &'a [TransactionalTree], now: DateTime<Utc>) -> WriteTx<'a> {
+    pub(crate) fn new(
+        trees: &'a [TransactionalTree],
+        now: DateTime<Utc>,
+        mirror: bool,
+    ) -> WriteTx<'a> {
         WriteTx {
             sink: TxSink { trees },
             now,
+            mirror,
         }
+    }
+
+    /// Queues the record's new state for the central database (see the module doc).
+    fn queue_mirror<R: Record>(&mut self, record: &R) -> Result<(), TxError> {
+        if !self.mirror {
+            return Ok(());
+        }
+        let id = record.id();
+        let write = MirrorWrite {
+            kind: R::KIND.to_string(),
+            id,
+            record: encode_in(R::TREE, record)?,
+        };
+        let payload = encode_in(TreeId::Outbox, &write)?;
+        let seq = self.next_id()?;
+        let key = format!("{}:{id}:{seq}", R::KIND);
+        let now = self.now;
+        let seq = outbox::push(&mut self.sink, MIRROR_TOPIC, &key, &payload, now, seq)?;
+        let entity = mirror_entity_key(R::KIND, id);
+        self.aux_put(MIRROR_PENDING_NS, &entity, &seq.to_be_bytes())
     }
 
     /// The time this write started (fixed across re-runs of the closure).
@@ -662,6 +725,61 @@ mod tests {
         r.unwrap();
         // Outside again, reads work.
         assert!(store.family(10).unwrap().is_some());
+    }
+
+    #[test]
+    fn every_put_queues_its_mirror_write_in_order_unless_applying_central_rows() {
+        let store = Store::open_temporary().unwrap();
+        put(&store, |tx| {
+            tx.put_family(&family(10, 11))?;
+            tx.put_insuree(&insuree(11, 10, 1_000_001, Some("0754100001")))
+        });
+        put(&store, |tx| {
+            let mut f = tx.family(10)?.unwrap();
+            f.poverty = true;
+            tx.put_family(&f)
+        });
+        let items = store
+            .claim(
+                MIRROR_TOPIC,
+                10,
+                std::time::Duration::from_secs(30),
+                Utc::now(),
+            )
+            .unwrap();
+        let writes: Vec<MirrorWrite> = items
+            .iter()
+            .map(|i| decode_in(TreeId::Outbox, &i.payload).unwrap())
+            .collect();
+        let kinds: Vec<_> = writes.iter().map(|w| (w.kind.as_str(), w.id)).collect();
+        assert_eq!(kinds, [("family", 10), ("insuree", 11), ("family", 10)]);
+        let last: Family = decode_in(TreeId::Families, &writes[2].record).unwrap();
+        assert!(last.poverty, "the snapshot is the state after the write");
+        // Unique key per write, and the entity is marked as having an unmirrored write.
+        assert_ne!(items[0].key, items[2].key);
+        assert!(items[2].key.starts_with("family:10:"));
+        let pending = store
+            .aux_get(MIRROR_PENDING_NS, &mirror_entity_key("family", 10))
+            .unwrap();
+        assert_eq!(pending, Some(items[2].seq.to_be_bytes().to_vec()));
+        // Rows applied from the central database are not echoed back.
+        let r: Result<(), WriteError<Infallible>> =
+            store.write_from_central(|tx| Ok(tx.put_policy(&policy(20, 10))?));
+        r.unwrap();
+        assert!(store.policy(20).unwrap().is_some());
+        assert_eq!(store.pending_count(MIRROR_TOPIC).unwrap(), 3);
+        assert_eq!(
+            store
+                .aux_get(MIRROR_PENDING_NS, &mirror_entity_key("policy", 20))
+                .unwrap(),
+            None
+        );
+        // Nor are bulk loads.
+        store
+            .bulk(|b| b.put_policy(&policy(21, 10)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(store.pending_count(MIRROR_TOPIC).unwrap(), 3);
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! Test harness: runs the real `imis-gateway` binary as a child process.
 #![allow(dead_code)]
 
+pub mod ussd;
+
+pub mod pg;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

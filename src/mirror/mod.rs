@@ -1,0 +1,99 @@
+//! The mirror to the central openIMIS PostgreSQL database, both ways.
+//!
+//! Owns: turning this store's records into openIMIS rows (and back), the mirror writer that
+//! drains the outbox topic [`crate::store::MIRROR_TOPIC`] into the central database, the
+//! one-off [`import`](pull::import) and the incremental [`pull`](pull::Puller), the
+//! local ↔ central id map ([`idmap`]) and the status shown by `/health` and
+//! `imis-gateway mirror status`.
+//! Must never: hard-delete a central row, choose a central integer key itself (they come from
+//! the database's sequences), write a row without the history-row convention, or queue a
+//! pulled row back onto the mirror (pulled rows go through
+//! [`crate::store::Store::write_from_central`]).
+//!
+//! Rules worth knowing:
+//! - **Order**: one writer per store claims the topic in FIFO order and does not claim more
+//!   until the claimed batch is acknowledged or dead, so an entity's writes reach the central
+//!   database in the order they were committed locally.
+//! - **Idempotency**: a replayed write is recognised by UUID: a new entity by its own UUID,
+//!   an update by its history row, whose UUID is derived from the entity's UUID and the
+//!   write's outbox seq. Tables without a UUID column (tblInsureePolicy, tblFamilySMS,
+//!   tblPaymentDetails, tblControlNumber, tblOfficerVillages) are recognised by their natural
+//!   key and an update is skipped when the current row already holds the new values.
+//! - **Conflicts** (pull): a central change to an entity that still has an unmirrored local
+//!   write is skipped and logged; the local write wins and, once mirrored, the central
+//!   change survives as a history row. Otherwise the central row wins.
+
+pub mod idmap;
+pub mod pull;
+pub mod rows;
+pub mod sql;
+pub mod status;
+pub mod writer;
+
+pub use status::MirrorStatus;
+pub use writer::{MirrorWriter, WriterOptions};
+
+/// Why a mirror operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorError {
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("central database: {0}")]
+    Db(#[from] tokio_postgres::Error),
+    #[error("cannot decode a queued {kind} write: {source}")]
+    Decode {
+        kind: String,
+        #[source]
+        source: crate::store::CodecError,
+    },
+    #[error("unknown entity kind {0:?} on the mirror topic")]
+    UnknownKind(String),
+    #[error("{kind} {id} references {ref_kind} {ref_id}, which is not in the store")]
+    MissingRef {
+        kind: &'static str,
+        id: u64,
+        ref_kind: &'static str,
+        ref_id: u64,
+    },
+    #[error("central row {table} {id}: {reason}")]
+    BadCentralRow {
+        table: &'static str,
+        id: i64,
+        reason: String,
+    },
+    #[error("the store is not empty; import only into an empty store")]
+    NotEmpty,
+}
+
+impl MirrorError {
+    /// Whether the database refused the row itself (a constraint, a type): retrying the same
+    /// row cannot succeed, so it goes to the dead letters. Anything else (the connection, a
+    /// serialization conflict, a deadlock) is retried.
+    pub fn is_rejection(&self) -> bool {
+        match self {
+            MirrorError::Db(e) => match e.code() {
+                Some(code) => {
+                    let c = code.code();
+                    !(c.starts_with("08") || c == "40001" || c == "40P01" || c.starts_with("57"))
+                }
+                None => false,
+            },
+            MirrorError::Decode { .. }
+            | MirrorError::UnknownKind(_)
+            | MirrorError::MissingRef { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// Connects to the central database (no TLS: see the README), driving the connection on a
+/// task of its own.
+pub async fn connect(dsn: &str) -> Result<tokio_postgres::Client, MirrorError> {
+    let (client, conn) = tokio_postgres::connect(dsn, tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "central database connection closed");
+        }
+    });
+    Ok(client)
+}

@@ -1,0 +1,312 @@
+//! Generic SQL over openIMIS tables: typed column values, insert, "is the current row
+//! already this", and update with a history row.
+//!
+//! Owns: the quoting of identifiers and the history-row convention in one place.
+//! Must never: build SQL from data (values are always parameters; only the static table and
+//! column names of [`Table`] are spliced, quoted).
+
+use chrono::{DateTime, NaiveDate, Utc};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Transaction;
+use uuid::Uuid;
+
+/// A column value and how it is cast on the way in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Val {
+    I16(Option<i16>),
+    I32(Option<i32>),
+    I64(Option<i64>),
+    Bool(Option<bool>),
+    Text(Option<String>),
+    Date(Option<NaiveDate>),
+    Ts(Option<DateTime<Utc>>),
+    /// Cents, written to a numeric(18,2) column.
+    Money(Option<i64>),
+    /// Text written to a `uuid` column.
+    UuidType(Option<String>),
+}
+
+impl Val {
+    pub fn text(s: impl Into<String>) -> Val {
+        Val::Text(Some(s.into()))
+    }
+
+    fn param(&self) -> &(dyn ToSql + Sync) {
+        match self {
+            Val::I16(v) => v,
+            Val::I32(v) => v,
+            Val::I64(v) | Val::Money(v) => v,
+            Val::Bool(v) => v,
+            Val::Text(v) | Val::UuidType(v) => v,
+            Val::Date(v) => v,
+            Val::Ts(v) => v,
+        }
+    }
+
+    /// The SQL expression of parameter `$n`.
+    fn expr(&self, n: usize) -> String {
+        match self {
+            Val::Money(_) => format!("(${n}::int8 / 100.0)"),
+            Val::UuidType(_) => format!("(${n}::text::uuid)"),
+            _ => format!("${n}"),
+        }
+    }
+}
+
+/// Column name → value.
+pub type Row = Vec<(&'static str, Val)>;
+
+/// An openIMIS table as the mirror writes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Table {
+    pub name: &'static str,
+    pub pk: &'static str,
+    /// The UUID column, if the table has one.
+    pub uuid: Option<&'static str>,
+    /// Whether that column is a real `uuid` (tblPayment) rather than varchar(36).
+    pub uuid_is_uuid_type: bool,
+    /// The audit user column, spelled as this table spells it.
+    pub audit: &'static str,
+    /// The pk's sequence.
+    pub seq: &'static str,
+    /// Every other column a history copy must carry (besides the pk, uuid, validity columns
+    /// and LegacyID).
+    pub copy: &'static [&'static str],
+}
+
+pub fn q(ident: &str) -> String {
+    format!("\"{ident}\"")
+}
+
+fn params(row: &Row) -> Vec<&(dyn ToSql + Sync)> {
+    row.iter().map(|(_, v)| v.param()).collect()
+}
+
+impl Table {
+    pub fn uuid_val(&self, u: Uuid) -> Val {
+        if self.uuid_is_uuid_type {
+            Val::UuidType(Some(u.to_string()))
+        } else {
+            Val::Text(Some(u.to_string()))
+        }
+    }
+
+    fn uuid_match(&self, col: &str, n: usize) -> String {
+        if self.uuid_is_uuid_type {
+            format!("{} = ${n}::text::uuid", q(col))
+        } else {
+            format!("{} = ${n}", q(col))
+        }
+    }
+
+    /// A fresh key from the table's sequence.
+    pub async fn next_key(&self, tx: &Transaction<'_>) -> Result<i64, tokio_postgres::Error> {
+        let r = tx
+            .query_one(&format!("SELECT nextval('{}')::int8", q(self.seq)), &[])
+            .await?;
+        Ok(r.get(0))
+    }
+
+    /// The pk of the row (current or history) carrying this UUID.
+    pub async fn by_uuid(
+        &self,
+        tx: &Transaction<'_>,
+        u: Uuid,
+    ) -> Result<Option<i64>, tokio_postgres::Error> {
+        let Some(col) = self.uuid else {
+            return Ok(None);
+        };
+        let sql = format!(
+            "SELECT {}::int8 FROM {} WHERE {}",
+            q(self.pk),
+            q(self.name),
+            self.uuid_match(col, 1)
+        );
+        let r = tx.query_opt(&sql, &[&u.to_string()]).await?;
+        Ok(r.map(|r| r.get(0)))
+    }
+
+    /// The current row's pk matching `key` columns (natural key).
+    pub async fn current_by(
+        &self,
+        tx: &Transaction<'_>,
+        key: &Row,
+    ) -> Result<Option<i64>, tokio_postgres::Error> {
+        let conds: Vec<String> = key
+            .iter()
+            .enumerate()
+            .map(|(i, (c, v))| format!("{} = {}", q(c), v.expr(i + 1)))
+            .collect();
+        let sql = format!(
+            "SELECT {}::int8 FROM {} WHERE \"ValidityTo\" IS NULL AND {} ORDER BY 1 LIMIT 1",
+            q(self.pk),
+            q(self.name),
+            conds.join(" AND ")
+        );
+        let r = tx.query_opt(&sql, &params(key)).await?;
+        Ok(r.map(|r| r.get(0)))
+    }
+
+    /// Inserts a current row; `key` is the pk to use (reserved earlier), or `None` for the
+    /// sequence's next value. Returns the pk.
+    pub async fn insert(
+        &self,
+        tx: &Transaction<'_>,
+        key: Option<i64>,
+        uuid: Option<Uuid>,
+        row: &Row,
+        audit: i32,
+        now: DateTime<Utc>,
+    ) -> Result<i64, tokio_postgres::Error> {
+        let mut full: Row = row.clone();
+        if let (Some(col), Some(u)) = (self.uuid, uuid) {
+            full.push((col, self.uuid_val(u)));
+        }
+        full.push((self.audit, Val::I32(Some(audit))));
+        full.push(("ValidityFrom", Val::Ts(Some(now))));
+        let key = match key {
+            Some(k) => k,
+            None => self.next_key(tx).await?,
+        };
+        full.push((self.pk, Val::I64(Some(key))));
+        let cols: Vec<String> = full.iter().map(|(c, _)| q(c)).collect();
+        let vals: Vec<String> = full
+            .iter()
+            .enumerate()
+            .map(|(i, (_, v))| v.expr(i + 1))
+            .collect();
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES ({})",
+            q(self.name),
+            cols.join(", "),
+            vals.join(", ")
+        );
+        tx.execute(&sql, &params(&full)).await?;
+        Ok(key)
+    }
+
+    /// Whether the current row `key` already holds every value of `row`.
+    pub async fn same(
+        &self,
+        tx: &Transaction<'_>,
+        key: i64,
+        row: &Row,
+    ) -> Result<bool, tokio_postgres::Error> {
+        let conds: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, (c, v))| format!("{} IS NOT DISTINCT FROM {}", q(c), v.expr(i + 2)))
+            .collect();
+        let mut where_ = format!("{}::int8 = $1", q(self.pk));
+        for c in conds {
+            where_.push_str(" AND ");
+            where_.push_str(&c);
+        }
+        let sql = format!("SELECT 1 FROM {} WHERE {where_}", q(self.name));
+        let mut p: Vec<&(dyn ToSql + Sync)> = vec![&key];
+        p.extend(params(row));
+        Ok(tx.query_opt(&sql, &p).await?.is_some())
+    }
+
+    /// The history-row convention: copy the current row `key` as a history row (ValidityTo =
+    /// now, LegacyID = key, UUID = `history_uuid`), then update the current row in place
+    /// with `row`, a new ValidityFrom and the audit user.
+    pub async fn update_with_history(
+        &self,
+        tx: &Transaction<'_>,
+        key: i64,
+        history_uuid: Option<Uuid>,
+        row: &Row,
+        audit: i32,
+        now: DateTime<Utc>,
+    ) -> Result<(), tokio_postgres::Error> {
+        let mut cols: Vec<String> = self.copy.iter().map(|c| q(c)).collect();
+        cols.push(q(self.audit));
+        cols.push(q("ValidityFrom"));
+        let mut dst = cols.clone();
+        let mut src = cols;
+        dst.push(q("ValidityTo"));
+        src.push("$2".into());
+        dst.push(q("LegacyID"));
+        src.push(q(self.pk));
+        let mut p: Vec<&(dyn ToSql + Sync)> = vec![&key, &now];
+        let hist = history_uuid.map(|u| u.to_string());
+        if let (Some(col), Some(h)) = (self.uuid, hist.as_ref()) {
+            dst.push(q(col));
+            src.push(if self.uuid_is_uuid_type {
+                "$3::text::uuid".into()
+            } else {
+                "$3".into()
+            });
+            p.push(h);
+        }
+        dst.push(q(self.pk));
+        src.push(format!("nextval('{}')", q(self.seq)));
+        let sql = format!(
+            "INSERT INTO {t} ({}) SELECT {} FROM {t} WHERE {}::int8 = $1",
+            dst.join(", "),
+            src.join(", "),
+            q(self.pk),
+            t = q(self.name)
+        );
+        tx.execute(&sql, &p).await?;
+        let mut full = row.clone();
+        full.push((self.audit, Val::I32(Some(audit))));
+        full.push(("ValidityFrom", Val::Ts(Some(now))));
+        let sets: Vec<String> = full
+            .iter()
+            .enumerate()
+            .map(|(i, (c, v))| format!("{} = {}", q(c), v.expr(i + 2)))
+            .collect();
+        let sql = format!(
+            "UPDATE {} SET {} WHERE {}::int8 = $1",
+            q(self.name),
+            sets.join(", "),
+            q(self.pk)
+        );
+        let mut p: Vec<&(dyn ToSql + Sync)> = vec![&key];
+        p.extend(params(&full));
+        tx.execute(&sql, &p).await?;
+        Ok(())
+    }
+}
+
+/// The UUID of the history row written for the outbox write `seq` of entity `uuid`: stable,
+/// so a replayed write finds its history row and is not applied twice.
+pub fn history_uuid(uuid: Uuid, seq: u64) -> Uuid {
+    let x = uuid.as_u128();
+    let hi = mix((x >> 64) as u64 ^ seq);
+    let lo = mix(x as u64 ^ mix(seq ^ 0x5eed));
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&hi.to_be_bytes());
+    bytes[8..].copy_from_slice(&lo.to_be_bytes());
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
+}
+
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_uuids_are_stable_distinct_per_write_and_valid_v4() {
+        let u = Uuid::from_u128(42);
+        assert_eq!(history_uuid(u, 7), history_uuid(u, 7));
+        assert_ne!(history_uuid(u, 7), history_uuid(u, 8));
+        assert_ne!(history_uuid(u, 7), history_uuid(Uuid::from_u128(43), 7));
+        assert_eq!(history_uuid(u, 7).get_version_num(), 4);
+    }
+
+    #[test]
+    fn money_and_uuid_columns_are_cast_and_others_are_plain_parameters() {
+        assert_eq!(Val::Money(Some(1)).expr(3), "($3::int8 / 100.0)");
+        assert_eq!(Val::UuidType(None).expr(1), "($1::text::uuid)");
+        assert_eq!(Val::I32(None).expr(2), "$2");
+    }
+}

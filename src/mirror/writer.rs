@@ -1,0 +1,609 @@
+//! The mirror writer: drains the outbox topic `mirror` into the central database.
+//!
+//! Owns: batching (one PostgreSQL transaction per batch), reference resolution (local →
+//! central ids, reserving keys from the sequences for entities not yet mirrored), the
+//! history-row convention per write, acknowledgement, dead-lettering of rejected rows, and
+//! exponential backoff while the database is unreachable.
+//! Must never: claim more entries while a claimed batch is neither acknowledged nor dead
+//! (that would let a later write of an entity overtake an earlier one), or acknowledge a
+//! write before its PostgreSQL transaction committed.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::{Client, Transaction};
+
+use super::rows::{self, Entity, Ref, Resolved};
+use super::sql::{self, Row};
+use super::status::MirrorStatus;
+use super::{idmap, MirrorError};
+use crate::shutdown::Signal;
+use crate::store::{
+    codec, mirror_entity_key, MirrorWrite, OutboxItem, Store, MIRROR_PENDING_NS, MIRROR_TOPIC,
+};
+
+/// Tuning of the writer (from `[mirror]`).
+#[derive(Debug, Clone)]
+pub struct WriterOptions {
+    pub batch_size: usize,
+    /// Lease of a claimed batch; a restarted writer first waits this long so that a crashed
+    /// predecessor's batch is claimable again, in order.
+    pub lease: Duration,
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+    /// How often an idle writer looks for new writes.
+    pub poll: Duration,
+    /// `AuditUserID` of mirrored rows (payment tables always use −1, system).
+    pub audit_user_id: i32,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions {
+            batch_size: 200,
+            lease: Duration::from_secs(30),
+            backoff_base: Duration::from_millis(500),
+            backoff_cap: Duration::from_secs(60),
+            poll: Duration::from_millis(200),
+            audit_user_id: -3,
+        }
+    }
+}
+
+/// What happened to one claimed write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Applied,
+    Rejected(String),
+}
+
+pub struct MirrorWriter {
+    store: Store,
+    dsn: String,
+    opts: WriterOptions,
+    status: MirrorStatus,
+}
+
+fn backoff(opts: &WriterOptions, failures: u32) -> Duration {
+    let exp = failures.min(20);
+    opts.backoff_base
+        .saturating_mul(1u32 << exp)
+        .min(opts.backoff_cap)
+}
+
+impl MirrorWriter {
+    pub fn new(store: Store, dsn: String, opts: WriterOptions) -> MirrorWriter {
+        let status = MirrorStatus::new(store.clone());
+        MirrorWriter {
+            store,
+            dsn,
+            opts,
+            status,
+        }
+    }
+
+    /// Runs until the shutdown signal: connect, claim, apply, ack; back off on failures.
+    pub async fn run(self, mut signal: Signal) {
+        self.status.set_state("starting", None);
+        tokio::select! {
+            _ = tokio::time::sleep(self.opts.lease) => {}
+            _ = signal.recv() => return,
+        }
+        let mut client: Option<Client> = None;
+        let mut held: Vec<OutboxItem> = Vec::new();
+        let mut failures = 0u32;
+        loop {
+            if signal.is_triggered() {
+                break;
+            }
+            let wait = match self.step(&mut client, &mut held).await {
+                Ok(0) => {
+                    failures = 0;
+                    self.opts.poll
+                }
+                Ok(_) => {
+                    failures = 0;
+                    Duration::ZERO
+                }
+                Err(e) => {
+                    let d = backoff(&self.opts, failures);
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(error = %e, retry_in = ?d, "mirror: central database unavailable");
+                    self.status.set_state("unreachable", Some(e.to_string()));
+                    if client.as_ref().is_some_and(|c| c.is_closed()) {
+                        client = None;
+                    }
+                    d
+                }
+            };
+            if !wait.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = signal.recv() => break,
+                }
+            }
+        }
+        tracing::info!("mirror writer stopped");
+    }
+
+    /// One round: (re)connect, claim a batch if none is held, apply it. Returns how many
+    /// writes were settled (acked or dead); an error means "retry the held batch later".
+    pub async fn step(
+        &self,
+        client: &mut Option<Client>,
+        held: &mut Vec<OutboxItem>,
+    ) -> Result<usize, MirrorError> {
+        if client.as_ref().is_none_or(|c| c.is_closed()) {
+            *client = Some(super::connect(&self.dsn).await?);
+        }
+        let Some(c) = client.as_mut() else {
+            return Ok(0);
+        };
+        if held.is_empty() {
+            *held = self.store.claim(
+                MIRROR_TOPIC,
+                self.opts.batch_size,
+                self.opts.lease,
+                Utc::now(),
+            )?;
+        }
+        if held.is_empty() {
+            self.status.set_state("idle", None);
+            return Ok(0);
+        }
+        let started = std::time::Instant::now();
+        let outcomes = apply_batch(c, &self.store, held, self.opts.audit_user_id).await?;
+        let n = outcomes.len();
+        self.settle(held, &outcomes)?;
+        held.clear();
+        self.status.batch_done(&outcomes, started.elapsed());
+        Ok(n)
+    }
+
+    fn settle(&self, items: &[OutboxItem], outcomes: &[Outcome]) -> Result<(), MirrorError> {
+        let now = Utc::now();
+        for (item, outcome) in items.iter().zip(outcomes) {
+            match outcome {
+                Outcome::Applied => {
+                    self.store.ack(MIRROR_TOPIC, item.seq)?;
+                }
+                Outcome::Rejected(reason) => {
+                    tracing::warn!(key = %item.key, %reason, "mirror: row rejected, dead-lettered");
+                    self.store
+                        .dead_letter(MIRROR_TOPIC, item.seq, reason, now)?;
+                }
+            }
+            if let Some(entity) = entity_of_key(&item.key) {
+                let seq = item.seq.to_be_bytes();
+                self.store.aux_compare_and_swap(
+                    MIRROR_PENDING_NS,
+                    &entity,
+                    Some(&seq[..]),
+                    None,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn status(&self) -> MirrorStatus {
+        self.status.clone()
+    }
+}
+
+/// `kind:id` of an idempotency key `kind:id:seq`.
+fn entity_of_key(key: &str) -> Option<Vec<u8>> {
+    let mut parts = key.rsplitn(2, ':');
+    let _seq = parts.next()?;
+    let entity = parts.next()?;
+    let (kind, id) = entity.split_once(':')?;
+    Some(mirror_entity_key(kind, id.parse().ok()?))
+}
+
+/// Applies claimed writes in order. The whole batch is one transaction; if the database
+/// rejects something in it, each write is retried in a transaction of its own so that only
+/// the rejected ones are dead-lettered. Connection-level failures are returned as errors.
+pub async fn apply_batch(
+    client: &mut Client,
+    store: &Store,
+    items: &[OutboxItem],
+    audit: i32,
+) -> Result<Vec<Outcome>, MirrorError> {
+    let mut decoded = Vec::with_capacity(items.len());
+    for item in items {
+        decoded.push(decode_item(item));
+    }
+    let all: Vec<usize> = (0..items.len()).collect();
+    match apply_in_tx(client, store, items, &decoded, &all, audit).await {
+        Ok(()) => {
+            return Ok(decoded
+                .iter()
+                .map(|d| match d {
+                    Ok(_) => Outcome::Applied,
+                    Err(e) => Outcome::Rejected(e.to_string()),
+                })
+                .collect())
+        }
+        Err(e) if !e.is_rejection() => return Err(e),
+        Err(e) => tracing::debug!(error = %e, "mirror: batch refused; isolating the culprit"),
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for i in 0..items.len() {
+        if let Err(e) = &decoded[i] {
+            out.push(Outcome::Rejected(e.to_string()));
+            continue;
+        }
+        match apply_in_tx(client, store, items, &decoded, &[i], audit).await {
+            Ok(()) => out.push(Outcome::Applied),
+            Err(e) if e.is_rejection() => out.push(Outcome::Rejected(reason(&e))),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+fn reason(e: &MirrorError) -> String {
+    match e {
+        MirrorError::Db(db) => match db.as_db_error() {
+            Some(d) => format!("{}: {}", d.code().code(), d.message()),
+            None => db.to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
+fn decode_item(item: &OutboxItem) -> Result<Entity, MirrorError> {
+    let w: MirrorWrite = codec::decode(&item.payload).map_err(|source| MirrorError::Decode {
+        kind: "mirror write".into(),
+        source,
+    })?;
+    Entity::decode(&w.kind, &w.record)
+}
+
+async fn apply_in_tx(
+    client: &mut Client,
+    store: &Store,
+    items: &[OutboxItem],
+    decoded: &[Result<Entity, MirrorError>],
+    which: &[usize],
+    audit: i32,
+) -> Result<(), MirrorError> {
+    let tx = client.transaction().await?;
+    let mut ctx = Ctx {
+        tx: &tx,
+        store,
+        now: Utc::now(),
+        audit,
+        map: HashMap::new(),
+        reserved: HashSet::new(),
+    };
+    for &i in which {
+        if let Ok(e) = &decoded[i] {
+            ctx.apply(e, Some(items[i].seq)).await?;
+        }
+    }
+    ctx.insert_reserved().await?;
+    let map = std::mem::take(&mut ctx.map);
+    drop(ctx);
+    tx.commit().await?;
+    for ((kind, local), central) in map {
+        idmap::put(store, kind, local, central)?;
+    }
+    Ok(())
+}
+
+/// One PostgreSQL transaction's view: ids resolved so far, keys reserved but not inserted.
+struct Ctx<'a, 't> {
+    tx: &'a Transaction<'t>,
+    store: &'a Store,
+    now: DateTime<Utc>,
+    audit: i32,
+    map: HashMap<Ref, i64>,
+    reserved: HashSet<Ref>,
+}
+
+impl Ctx<'_, '_> {
+    /// The local record an id refers to, as it is now.
+    fn local(&self, r: Ref) -> Result<Option<Entity>, MirrorError> {
+        let s = self.store;
+        let (kind, id) = r;
+        Ok(match kind {
+            "location" => s.location(id)?.map(Entity::Location),
+            "product" => s.product(id)?.map(Entity::Product),
+            "officer" => s.officer(id)?.map(Entity::Officer),
+            "family" => s.family(id)?.map(Entity::Family),
+            "insuree" => s.insuree(id)?.map(Entity::Insuree),
+            "policy" => s.policy(id)?.map(Entity::Policy),
+            "insuree_policy" => s.insuree_policy(id)?.map(Entity::InsureePolicy),
+            "premium" => s.premium(id)?.map(Entity::Premium),
+            "payment" => s.payment(id)?.map(Entity::Payment),
+            "control_number" => s.control_number(id)?.map(Entity::ControlNumber),
+            other => return Err(MirrorError::UnknownKind(other.to_string())),
+        })
+    }
+
+    /// The central key of an entity already in the central database (or reserved in this
+    /// transaction), found by the map, then by UUID.
+    async fn find(&mut self, r: Ref, uuid: Option<uuid::Uuid>) -> Result<Option<i64>, MirrorError> {
+        if let Some(k) = self.map.get(&r) {
+            return Ok(Some(*k));
+        }
+        if let Some(k) = idmap::central(self.store, r.0, r.1)? {
+            self.map.insert(r, k);
+            return Ok(Some(k));
+        }
+        if let Some(u) = uuid {
+            let table = table_of(r.0)?;
+            if let Some(k) = table.by_uuid(self.tx, u).await? {
+                self.map.insert(r, k);
+                return Ok(Some(k));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The central key of a referenced entity; one not mirrored yet gets a key reserved from
+    /// its sequence now and is inserted from its current local state before commit
+    /// (FKs are deferred, so a family and its head may reference each other).
+    async fn resolve(&mut self, r: Ref, from: Ref) -> Result<i64, MirrorError> {
+        if let Some(k) = self.map.get(&r) {
+            return Ok(*k);
+        }
+        let Some(e) = self.local(r)? else {
+            return Err(MirrorError::MissingRef {
+                kind: from.0,
+                id: from.1,
+                ref_kind: r.0,
+                ref_id: r.1,
+            });
+        };
+        if let Some(k) = self.find(r, e.uuid()).await? {
+            return Ok(k);
+        }
+        let k = table_of(r.0)?.next_key(self.tx).await?;
+        self.map.insert(r, k);
+        self.reserved.insert(r);
+        Ok(k)
+    }
+
+    async fn insert_reserved(&mut self) -> Result<(), MirrorError> {
+        while let Some(r) = self.reserved.iter().next().copied() {
+            let Some(e) = self.local(r)? else {
+                return Err(MirrorError::MissingRef {
+                    kind: r.0,
+                    id: r.1,
+                    ref_kind: r.0,
+                    ref_id: r.1,
+                });
+            };
+            self.apply(&e, None).await?;
+        }
+        Ok(())
+    }
+
+    async fn resolve_refs(&mut self, e: &Entity) -> Result<Resolved, MirrorError> {
+        let me = (e.kind(), e.id());
+        let mut refs = Resolved::new();
+        for r in e.refs() {
+            let k = self.resolve(r, me).await?;
+            refs.insert(r, k);
+        }
+        Ok(refs)
+    }
+
+    /// Applies one entity state; `seq` is its outbox seq (`None` for a state taken from the
+    /// store to fill a reserved key).
+    async fn apply(&mut self, e: &Entity, seq: Option<u64>) -> Result<(), MirrorError> {
+        let table = e.table();
+        let me: Ref = (e.kind(), e.id());
+        let refs = self.resolve_refs(e).await?;
+        let row = e.row(&refs)?;
+        let audit = e.audit_user(self.audit);
+        let mut key = self.find(me, e.uuid()).await?;
+        if key.is_none() {
+            if let Some(nk) = e.natural_key(&row) {
+                key = table.current_by(self.tx, &nk).await?;
+            }
+        }
+        let key = match key {
+            Some(k) if self.reserved.remove(&me) => {
+                table
+                    .insert(self.tx, Some(k), e.uuid(), &row, audit, self.now)
+                    .await?
+            }
+            Some(k) => {
+                self.update(table, k, e.uuid(), seq, &row, audit).await?;
+                k
+            }
+            None => {
+                table
+                    .insert(self.tx, None, e.uuid(), &row, audit, self.now)
+                    .await?
+            }
+        };
+        self.map.insert(me, key);
+        match e {
+            Entity::Family(f) => self.family_sms(key, f).await?,
+            Entity::Officer(o) => self.officer_villages(key, o, &refs).await?,
+            Entity::Payment(p) => {
+                for d in &p.details {
+                    let row = rows::payment_detail_row(key, d, &refs);
+                    let nk: Row = row
+                        .iter()
+                        .filter(|(c, _)| {
+                            ["PaymentID", "InsuranceNumber", "ProductCode"].contains(c)
+                        })
+                        .cloned()
+                        .collect();
+                    let t = &rows::PAYMENT_DETAILS;
+                    match t.current_by(self.tx, &nk).await? {
+                        Some(k) => {
+                            self.update(t, k, None, None, &row, rows::AUDIT_SYSTEM)
+                                .await?
+                        }
+                        None => {
+                            t.insert(self.tx, None, None, &row, rows::AUDIT_SYSTEM, self.now)
+                                .await?;
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Update with a history row unless the write was applied already (its history row's
+    /// UUID exists) or the current row already holds these values.
+    async fn update(
+        &mut self,
+        table: &sql::Table,
+        key: i64,
+        uuid: Option<uuid::Uuid>,
+        seq: Option<u64>,
+        row: &Row,
+        audit: i32,
+    ) -> Result<(), MirrorError> {
+        let hist = match (uuid, seq) {
+            (Some(u), Some(s)) => Some(sql::history_uuid(u, s)),
+            (Some(u), None) => Some(uuid::Uuid::from_u128(
+                u.as_u128() ^ u128::from(self.now.timestamp_micros() as u64),
+            )),
+            _ => None,
+        };
+        if let (Some(h), Some(_)) = (hist, seq) {
+            if table.by_uuid(self.tx, h).await?.is_some() {
+                return Ok(());
+            }
+        }
+        if table.same(self.tx, key, row).await? {
+            return Ok(());
+        }
+        table
+            .update_with_history(self.tx, key, hist, row, audit, self.now)
+            .await?;
+        Ok(())
+    }
+
+    async fn family_sms(
+        &mut self,
+        family: i64,
+        f: &crate::domain::Family,
+    ) -> Result<(), MirrorError> {
+        let fid = family as i32;
+        let lang = f.sms.language.code();
+        let same = self
+            .tx
+            .query_opt(
+                "SELECT 1 FROM \"tblFamilySMS\" WHERE \"FamilyID\" = $1 AND \"ValidityTo\" IS NULL \
+                 AND \"ApprovalOfSMS\" IS NOT DISTINCT FROM $2 AND \"LanguageOfSMS\" IS NOT DISTINCT FROM $3",
+                &[&fid, &f.sms.approved, &lang],
+            )
+            .await?;
+        if same.is_some() {
+            return Ok(());
+        }
+        self.tx
+            .execute(
+                "UPDATE \"tblFamilySMS\" SET \"ValidityTo\" = $2 WHERE \"FamilyID\" = $1 AND \"ValidityTo\" IS NULL",
+                &[&fid, &self.now],
+            )
+            .await?;
+        self.tx
+            .execute(
+                "INSERT INTO \"tblFamilySMS\" (\"FamilyID\", \"ApprovalOfSMS\", \"LanguageOfSMS\", \"ValidityFrom\") \
+                 VALUES ($1, $2, $3, $4)",
+                &[&fid, &f.sms.approved, &lang, &self.now],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn officer_villages(
+        &mut self,
+        officer: i64,
+        o: &crate::domain::Officer,
+        refs: &Resolved,
+    ) -> Result<(), MirrorError> {
+        let oid = officer as i32;
+        let want: HashSet<i32> = o
+            .villages
+            .iter()
+            .filter_map(|v| refs.get(&("location", *v)).map(|k| *k as i32))
+            .collect();
+        let rows = self
+            .tx
+            .query(
+                "SELECT \"LocationId\" FROM \"tblOfficerVillages\" WHERE \"OfficerId\" = $1 AND \"ValidityTo\" IS NULL",
+                &[&oid],
+            )
+            .await?;
+        let have: HashSet<i32> = rows
+            .iter()
+            .filter_map(|r| r.get::<_, Option<i32>>(0))
+            .collect();
+        for gone in have.difference(&want) {
+            self.tx
+                .execute(
+                    "UPDATE \"tblOfficerVillages\" SET \"ValidityTo\" = $3 WHERE \"OfficerId\" = $1 \
+                     AND \"LocationId\" = $2 AND \"ValidityTo\" IS NULL",
+                    &[&oid, gone, &self.now],
+                )
+                .await?;
+        }
+        for new in want.difference(&have) {
+            self.tx
+                .execute(
+                    "INSERT INTO \"tblOfficerVillages\" (\"OfficerId\", \"LocationId\", \"ValidityFrom\", \"AuditUserID\") \
+                     VALUES ($1, $2, $3, $4)",
+                    &[&oid, new, &self.now, &self.audit],
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+fn table_of(kind: &str) -> Result<&'static sql::Table, MirrorError> {
+    Ok(match kind {
+        "location" => &rows::LOCATIONS,
+        "product" => &rows::PRODUCTS,
+        "officer" => &rows::OFFICERS,
+        "family" => &rows::FAMILIES,
+        "insuree" => &rows::INSUREES,
+        "policy" => &rows::POLICIES,
+        "insuree_policy" => &rows::INSUREE_POLICIES,
+        "premium" => &rows::PREMIUMS,
+        "payment" => &rows::PAYMENTS,
+        "control_number" => &rows::CONTROL_NUMBERS,
+        other => return Err(MirrorError::UnknownKind(other.to_string())),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotency_keys_name_their_entity() {
+        assert_eq!(entity_of_key("family:10:42"), Some(b"family:10".to_vec()));
+        assert_eq!(
+            entity_of_key("insuree_policy:7:9"),
+            Some(b"insuree_policy:7".to_vec())
+        );
+        assert_eq!(entity_of_key("garbage"), None);
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let o = WriterOptions {
+            backoff_base: Duration::from_millis(100),
+            backoff_cap: Duration::from_secs(1),
+            ..WriterOptions::default()
+        };
+        assert_eq!(backoff(&o, 0), Duration::from_millis(100));
+        assert_eq!(backoff(&o, 2), Duration::from_millis(400));
+        assert_eq!(backoff(&o, 30), Duration::from_secs(1));
+    }
+}

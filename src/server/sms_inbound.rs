@@ -1,0 +1,151 @@
+//! `POST /sms/inbound`: MO SMS from HTTP aggregators that have no SMPP, into the same
+//! pipeline as deliver_sm (dedupe, durable store, router).
+//!
+//! Accepts JSON or a form with `from`, `to`, `text`, `id` (the aggregator's message id,
+//! which dedupes redeliveries for good). Answers 200 only once the MO is on disk, 400 with
+//! the reason for malformed input, 503 when the store fails (the aggregator should retry).
+//! Must never: answer 200 before the durable write.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::Json;
+use chrono::Utc;
+use serde_json::{json, Value};
+
+use super::AppState;
+use crate::domain::Msisdn;
+use crate::sms::inbound::{self, Accepted, Channel, Dedupe, Mo};
+use crate::sms::Templates;
+
+static TEMPLATES: OnceLock<Templates> = OnceLock::new();
+
+fn templates(state: &AppState) -> Result<&'static Templates, String> {
+    if let Some(t) = TEMPLATES.get() {
+        return Ok(t);
+    }
+    let t = Templates::load(&state.config.sms.templates_dir).map_err(|e| e.to_string())?;
+    Ok(TEMPLATES.get_or_init(|| t))
+}
+
+fn bad(msg: impl Into<String>) -> (StatusCode, Json<Value>) {
+    (StatusCode::BAD_REQUEST, Json(json!({"error": msg.into()})))
+}
+
+/// The fields, from JSON or a form body.
+fn fields(headers: &HeaderMap, body: &[u8]) -> Result<HashMap<String, String>, String> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if ct.starts_with("application/x-www-form-urlencoded") {
+        return serde_urlencoded_pairs(body);
+    }
+    let v: Value = serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
+    let obj = v.as_object().ok_or("body must be a JSON object")?;
+    Ok(obj
+        .iter()
+        .filter_map(|(k, v)| match v {
+            Value::String(s) => Some((k.clone(), s.clone())),
+            Value::Number(n) => Some((k.clone(), n.to_string())),
+            _ => None,
+        })
+        .collect())
+}
+
+fn serde_urlencoded_pairs(body: &[u8]) -> Result<HashMap<String, String>, String> {
+    let s = std::str::from_utf8(body).map_err(|_| "form body is not UTF-8".to_string())?;
+    let decode = |x: &str| -> Result<String, String> {
+        let x = x.replace('+', " ");
+        let mut out = Vec::with_capacity(x.len());
+        let b = x.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' {
+                let hex = x.get(i + 1..i + 3).ok_or("bad %-escape in form")?;
+                out.push(u8::from_str_radix(hex, 16).map_err(|_| "bad %-escape in form")?);
+                i += 3;
+            } else {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).map_err(|_| "form value is not UTF-8".to_string())
+    };
+    s.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            Ok((decode(k)?, decode(v)?))
+        })
+        .collect()
+}
+
+pub async fn inbound(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, Json<Value>) {
+    let f = match fields(&headers, &body) {
+        Ok(f) => f,
+        Err(e) => return bad(e),
+    };
+    let get = |k: &str| f.get(k).map(|s| s.trim().to_string());
+    let (Some(from), Some(to), Some(id)) = (get("from"), get("to"), get("id")) else {
+        return bad("from, to, text and id are required");
+    };
+    let Some(text) = f.get("text").cloned() else {
+        return bad("from, to, text and id are required");
+    };
+    if id.is_empty() || id.len() > 128 {
+        return bad("id must be 1 to 128 characters");
+    }
+    let msisdn = match Msisdn::parse(&from) {
+        Ok(m) => m,
+        Err(e) => return bad(format!("from: {e}")),
+    };
+    let templates = match templates(&state) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "SMS templates cannot be loaded");
+            return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": e})));
+        }
+    };
+    let mo = Mo {
+        from: msisdn.as_str().to_string(),
+        to,
+        text,
+        channel: Channel::Http,
+        dedupe: Dedupe::Forever(format!("http:{id}")),
+        parts: 1,
+        complete: true,
+    };
+    let span = tracing::info_span!("mo_http", from = %msisdn.masked(), aggregator_id = %id);
+    let _e = span.enter();
+    match inbound::accept(&state.store, templates, &mo, Utc::now()).await {
+        Ok(a) => {
+            tracing::info!(mo_id = a.id(), "MO stored");
+            let dup = matches!(a, Accepted::Duplicate(_));
+            (
+                StatusCode::OK,
+                Json(json!({"status": "stored", "mo_id": a.id(), "duplicate": dup})),
+            )
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "storing an MO failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"error": "store unavailable; retry"})),
+            )
+        }
+    }
+}
+
+/// `GET /sms/metrics`: SMPP/SMS counters in Prometheus text.
+pub async fn metrics(State(state): State<AppState>) -> (StatusCode, String) {
+    let depth = state.store.pending_count(crate::sms::SMS_TOPIC).ok();
+    (StatusCode::OK, crate::smpp::metrics::prometheus(depth))
+}

@@ -1,0 +1,137 @@
+//! `POST /ussd/africastalking`: Africa's Talking USSD callbacks.
+//!
+//! Owns: turning AT's form (`sessionId, serviceCode, phoneNumber, networkCode, text`, with
+//! `text` the member's inputs so far joined by `*`) into one hop event, and the reply into
+//! `text/plain` `CON …` / `END …`. The hop index is the number of inputs, so a re-sent
+//! callback is recognised. A first callback that already carries inputs (a dial string such
+//! as `*152*00*1*070707070#`, in `serviceCode` or `text`) starts the session with them.
+//! Must never: hold session logic, or answer a malformed request with anything but a 400
+//! that says what is wrong (AT ends the session on a 4xx).
+
+use std::collections::HashMap;
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Form;
+
+use super::AppState;
+use crate::domain::Msisdn;
+use crate::ussd::{HopEvent, HopKind};
+
+pub const GATEWAY: &str = "africastalking";
+
+pub fn bad_request(message: String) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        message,
+    )
+        .into_response()
+}
+
+/// Inputs carried by a dial string beyond the configured service code:
+/// `*152*00*1*2#` with service code `*152*00#` → `["1", "2"]`.
+pub fn dial_inputs(dialled: &str, service_code: &str) -> Vec<String> {
+    let segs = |s: &str| -> Vec<String> {
+        s.trim()
+            .trim_matches(|c| c == '*' || c == '#')
+            .split('*')
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let dialled = segs(dialled);
+    let base = segs(service_code);
+    if dialled.len() > base.len() && dialled[..base.len()] == base[..] {
+        dialled[base.len()..].to_vec()
+    } else {
+        Vec::new()
+    }
+}
+
+pub async fn africastalking(
+    State(state): State<AppState>,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let Form(f) = match form {
+        Ok(f) => f,
+        Err(e) => {
+            return bad_request(format!(
+                "expected an application/x-www-form-urlencoded body: {e}"
+            ))
+        }
+    };
+    let get = |k: &str| f.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let Some(session_id) = get("sessionId") else {
+        return bad_request("missing field sessionId".into());
+    };
+    let Some(phone) = get("phoneNumber") else {
+        return bad_request("missing field phoneNumber".into());
+    };
+    let msisdn = match Msisdn::parse(phone) {
+        Ok(m) => m,
+        Err(e) => return bad_request(format!("phoneNumber: {e}")),
+    };
+    let Some(service_code) = get("serviceCode") else {
+        return bad_request("missing field serviceCode".into());
+    };
+    let text = f.get("text").map(|t| t.trim()).unwrap_or("");
+    let inputs: Vec<&str> = if text.is_empty() {
+        Vec::new()
+    } else {
+        text.split('*').collect()
+    };
+    let hop = u32::try_from(inputs.len()).unwrap_or(u32::MAX);
+    let engine = &state.ussd;
+    let known = match engine.has_session(GATEWAY, session_id) {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!(error = %e, "reading the USSD session");
+            return (StatusCode::SERVICE_UNAVAILABLE, "store unavailable").into_response();
+        }
+    };
+    let (kind, input) = if known {
+        (
+            HopKind::Continue,
+            inputs.last().copied().unwrap_or("").to_string(),
+        )
+    } else {
+        let mut all = dial_inputs(service_code, &state.config.ussd.service_code);
+        all.extend(inputs.iter().map(|s| s.to_string()));
+        (HopKind::New, all.join("*"))
+    };
+    let reply = engine
+        .handle(HopEvent {
+            gateway: GATEWAY.into(),
+            session_id: session_id.to_string(),
+            msisdn,
+            service_code: service_code.to_string(),
+            hop_index: Some(hop),
+            input,
+            kind,
+        })
+        .await;
+    let prefix = if reply.end { "END" } else { "CON" };
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{prefix} {}", reply.text),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dial_inputs;
+
+    #[test]
+    fn dial_string_inputs_beyond_the_service_code() {
+        assert_eq!(
+            dial_inputs("*152*00*1*070707070#", "*152*00#"),
+            vec!["1", "070707070"]
+        );
+        assert!(dial_inputs("*152*00#", "*152*00#").is_empty());
+        assert!(dial_inputs("*150*1#", "*152*00#").is_empty());
+    }
+}

@@ -1,0 +1,175 @@
+//! Process-wide SMPP/SMS counters and per-bind state, for `/health` and `/sms/metrics`.
+//!
+//! Owns: the counters (monotonic) and gauges, and their JSON / Prometheus text forms.
+//! Must never: be read for decisions (the pipeline keeps its own state; these are reports).
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use serde_json::{json, Value};
+
+macro_rules! counters {
+    ($($name:ident: $help:literal),* $(,)?) => {
+        /// Every counter, named as exported.
+        #[derive(Debug, Default)]
+        pub struct Metrics {
+            $(#[doc = $help] pub $name: AtomicU64,)*
+            /// Requests awaiting a response, over all binds (window occupancy).
+            pub in_flight: AtomicI64,
+            /// Binds currently bound.
+            pub binds_up: AtomicI64,
+        }
+
+        impl Metrics {
+            fn pairs(&self) -> Vec<(&'static str, &'static str, u64)> {
+                vec![$((stringify!($name), $help, self.$name.load(Ordering::Relaxed)),)*]
+            }
+        }
+    };
+}
+
+counters! {
+    sms_submitted: "SMS whose every segment the SMSC accepted",
+    submit_sm_sent: "submit_sm PDUs sent",
+    sms_delivered: "SMS delivered according to receipts",
+    sms_failed: "SMS failed (permanent rejection or failed receipt)",
+    sms_expired: "SMS expired according to receipts",
+    throttled: "ESME_RTHROTTLED / ESME_RMSGQFUL responses (bind paused)",
+    requeued: "submits re-queued after a bind dropped or a response timed out",
+    rebinds: "successful binds after the first",
+    bind_failures: "connection or bind attempts that failed",
+    mo_received: "MO SMS stored",
+    mo_temp_failures: "deliver_sm answered ESME_RX_T_APPN",
+    receipts: "delivery receipts received",
+    generic_nacks_sent: "undecodable PDUs answered with generic_nack",
+    dlr_latency_ms_sum: "sum of submit-to-final-receipt latency, ms",
+    dlr_latency_count: "receipts in dlr_latency_ms_sum",
+}
+
+/// One bind as `/health` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindInfo {
+    pub index: usize,
+    pub kind: &'static str,
+    pub state: &'static str,
+    pub in_flight: usize,
+}
+
+static METRICS: OnceLock<Metrics> = OnceLock::new();
+static BINDS: Mutex<Vec<BindInfo>> = Mutex::new(Vec::new());
+
+pub fn metrics() -> &'static Metrics {
+    METRICS.get_or_init(Metrics::default)
+}
+
+pub fn inc(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Records bind `index`'s state.
+pub fn set_bind(info: BindInfo) {
+    let mut binds = BINDS.lock().unwrap_or_else(|p| p.into_inner());
+    match binds.iter_mut().find(|b| b.index == info.index) {
+        Some(b) => *b = info,
+        None => {
+            binds.push(info);
+            binds.sort_by_key(|b| b.index);
+        }
+    }
+}
+
+fn binds() -> Vec<BindInfo> {
+    BINDS.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// The `/health` component: overall state and each bind.
+pub fn health() -> Value {
+    let binds = binds();
+    let up = binds.iter().filter(|b| b.state == "bound").count();
+    let state = match (up, binds.len()) {
+        (_, 0) => "starting",
+        (0, _) => "down",
+        (u, n) if u == n => "up",
+        _ => "degraded",
+    };
+    json!({
+        "state": state,
+        "binds": binds.iter().map(|b| json!({
+            "index": b.index, "kind": b.kind, "state": b.state, "in_flight": b.in_flight,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Every counter and gauge as JSON.
+pub fn snapshot() -> Value {
+    let m = metrics();
+    let mut v = serde_json::Map::new();
+    for (name, _, n) in m.pairs() {
+        v.insert(name.to_string(), json!(n));
+    }
+    v.insert(
+        "in_flight".into(),
+        json!(m.in_flight.load(Ordering::Relaxed)),
+    );
+    v.insert("binds_up".into(), json!(m.binds_up.load(Ordering::Relaxed)));
+    Value::Object(v)
+}
+
+/// Prometheus text exposition.
+pub fn prometheus(queue_depth: Option<usize>) -> String {
+    let m = metrics();
+    let mut out = String::new();
+    for (name, help, n) in m.pairs() {
+        out.push_str(&format!(
+            "# HELP imis_sms_{name} {help}\n# TYPE imis_sms_{name} counter\nimis_sms_{name} {n}\n"
+        ));
+    }
+    for (name, n) in [
+        ("in_flight", m.in_flight.load(Ordering::Relaxed)),
+        ("binds_up", m.binds_up.load(Ordering::Relaxed)),
+    ] {
+        out.push_str(&format!(
+            "# TYPE imis_sms_{name} gauge\nimis_sms_{name} {n}\n"
+        ));
+    }
+    if let Some(d) = queue_depth {
+        out.push_str(&format!(
+            "# TYPE imis_sms_queue_depth gauge\nimis_sms_queue_depth {d}\n"
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exports_counters_and_bind_states() {
+        inc(&metrics().throttled);
+        set_bind(BindInfo {
+            index: 900,
+            kind: "transceiver",
+            state: "bound",
+            in_flight: 2,
+        });
+        set_bind(BindInfo {
+            index: 900,
+            kind: "transceiver",
+            state: "down",
+            in_flight: 0,
+        });
+        let h = health();
+        let b = h["binds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["index"] == 900)
+            .cloned();
+        assert_eq!(b.unwrap()["state"], "down");
+        assert!(snapshot()["throttled"].as_u64().unwrap() >= 1);
+        let text = prometheus(Some(4));
+        assert!(text.contains("imis_sms_throttled "));
+        assert!(text.contains("imis_sms_queue_depth 4"));
+    }
+}

@@ -1,0 +1,298 @@
+//! Inbound SMS (MO), whatever the channel (SMPP deliver_sm, `POST /sms/inbound`): dedupe,
+//! store durably together with the replies the router owes, and say so only once flushed.
+//!
+//! Owns: the stored MO record (aux namespace `sms.mo`), the dedupe markers (`sms.mo.seen`),
+//! and the single transaction that stores an MO and enqueues its replies.
+//! Must never: report an MO as accepted before the write is on disk (the SMSC deletes its
+//! copy when we answer), or owe two replies for one MO (reply keys derive from the MO id).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::router;
+use super::templates::Templates;
+use crate::domain::{Id, Msisdn};
+use crate::store::{codec, Abort, Store, StoreError, TxError, TxResult, WriteError, WriteTx};
+
+pub(crate) const NS_MO: &str = "sms.mo";
+const NS_SEEN: &str = "sms.mo.seen";
+
+/// Where an MO came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Channel {
+    Smpp,
+    Http,
+}
+
+/// How long an MO's identity blocks a second copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dedupe {
+    /// The sender gave an id (HTTP aggregators): the same id is the same MO, always.
+    Forever(String),
+    /// No id (SMPP): the same content from the same sender within the window is a
+    /// redelivery; after it, the officer really sent it again.
+    Within(String, Duration),
+}
+
+impl Dedupe {
+    fn key(&self) -> &str {
+        match self {
+            Dedupe::Forever(k) | Dedupe::Within(k, _) => k,
+        }
+    }
+}
+
+/// An MO as the channel adapters hand it over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mo {
+    pub from: String,
+    pub to: String,
+    pub text: String,
+    pub channel: Channel,
+    pub dedupe: Dedupe,
+    /// Segments it was reassembled from (1 for a single SMS).
+    pub parts: u8,
+    /// False when reassembly timed out with segments missing.
+    pub complete: bool,
+}
+
+/// The stored MO.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredMo {
+    pub id: Id,
+    pub from: String,
+    pub to: String,
+    pub text: String,
+    pub channel: Channel,
+    pub received_ms: i64,
+    pub parts: u8,
+    pub complete: bool,
+    /// Outbox seqs of the replies enqueued with it.
+    pub replies: Vec<u64>,
+}
+
+impl StoredMo {
+    /// The sender as an MSISDN, when it is one (alphanumeric senders are not).
+    pub fn msisdn(&self) -> Option<Msisdn> {
+        Msisdn::parse(&self.from).ok()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    Stored(Id),
+    /// A copy of an MO already stored under this id; nothing new was written.
+    Duplicate(Id),
+}
+
+impl Accepted {
+    pub fn id(self) -> Id {
+        match self {
+            Accepted::Stored(id) | Accepted::Duplicate(id) => id,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InboundError {
+    /// The store failed: temporary from the sender's view, it should deliver again.
+    #[error("storing the MO failed: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl From<WriteError<std::convert::Infallible>> for InboundError {
+    fn from(e: WriteError<std::convert::Infallible>) -> InboundError {
+        InboundError::Store(e.into())
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Seen {
+    id: Id,
+    at_ms: i64,
+}
+
+/// Stores `mo` and its replies durably; resolves once flushed.
+pub async fn accept(
+    store: &Store,
+    templates: &Templates,
+    mo: &Mo,
+    now: DateTime<Utc>,
+) -> Result<Accepted, InboundError> {
+    let r = store.write_at(now, |tx| store_in(tx, templates, mo))?;
+    store.flushed().await?;
+    Ok(r)
+}
+
+/// The transactional core of [`accept`], shared with reassembly (which stores the
+/// completed MO in the transaction that consumes its last part).
+pub(crate) fn store_in(tx: &mut WriteTx<'_>, templates: &Templates, mo: &Mo) -> TxResult<Accepted> {
+    let now_ms = tx.now().timestamp_millis();
+    let key = mo.dedupe.key().as_bytes();
+    if let Some(raw) = tx.aux_get(NS_SEEN, key)? {
+        let seen: Seen = codec::decode(&raw).map_err(codec_err)?;
+        let fresh = match &mo.dedupe {
+            Dedupe::Forever(_) => true,
+            Dedupe::Within(_, window) => {
+                let w = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+                now_ms.saturating_sub(seen.at_ms) < w
+            }
+        };
+        if fresh {
+            return Ok(Accepted::Duplicate(seen.id));
+        }
+    }
+    let id = tx.next_id()?;
+    let mut stored = StoredMo {
+        id,
+        from: mo.from.clone(),
+        to: mo.to.clone(),
+        text: mo.text.clone(),
+        channel: mo.channel,
+        received_ms: now_ms,
+        parts: mo.parts,
+        complete: mo.complete,
+        replies: Vec::new(),
+    };
+    stored.replies = router::route(tx, templates, &stored)?;
+    tx.aux_put(NS_MO, &id.to_be_bytes(), &encode(&stored)?)?;
+    let seen = Seen { id, at_ms: now_ms };
+    tx.aux_put(NS_SEEN, key, &encode(&seen)?)?;
+    Ok(Accepted::Stored(id))
+}
+
+fn codec_err(source: codec::CodecError) -> Abort<std::convert::Infallible> {
+    Abort::Store(TxError::from(StoreError::Codec {
+        tree: "aux",
+        source,
+    }))
+}
+
+pub(crate) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, TxError> {
+    codec::encode(v).map_err(|source| {
+        TxError::from(StoreError::Codec {
+            tree: "aux",
+            source,
+        })
+    })
+}
+
+/// A stored MO by id.
+pub fn get(store: &Store, id: Id) -> Result<Option<StoredMo>, StoreError> {
+    match store.aux_get(NS_MO, &id.to_be_bytes())? {
+        Some(raw) => Ok(Some(codec::decode(&raw).map_err(|source| {
+            StoreError::Codec {
+                tree: "aux",
+                source,
+            }
+        })?)),
+        None => Ok(None),
+    }
+}
+
+/// Every stored MO, oldest first (for operators and tests; scans).
+pub fn all(store: &Store) -> Result<Vec<StoredMo>, StoreError> {
+    store
+        .aux_scan(NS_MO, b"")?
+        .into_iter()
+        .map(|(_, v)| {
+            codec::decode(&v).map_err(|source| StoreError::Codec {
+                tree: "aux",
+                source,
+            })
+        })
+        .collect()
+}
+
+/// A stable 64-bit FNV-1a, for dedupe keys that must not change across builds.
+pub fn fnv64(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for &b in p.iter().chain(std::iter::once(&0xffu8)) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sms::{self, SMS_TOPIC};
+    use chrono::TimeZone;
+    use std::path::Path;
+
+    pub(crate) fn templates() -> Templates {
+        Templates::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("sms-templates")).unwrap()
+    }
+
+    fn mo(text: &str, dedupe: Dedupe) -> Mo {
+        Mo {
+            from: "255754000001".into(),
+            to: "15200".into(),
+            text: text.into(),
+            channel: Channel::Smpp,
+            dedupe,
+            parts: 1,
+            complete: true,
+        }
+    }
+
+    fn t(s: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 8, 0, 0).unwrap() + chrono::Duration::seconds(s)
+    }
+
+    #[tokio::test]
+    async fn an_mo_is_stored_with_one_help_reply_and_a_redelivery_adds_nothing() {
+        let store = Store::open_temporary().unwrap();
+        let tpl = templates();
+        let window = Dedupe::Within("k1".into(), Duration::from_secs(600));
+        let first = accept(&store, &tpl, &mo("REG 1", window.clone()), t(0))
+            .await
+            .unwrap();
+        let again = accept(&store, &tpl, &mo("REG 1", window.clone()), t(10))
+            .await
+            .unwrap();
+        assert!(matches!(first, Accepted::Stored(_)));
+        assert_eq!(again, Accepted::Duplicate(first.id()));
+        assert_eq!(store.pending_count(SMS_TOPIC).unwrap(), 1);
+        let stored = get(&store, first.id()).unwrap().unwrap();
+        assert_eq!(stored.text, "REG 1");
+        assert_eq!(stored.replies.len(), 1);
+        let items = store
+            .claim(SMS_TOPIC, 10, Duration::from_secs(5), Utc::now())
+            .unwrap();
+        let reply = sms::outbound::decode(&items[0].payload).unwrap();
+        assert_eq!(reply.template, "help");
+        assert_eq!(reply.to.as_str(), "255754000001");
+        assert!(reply.text.starts_with("CHF: Piga"), "{}", reply.text);
+        // After the window the same text is a new message.
+        let later = accept(&store, &tpl, &mo("REG 1", window), t(601))
+            .await
+            .unwrap();
+        assert!(matches!(later, Accepted::Stored(id) if id != first.id()));
+        assert_eq!(all(&store).unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_id_from_the_sender_dedupes_forever_and_odd_senders_get_no_reply() {
+        let store = Store::open_temporary().unwrap();
+        let tpl = templates();
+        let mut m = mo("HELP", Dedupe::Forever("http:abc".into()));
+        m.from = "INFO".into();
+        let a = accept(&store, &tpl, &m, t(0)).await.unwrap();
+        let b = accept(&store, &tpl, &m, t(86_400 * 30)).await.unwrap();
+        assert_eq!(b, Accepted::Duplicate(a.id()));
+        assert_eq!(store.pending_count(SMS_TOPIC).unwrap(), 0);
+        assert!(get(&store, a.id()).unwrap().unwrap().replies.is_empty());
+    }
+
+    #[test]
+    fn fnv_is_stable_and_separates_fields() {
+        assert_eq!(fnv64(&[b"a"]), fnv64(&[b"a"]));
+        assert_ne!(fnv64(&[b"ab", b"c"]), fnv64(&[b"a", b"bc"]));
+    }
+}

@@ -1,0 +1,327 @@
+//! Renew: quote the renewal of a family's product (or its conversion product), then confirm
+//! it in one durable transaction.
+//!
+//! Confirm writes, atomically and flushed before the member sees the number: an Idle 'R'
+//! policy with its member rows, a payment intent with its detail, a control number (in
+//! `[gepg] mode = "simulator"`, "99" + the zero-padded payment id, Assigned), the journal
+//! entry of this step, the family → payment index entry, and the control-number SMS.
+//! A family that already has an Idle renewal of that product is shown that one instead; a
+//! resumed or replayed confirm finds its journal entry and creates nothing.
+
+use std::collections::{BTreeMap, HashMap};
+
+use uuid::Uuid;
+
+use super::payments::{index_in_tx, of_family};
+use super::{show_date, ActionCtx, ActionError, Outcome};
+use crate::config::GepgMode;
+use crate::domain::{
+    policy_value, renewal_period, renewal_product, Chfid, ControlNumber, ControlNumberStatus, Id,
+    Insuree, InsureePolicy, MemberForValue, Money, Payment, PaymentDetail, PaymentStatus, Policy,
+    PolicyStage, PolicyStatus, Product,
+};
+use crate::sms::{self, OutboundSms};
+use crate::store::{codec, Abort, StoreError, WriteError};
+
+use crate::ussd::session::JOURNAL_NS;
+
+/// What renewing one product costs a family now.
+struct Quote {
+    product: Product,
+    previous: Policy,
+    value: Money,
+    start: chrono::NaiveDate,
+    expiry: chrono::NaiveDate,
+    /// An Idle renewal of this product already waiting for payment.
+    existing: Option<Policy>,
+}
+
+struct FamilyView {
+    head: Insuree,
+    members: Vec<Insuree>,
+    quotes: Vec<Quote>,
+}
+
+fn family_view(ctx: &ActionCtx) -> Result<Option<FamilyView>, ActionError> {
+    let store = &ctx.store;
+    let Ok(chfid) = Chfid::parse(ctx.var("chfid")) else {
+        return Ok(None);
+    };
+    let Some(insuree) = store.insuree_by_chfid(chfid)? else {
+        return Ok(None);
+    };
+    let Some(family) = store.family(insuree.family)? else {
+        return Ok(None);
+    };
+    let head = store.insuree(family.head)?.unwrap_or(insuree);
+    let members = store.family_members(family.id)?;
+    let policies = store.family_policies(family.id)?;
+    let products: HashMap<Id, Product> = store.products()?.into_iter().map(|p| (p.id, p)).collect();
+    // The latest policy per product that is not itself an unpaid renewal.
+    let mut latest: BTreeMap<Id, &Policy> = BTreeMap::new();
+    for p in policies.iter().filter(|p| p.status != PolicyStatus::Idle) {
+        let e = latest.entry(p.product).or_insert(p);
+        if p.expiry_date > e.expiry_date {
+            *e = p;
+        }
+    }
+    let for_value: Vec<MemberForValue> = members
+        .iter()
+        .map(|m| MemberForValue {
+            dob: m.dob,
+            relationship: m.relationship,
+        })
+        .collect();
+    let mut quotes: Vec<Quote> = Vec::new();
+    for previous in latest.values() {
+        let Some(product) = products.get(&previous.product) else {
+            continue;
+        };
+        let Ok(target) = renewal_product(|id| products.get(&id), product, ctx.today) else {
+            continue;
+        };
+        if quotes.iter().any(|q| q.product.id == target.id) {
+            continue;
+        }
+        let Ok(period) = renewal_period(target, ctx.today, previous.expiry_date) else {
+            continue;
+        };
+        let value = policy_value(
+            target,
+            &for_value,
+            PolicyStage::Renewal,
+            ctx.today,
+            period.start,
+            Some(previous.expiry_date),
+        );
+        let existing = policies
+            .iter()
+            .find(|p| {
+                p.product == target.id
+                    && p.status == PolicyStatus::Idle
+                    && p.stage == PolicyStage::Renewal
+            })
+            .cloned();
+        quotes.push(Quote {
+            product: target.clone(),
+            previous: (*previous).clone(),
+            value: existing.as_ref().map(|e| e.value).unwrap_or(value),
+            start: period.start,
+            expiry: period.expiry,
+            existing,
+        });
+    }
+    Ok(Some(FamilyView {
+        head,
+        members,
+        quotes,
+    }))
+}
+
+/// The products the family can renew, with amounts, as a list to choose from.
+pub fn quote(ctx: &ActionCtx) -> Result<Outcome, ActionError> {
+    let Some(view) = family_view(ctx)? else {
+        return Ok(Outcome::named("not_found"));
+    };
+    if view.quotes.is_empty() {
+        return Ok(Outcome::named("not_renewable"));
+    }
+    let items = view
+        .quotes
+        .iter()
+        .map(|q| {
+            (
+                format!("{} TZS {}", q.product.code, q.value),
+                q.product.code.clone(),
+            )
+        })
+        .collect();
+    let mut out = Outcome::named("ok");
+    out.lists.insert("products".into(), items);
+    Ok(out)
+}
+
+fn journaled(ctx: &ActionCtx) -> Result<Option<Outcome>, ActionError> {
+    match ctx.store.aux_get(JOURNAL_NS, ctx.journal_key.as_bytes())? {
+        Some(bytes) => Ok(codec::decode(&bytes).ok()),
+        None => Ok(None),
+    }
+}
+
+pub fn confirm(ctx: &ActionCtx) -> Result<Outcome, ActionError> {
+    if let Some(done) = journaled(ctx)? {
+        return Ok(done);
+    }
+    let Some(view) = family_view(ctx)? else {
+        return Ok(Outcome::named("not_found"));
+    };
+    let wanted = ctx.var("product");
+    let Some(q) = view
+        .quotes
+        .iter()
+        .find(|q| q.product.code.eq_ignore_ascii_case(wanted))
+    else {
+        return Ok(Outcome::named("not_renewable"));
+    };
+    let base = Outcome::named("ok")
+        .var("product", q.product.code.clone())
+        .var("amount", q.value.to_string())
+        .var("start", show_date(q.start));
+    if let Some(existing) = &q.existing {
+        let payment = of_family(&ctx.store, existing.family)?
+            .into_iter()
+            .find(|p| p.details.iter().any(|d| d.policy == Some(existing.id)));
+        return Ok(match payment.and_then(|p| p.control_number) {
+            Some(cn) => Outcome {
+                name: "existing".into(),
+                ..base.var("control_number", cn)
+            },
+            None => Outcome {
+                name: "pending".into(),
+                ..base
+            },
+        });
+    }
+    write_renewal(ctx, &view, q, base)
+}
+
+fn write_renewal(
+    ctx: &ActionCtx,
+    view: &FamilyView,
+    q: &Quote,
+    base: Outcome,
+) -> Result<Outcome, ActionError> {
+    let simulator = ctx.gepg == GepgMode::Simulator;
+    let head_chfid = format!("{:09}", view.head.chfid.value());
+    let written = ctx.store.write_durable_blocking(|tx| {
+        // A replay that raced the first run finds the entry here, inside the transaction.
+        if let Some(bytes) = tx.aux_get(JOURNAL_NS, ctx.journal_key.as_bytes())? {
+            return codec::decode::<Outcome>(&bytes).map_err(|e| {
+                Abort::Store(
+                    StoreError::Codec {
+                        tree: "aux",
+                        source: e,
+                    }
+                    .into(),
+                )
+            });
+        }
+        let policy = Policy {
+            id: tx.next_id()?,
+            uuid: Uuid::new_v4(),
+            family: view.head.family,
+            product: q.product.id,
+            officer: q.previous.officer,
+            stage: PolicyStage::Renewal,
+            status: PolicyStatus::Idle,
+            value: q.value,
+            enroll_date: ctx.today,
+            start_date: q.start,
+            effective_date: None,
+            expiry_date: q.expiry,
+            self_renewed: true,
+        };
+        tx.put_policy(&policy)?;
+        for m in &view.members {
+            tx.put_insuree_policy(&InsureePolicy {
+                id: tx.next_id()?,
+                insuree: m.id,
+                policy: policy.id,
+                enrollment_date: ctx.today,
+                start_date: q.start,
+                effective_date: None,
+                expiry_date: q.expiry,
+            })?;
+        }
+        let payment_id = tx.next_id()?;
+        let number = simulator.then(|| format!("99{payment_id:010}"));
+        tx.put_payment(&Payment {
+            id: payment_id,
+            uuid: Uuid::new_v4(),
+            status: if simulator {
+                PaymentStatus::Assigned
+            } else {
+                PaymentStatus::IntentCreated
+            },
+            expected_amount: q.value,
+            received_amount: None,
+            officer_code: None,
+            phone: Some(ctx.msisdn.clone()),
+            language: ctx.lang,
+            request_date: ctx.now,
+            control_number: number.clone(),
+            received_date: None,
+            payment_date: None,
+            matched_date: None,
+            transaction_no: None,
+            receipt_no: None,
+            payment_origin: None,
+            rejected_reason: None,
+            details: vec![PaymentDetail {
+                product_code: q.product.code.clone(),
+                chfid: view.head.chfid,
+                stage: PolicyStage::Renewal,
+                policy: Some(policy.id),
+                expected_amount: q.value,
+                amount: None,
+                premium: None,
+            }],
+        })?;
+        index_in_tx(tx, policy.family, payment_id)?;
+        let outcome = match &number {
+            Some(cn) => {
+                tx.put_control_number(&ControlNumber {
+                    id: tx.next_id()?,
+                    number: cn.clone(),
+                    status: ControlNumberStatus::Assigned,
+                    payment: Some(payment_id),
+                    product: Some(q.product.id),
+                    requested_date: ctx.now,
+                    received_date: Some(ctx.now),
+                })?;
+                let vars = HashMap::from([
+                    ("control_number", cn.clone()),
+                    ("amount", q.value.to_string()),
+                    ("chfid", head_chfid.clone()),
+                    ("product", q.product.code.clone()),
+                ]);
+                let text = ctx
+                    .templates
+                    .render("control_number", ctx.lang, &vars)
+                    .map_err(Abort::User)?;
+                sms::enqueue(
+                    tx,
+                    &format!("payment:{payment_id}:control_number"),
+                    &OutboundSms {
+                        to: ctx.msisdn.clone(),
+                        text,
+                        template: "control_number".into(),
+                        language: ctx.lang,
+                        reference: format!("payment:{payment_id}"),
+                    },
+                )?;
+                base.clone().var("control_number", cn.clone())
+            }
+            None => Outcome {
+                name: "pending".into(),
+                ..base.clone()
+            },
+        };
+        let bytes = codec::encode(&outcome).map_err(|e| {
+            Abort::Store(
+                StoreError::Codec {
+                    tree: "aux",
+                    source: e,
+                }
+                .into(),
+            )
+        })?;
+        tx.aux_put(JOURNAL_NS, ctx.journal_key.as_bytes(), &bytes)?;
+        Ok(outcome)
+    });
+    match written {
+        Ok(o) => Ok(o),
+        Err(WriteError::Aborted(e)) => Err(ActionError::Template(e)),
+        Err(WriteError::Store(e)) => Err(ActionError::Store(e)),
+    }
+}

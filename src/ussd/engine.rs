@@ -1,0 +1,792 @@
+//! The session engine: one hop event in, one reply out.
+//!
+//! Owns: the per-session state machine (navigation keys, validation and retries, choices,
+//! action screens and their outcomes), hop idempotency (a re-sent hop index gets the cached
+//! reply and runs nothing), session TTL, resume after a drop, the per-gateway hop budget
+//! (a slow action yields a holding screen and finishes in the background, its result sent by
+//! SMS), pagination of every screen, and the metrics of all that.
+//! Must never: see a wire format, render a screen over its encoding's limit, run an action
+//! for a duplicate hop, or answer with a control number that is not durable (actions that
+//! create one use `write_durable`).
+//!
+//! Pseudo-screens the engine owns (not in menus): `__resume` (the "continue / start again"
+//! prompt), `__holding` (we will SMS you) and `__error`. A session whose screen vanished in a
+//! menu reload restarts at `home` with the `menu_changed` notice.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tracing::Instrument;
+
+use super::actions::{self, ActionCtx, Outcome};
+use super::event::{HopEvent, HopKind, Reply};
+use super::menu::{Kind, MenuError, Menus, NavKeys, Screen, HOME};
+use super::metrics::{inc, GatewayMetrics, Metrics};
+use super::paginate::{paginate, Footer};
+use super::session::{self, Ended, Place, Session, SessionError};
+use crate::config::{Config, GepgMode};
+use crate::sms::{self, OutboundSms, TemplateError, Templates};
+use crate::store::{Store, TxResult};
+
+pub const RESUME: &str = "__resume";
+pub const HOLDING: &str = "__holding";
+pub const ERROR: &str = "__error";
+/// Wrong answers allowed on an input screen unless it says otherwise.
+const DEFAULT_MAX_TRIES: u8 = 3;
+/// Action screens chained without a visible screen in between, at most.
+const MAX_ACTION_CHAIN: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UssdError {
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    #[error(transparent)]
+    Menu(#[from] MenuError),
+    #[error(transparent)]
+    Templates(#[from] TemplateError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// The engine's knobs, from `[ussd]` and `[gepg]`.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub menus_dir: PathBuf,
+    pub ttl: Duration,
+    pub resume_window: Duration,
+    pub hop_budget: Duration,
+    pub gateway_budget: BTreeMap<String, Duration>,
+    pub keys: NavKeys,
+    pub fault_action: String,
+    pub fault_delay: Duration,
+    pub gepg: GepgMode,
+}
+
+impl Settings {
+    pub fn from_config(c: &Config) -> Settings {
+        let u = &c.ussd;
+        Settings {
+            menus_dir: u.menus_dir.clone(),
+            ttl: Duration::from_secs(u.session_ttl_secs),
+            resume_window: Duration::from_secs(u.resume_window_secs),
+            hop_budget: Duration::from_millis(u.hop_budget_ms),
+            gateway_budget: u
+                .gateway_budget_ms
+                .iter()
+                .map(|(k, v)| (k.clone(), Duration::from_millis(*v)))
+                .collect(),
+            keys: NavKeys {
+                back: u.key_back.clone(),
+                home: u.key_home.clone(),
+                more: u.key_more.clone(),
+            },
+            fault_action: u.fault_action.clone(),
+            fault_delay: Duration::from_millis(u.fault_action_delay_ms),
+            gepg: c.gepg.mode,
+        }
+    }
+}
+
+pub struct Engine {
+    store: Store,
+    menus: RwLock<Arc<Menus>>,
+    templates: Arc<Templates>,
+    settings: Settings,
+    metrics: Metrics,
+}
+
+enum ActionRun {
+    Done(Outcome),
+    Late,
+    Failed,
+}
+
+impl Engine {
+    /// Loads menus and SMS templates as the configuration says, and backfills the family →
+    /// payment index (see [`actions::payments`]).
+    pub fn new(store: Store, config: &Config) -> Result<Engine, UssdError> {
+        let settings = Settings::from_config(config);
+        let templates = Templates::load(&config.sms.templates_dir)?;
+        let engine = Engine::with(store, settings, templates)?;
+        let n = actions::payments::backfill(&engine.store)?;
+        tracing::debug!(entries = n, "family payment index backfilled");
+        Ok(engine)
+    }
+
+    pub fn with(
+        store: Store,
+        settings: Settings,
+        templates: Templates,
+    ) -> Result<Engine, UssdError> {
+        let menus = Menus::load(&settings.menus_dir, actions::NAMES)?;
+        Ok(Engine {
+            store,
+            menus: RwLock::new(Arc::new(menus)),
+            templates: Arc::new(templates),
+            settings,
+            metrics: Metrics::default(),
+        })
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn menus(&self) -> Arc<Menus> {
+        match self.menus.read() {
+            Ok(m) => m.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Re-reads the menus; on any problem the running menus stay. Live sessions keep going:
+    /// they name screens by id, and one whose screen is gone restarts at home.
+    pub fn reload(&self) -> Result<usize, UssdError> {
+        let menus = Menus::load(&self.settings.menus_dir, actions::NAMES)?;
+        let n = menus.screens.len();
+        match self.menus.write() {
+            Ok(mut m) => *m = Arc::new(menus),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(menus),
+        }
+        Ok(n)
+    }
+
+    pub fn has_session(&self, gateway: &str, id: &str) -> Result<bool, UssdError> {
+        Ok(session::load(&self.store, gateway, id)?.is_some())
+    }
+
+    /// Answers a hop; a failure becomes the `error` screen (and is logged), never a panic.
+    pub async fn handle(&self, ev: HopEvent) -> Reply {
+        let lang_hint = ev.msisdn.clone();
+        match self.handle_at(ev, Utc::now()).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, msisdn = %lang_hint.masked(), "ussd hop failed");
+                let lang = session::language(&self.store, &lang_hint)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
+                Reply::end(self.menus().text("error", lang))
+            }
+        }
+    }
+
+    pub async fn handle_at(&self, ev: HopEvent, now: DateTime<Utc>) -> Result<Reply, UssdError> {
+        let started = Instant::now();
+        let gm = self.metrics.gateway(&ev.gateway);
+        inc(&gm.hops);
+        let span = tracing::info_span!(
+            "ussd_hop",
+            gateway = %ev.gateway,
+            session = %ev.session_id,
+            msisdn = %ev.msisdn.masked(),
+            hop = ?ev.hop_index,
+            kind = ?ev.kind,
+        );
+        let reply = self.hop(ev, now, &gm).instrument(span).await;
+        gm.observe(started.elapsed());
+        reply
+    }
+
+    async fn hop(
+        &self,
+        ev: HopEvent,
+        now: DateTime<Utc>,
+        gm: &Arc<GatewayMetrics>,
+    ) -> Result<Reply, UssdError> {
+        let menus = self.menus();
+        let now_ms = now.timestamp_millis();
+        let ttl_ms = millis(self.settings.ttl);
+        let existing = session::load(&self.store, &ev.gateway, &ev.session_id)?;
+        if matches!(ev.kind, HopKind::End | HopKind::Abort) {
+            if let Some(mut s) = existing.filter(|s| s.ended.is_none()) {
+                s.ended = Some(Ended::Abandoned);
+                s.ended_ms = Some(now_ms);
+                inc(&gm.abandoned);
+                session::save(&self.store, &s)?;
+            }
+            return Ok(Reply::end(""));
+        }
+        let mut s = match existing {
+            Some(mut s) => {
+                let hop = ev.hop_index.unwrap_or(s.last_hop + 1);
+                if hop <= s.last_hop {
+                    if let Some(r) = &s.last_reply {
+                        inc(&gm.duplicate_hops);
+                        tracing::info!(hop, "duplicate hop answered from the cache");
+                        return Ok(r.clone());
+                    }
+                }
+                if s.ended.is_some() {
+                    return Ok(Reply::end(menus.text("session_over", s.lang)));
+                }
+                s.last_hop = hop;
+                if now_ms - s.last_ms > ttl_ms {
+                    s.ended = Some(Ended::TimedOut);
+                    s.ended_ms = Some(s.last_ms + ttl_ms);
+                    inc(&gm.timed_out);
+                    let r = Reply::end(menus.text("timeout", s.lang));
+                    s.last_reply = Some(r.clone());
+                    session::save(&self.store, &s)?;
+                    return Ok(r);
+                }
+                let input = ev.input.trim().to_string();
+                self.apply(&menus, &mut s, &input, now, gm).await?;
+                s
+            }
+            None if ev.kind == HopKind::Continue => {
+                // The session is unknown (expired and swept, or never began here).
+                let lang = session::language(&self.store, &ev.msisdn)?.unwrap_or_default();
+                return Ok(Reply::end(menus.text("session_over", lang)));
+            }
+            None => self.begin(&menus, &ev, now, gm).await?,
+        };
+        let reply = self.render(&menus, &mut s);
+        if reply.end && s.ended.is_none() {
+            s.ended = Some(Ended::Completed);
+            s.ended_ms = Some(now_ms);
+            inc(&gm.completed);
+        }
+        s.last_reply = Some(reply.clone());
+        s.last_ms = now_ms;
+        session::save(&self.store, &s)?;
+        Ok(reply)
+    }
+
+    async fn begin(
+        &self,
+        menus: &Menus,
+        ev: &HopEvent,
+        now: DateTime<Utc>,
+        gm: &Arc<GatewayMetrics>,
+    ) -> Result<Session, UssdError> {
+        inc(&gm.started);
+        let now_ms = now.timestamp_millis();
+        let lang = session::language(&self.store, &ev.msisdn)?.unwrap_or_default();
+        let mut s = Session {
+            id: ev.session_id.clone(),
+            gateway: ev.gateway.clone(),
+            msisdn: ev.msisdn.clone(),
+            lang,
+            place: home(),
+            notice: None,
+            resume: None,
+            started_ms: now_ms,
+            last_ms: now_ms,
+            last_hop: ev.hop_index.unwrap_or(0),
+            last_reply: None,
+            ended: None,
+            ended_ms: None,
+        };
+        let inputs: Vec<&str> = ev.input.split('*').filter(|p| !p.is_empty()).collect();
+        if let Some(mut prev) = session::last_of_phone(&self.store, &ev.msisdn)? {
+            let resumable = self.resumable(&prev, now_ms);
+            if prev.ended.is_none() {
+                // Superseded by a redial: the old session was dropped by the network.
+                prev.ended = Some(Ended::Abandoned);
+                prev.ended_ms = Some(prev.last_ms);
+                inc(&self.metrics.gateway(&prev.gateway).abandoned);
+                session::save(&self.store, &prev)?;
+            }
+            // Inputs in the dial string say what the member wants: no prompt.
+            if let (Some(place), true) = (resumable, inputs.is_empty()) {
+                tracing::info!(screen = %place.screen, "offering to resume a dropped session");
+                s.resume = Some(place);
+                s.place.screen = RESUME.into();
+            }
+        }
+        session::set_last_of_phone(&self.store, &s)?;
+        for input in inputs {
+            self.apply(menus, &mut s, input.trim(), now, gm).await?;
+            if is_final(menus, &s.place.screen) {
+                break;
+            }
+        }
+        Ok(s)
+    }
+
+    /// The place a redial may resume: the previous session ended without completing, in
+    /// the middle of a journey, and within the resume window of its end (for a drop, its
+    /// last hop; for a timeout, the TTL's end).
+    fn resumable(&self, prev: &Session, now_ms: i64) -> Option<Place> {
+        if prev.ended == Some(Ended::Completed) {
+            return None;
+        }
+        let ttl_ms = millis(self.settings.ttl);
+        let ended_at = prev.ended_ms.unwrap_or(if now_ms - prev.last_ms > ttl_ms {
+            prev.last_ms + ttl_ms
+        } else {
+            prev.last_ms
+        });
+        if now_ms - ended_at > millis(self.settings.resume_window) {
+            return None;
+        }
+        let place = if prev.place.screen == RESUME {
+            prev.resume.clone()?
+        } else {
+            prev.place.clone()
+        };
+        let mid_journey = place.screen != HOME
+            && place.journey.is_some()
+            && ![HOLDING, ERROR].contains(&place.screen.as_str());
+        mid_journey.then_some(place)
+    }
+
+    async fn apply(
+        &self,
+        menus: &Menus,
+        s: &mut Session,
+        input: &str,
+        now: DateTime<Utc>,
+        gm: &Arc<GatewayMetrics>,
+    ) -> Result<(), UssdError> {
+        // A notice shows once, but stays while the member pages through its screen.
+        let notice = s.notice.take();
+        let lang = s.lang;
+        if s.place.screen == RESUME {
+            match input {
+                "1" => {
+                    if let Some(place) = s.resume.take() {
+                        s.place = place;
+                    }
+                }
+                "2" => {
+                    s.resume = None;
+                    s.place = home();
+                }
+                _ => s.notice = Some(menus.text("invalid_choice", lang).to_string()),
+            }
+            return Ok(());
+        }
+        let Some(screen) = menus.screen(&s.place.screen) else {
+            s.place = home();
+            s.notice = Some(menus.text("menu_changed", lang).to_string());
+            return Ok(());
+        };
+        let keys = &self.settings.keys;
+        if input == keys.home {
+            s.place = home();
+            return Ok(());
+        }
+        if input == keys.back {
+            if s.place.page > 0 {
+                s.place.page -= 1;
+                s.notice = notice;
+            } else if let Some(prev) = s.place.stack.pop() {
+                s.place.screen = prev;
+                s.place.tries = 0;
+                if s.place.screen == HOME {
+                    s.place.journey = None;
+                }
+            }
+            return Ok(());
+        }
+        if input == keys.more {
+            s.notice = notice.clone();
+            if usize::from(s.place.page) + 1 < self.pages(menus, s).len() {
+                s.place.page += 1;
+                return Ok(());
+            }
+            s.notice = None;
+        }
+        let def = &screen.def;
+        match def.kind {
+            Kind::Menu => match def.options.iter().find(|o| o.key == input) {
+                Some(o) => {
+                    for (k, v) in &o.set {
+                        s.place.vars.insert(k.clone(), v.clone());
+                    }
+                    let next = o.next.clone();
+                    self.goto(menus, s, &next, now, gm).await?;
+                }
+                None => s.notice = Some(menus.text("invalid_choice", lang).to_string()),
+            },
+            Kind::Choice => {
+                let list = def
+                    .items
+                    .as_ref()
+                    .and_then(|i| s.place.lists.get(i))
+                    .cloned()
+                    .unwrap_or_default();
+                let picked = input
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|n| n.checked_sub(1))
+                    .and_then(|i| list.get(i));
+                match (picked, &def.var, &def.next) {
+                    (Some((_, value)), Some(var), Some(next)) => {
+                        s.place.vars.insert(var.clone(), value.clone());
+                        let next = next.clone();
+                        self.goto(menus, s, &next, now, gm).await?;
+                    }
+                    _ => s.notice = Some(menus.text("invalid_choice", lang).to_string()),
+                }
+            }
+            Kind::Input => {
+                let value = match &screen.validator {
+                    Some(v) => v.check(input),
+                    None => Some(input.to_string()),
+                };
+                match (value, &def.var, &def.next) {
+                    (Some(v), Some(var), Some(next)) => {
+                        s.place.vars.insert(var.clone(), v);
+                        let next = next.clone();
+                        self.goto(menus, s, &next, now, gm).await?;
+                    }
+                    _ => {
+                        let notice = def
+                            .invalid
+                            .as_deref()
+                            .map(|k| menus.text(k, lang).to_string());
+                        self.retry(menus, s, screen, notice);
+                    }
+                }
+            }
+            Kind::End | Kind::Action => {}
+        }
+        Ok(())
+    }
+
+    /// A wrong answer (or an action outcome leading back here): count it, and after
+    /// `max_tries` go to `on_exhausted` (or end).
+    fn retry(&self, menus: &Menus, s: &mut Session, screen: &Screen, notice: Option<String>) {
+        s.place.tries = s.place.tries.saturating_add(1);
+        let max = screen.def.max_tries.unwrap_or(DEFAULT_MAX_TRIES);
+        if s.place.tries < max {
+            s.notice = notice;
+            return;
+        }
+        match screen.def.on_exhausted.as_deref() {
+            Some(t) if menus.screen(t).is_some() => {
+                s.place.stack.push(s.place.screen.clone());
+                s.place.screen = t.to_string();
+                s.place.page = 0;
+                s.place.tries = 0;
+                s.notice = notice;
+            }
+            _ => s.place.screen = ERROR.into(),
+        }
+    }
+
+    /// Moves to `target`, running any action screens on the way.
+    async fn goto(
+        &self,
+        menus: &Menus,
+        s: &mut Session,
+        target: &str,
+        now: DateTime<Utc>,
+        gm: &Arc<GatewayMetrics>,
+    ) -> Result<(), UssdError> {
+        let from = s.place.screen.clone();
+        if from == HOME && target != HOME {
+            s.place.journey = Some(format!("{}:{}", s.id, s.last_hop));
+        }
+        let lang = s.lang;
+        let mut target = target.to_string();
+        let mut notice = None;
+        for _ in 0..MAX_ACTION_CHAIN {
+            let Some(screen) = menus.screen(&target) else {
+                target = HOME.into();
+                notice = Some(menus.text("menu_changed", lang).to_string());
+                break;
+            };
+            match screen.def.kind {
+                Kind::Action => {}
+                Kind::Choice => {
+                    let empty = screen
+                        .def
+                        .items
+                        .as_ref()
+                        .and_then(|i| s.place.lists.get(i))
+                        .is_none_or(Vec::is_empty);
+                    match (&screen.def.empty, empty) {
+                        (Some(e), true) => {
+                            target = e.clone();
+                            continue;
+                        }
+                        _ => break,
+                    }
+                }
+                _ => break,
+            }
+            match self.run_action(menus, s, screen, now, gm).await {
+                ActionRun::Late => {
+                    s.place.screen = HOLDING.into();
+                    return Ok(());
+                }
+                ActionRun::Done(o) => {
+                    s.place.vars.extend(o.vars.clone());
+                    s.place.lists.extend(o.lists.clone());
+                    if let Some(l) = o.lang {
+                        s.lang = l;
+                    }
+                    let Some(t) = screen
+                        .def
+                        .on
+                        .get(&o.name)
+                        .or_else(|| screen.def.on.get("error"))
+                    else {
+                        tracing::warn!(screen = %screen.id, outcome = %o.name, "no transition for outcome");
+                        s.place.screen = ERROR.into();
+                        return Ok(());
+                    };
+                    notice = t.notice().map(|k| {
+                        super::menu::render(menus.text(k, s.lang), |n| s.place.vars.get(n).cloned())
+                    });
+                    target = t.screen().to_string();
+                }
+                ActionRun::Failed => match screen.def.on.get("error") {
+                    Some(t) => target = t.screen().to_string(),
+                    None => {
+                        s.place.screen = ERROR.into();
+                        return Ok(());
+                    }
+                },
+            }
+        }
+        if target == from {
+            if let Some(screen) = menus.screen(&from) {
+                self.retry(menus, s, screen, notice);
+            }
+            return Ok(());
+        }
+        if target == HOME {
+            s.place.stack.clear();
+            s.place.journey = None;
+        } else if let Some(pos) = s.place.stack.iter().position(|x| *x == target) {
+            s.place.stack.truncate(pos);
+        } else {
+            s.place.stack.push(from);
+        }
+        s.place.screen = target;
+        s.place.page = 0;
+        s.place.tries = 0;
+        s.notice = notice;
+        Ok(())
+    }
+
+    fn budget(&self, gateway: &str) -> Duration {
+        self.settings
+            .gateway_budget
+            .get(gateway)
+            .copied()
+            .unwrap_or(self.settings.hop_budget)
+    }
+
+    async fn run_action(
+        &self,
+        menus: &Menus,
+        s: &Session,
+        screen: &Screen,
+        now: DateTime<Utc>,
+        gm: &Arc<GatewayMetrics>,
+    ) -> ActionRun {
+        let name = screen.def.action.clone().unwrap_or_default();
+        let journey = s.place.journey.clone().unwrap_or_else(|| s.id.clone());
+        let ctx = ActionCtx {
+            store: self.store.clone(),
+            templates: self.templates.clone(),
+            gepg: self.settings.gepg,
+            msisdn: s.msisdn.clone(),
+            lang: s.lang,
+            today: (now + chrono::Duration::hours(3)).date_naive(),
+            now,
+            vars: s.place.vars.clone(),
+            journal_key: format!("{}/{journey}/{}", s.msisdn, screen.id),
+        };
+        let delay = (self.settings.fault_delay > Duration::ZERO
+            && (self.settings.fault_action.is_empty() || self.settings.fault_action == name))
+            .then_some(self.settings.fault_delay);
+        let action = name.clone();
+        let mut handle = tokio::task::spawn_blocking(move || {
+            if let Some(d) = delay {
+                std::thread::sleep(d);
+            }
+            actions::run(&action, &ctx)
+        });
+        match tokio::time::timeout(self.budget(&s.gateway), &mut handle).await {
+            Ok(Ok(Ok(o))) => ActionRun::Done(o),
+            Ok(Ok(Err(e))) => {
+                tracing::error!(action = %name, error = %e, "action failed");
+                ActionRun::Failed
+            }
+            Ok(Err(e)) => {
+                tracing::error!(action = %name, error = %e, "action task failed");
+                ActionRun::Failed
+            }
+            Err(_) => {
+                tracing::warn!(action = %name, "action over the hop budget: holding screen, result by SMS");
+                inc(&gm.late_results);
+                let late = LateResult {
+                    store: self.store.clone(),
+                    menus: Arc::new(menus.clone()),
+                    screen: screen.clone(),
+                    session: s.clone(),
+                };
+                tokio::spawn(async move {
+                    if let Ok(Ok(o)) = handle.await {
+                        late.send(o).await;
+                    }
+                });
+                ActionRun::Late
+            }
+        }
+    }
+
+    fn pages(&self, menus: &Menus, s: &Session) -> Vec<String> {
+        let Some(screen) = menus.screen(&s.place.screen) else {
+            return Vec::new();
+        };
+        let items = list_labels(s, screen);
+        let lines = menus.body_lines(
+            screen,
+            s.lang,
+            s.notice.as_deref(),
+            &|n| s.place.vars.get(n).cloned(),
+            &items,
+        );
+        if screen.def.kind == Kind::End {
+            return paginate(&lines, &Footer::default());
+        }
+        paginate(&lines, &menus.footer(screen, s.lang, &self.settings.keys))
+    }
+
+    fn render(&self, menus: &Menus, s: &mut Session) -> Reply {
+        let lang = s.lang;
+        let with_notice = |s: &Session, text: &str| match &s.notice {
+            Some(n) => format!("{n}\n{text}"),
+            None => text.to_string(),
+        };
+        match s.place.screen.as_str() {
+            RESUME => return Reply::con(with_notice(s, menus.text("resume", lang))),
+            HOLDING => return Reply::end(menus.text("holding", lang)),
+            ERROR => return Reply::end(menus.text("error", lang)),
+            _ => {}
+        }
+        let Some(screen) = menus.screen(&s.place.screen) else {
+            s.place = home();
+            s.notice = Some(menus.text("menu_changed", lang).to_string());
+            return self.render(menus, s);
+        };
+        let end = screen.def.kind == Kind::End;
+        let pages = self.pages(menus, s);
+        let page = usize::from(s.place.page).min(pages.len().saturating_sub(1));
+        s.place.page = u16::try_from(page).unwrap_or(0);
+        let text = pages.get(page).cloned().unwrap_or_default();
+        if end {
+            Reply::end(text)
+        } else {
+            Reply::con(text)
+        }
+    }
+
+    /// Drops sessions past their TTL and the resume window, counting the ones that timed out
+    /// without the gateway telling us. Returns how many were removed.
+    pub fn sweep(&self, now: DateTime<Utc>) -> Result<usize, UssdError> {
+        let now_ms = now.timestamp_millis();
+        let ttl = millis(self.settings.ttl);
+        let keep = millis(self.settings.resume_window);
+        let mut removed = 0;
+        for (key, s) in session::all(&self.store)? {
+            let Some(s) = s else {
+                session::remove_key(&self.store, &key)?;
+                removed += 1;
+                continue;
+            };
+            let end = s.ended_ms.unwrap_or(s.last_ms + ttl);
+            if now_ms - end <= keep || (s.ended.is_none() && now_ms - s.last_ms <= ttl) {
+                continue;
+            }
+            if s.ended.is_none() {
+                inc(&self.metrics.gateway(&s.gateway).timed_out);
+            }
+            session::remove_key(&self.store, &key)?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+}
+
+/// An action that finished after its hop was answered with the holding screen.
+struct LateResult {
+    store: Store,
+    menus: Arc<Menus>,
+    screen: Screen,
+    session: Session,
+}
+
+impl LateResult {
+    async fn send(self, o: Outcome) {
+        let s = &self.session;
+        let mut vars = s.place.vars.clone();
+        vars.extend(o.vars.clone());
+        let lang = o.lang.unwrap_or(s.lang);
+        let target = self
+            .screen
+            .def
+            .on
+            .get(&o.name)
+            .or_else(|| self.screen.def.on.get("error"))
+            .and_then(|t| self.menus.screen(t.screen()));
+        let body = match target {
+            Some(t) => super::menu::render(t.def.text().get(lang), |n| vars.get(n).cloned()),
+            None => self.menus.text("error", lang).to_string(),
+        };
+        let text = format!("{}\n{body}", self.menus.text("late_result", lang));
+        let key = format!("ussd:{}:{}:{}:late", s.gateway, s.id, s.last_hop);
+        let sms = OutboundSms {
+            to: s.msisdn.clone(),
+            text,
+            template: "ussd_late_result".into(),
+            language: lang,
+            reference: format!("ussd:{}", s.id),
+        };
+        let r = self
+            .store
+            .write_durable(|tx| -> TxResult<u64> { Ok(sms::enqueue(tx, &key, &sms)?) })
+            .await;
+        match r {
+            Ok(seq) => {
+                tracing::info!(session = %s.id, msisdn = %s.msisdn.masked(), seq, "late action result queued by SMS")
+            }
+            Err(e) => {
+                tracing::error!(session = %s.id, error = %e, "could not queue the late result SMS")
+            }
+        }
+    }
+}
+
+fn home() -> Place {
+    Place {
+        screen: HOME.into(),
+        ..Place::default()
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn is_final(menus: &Menus, screen: &str) -> bool {
+    match screen {
+        HOLDING | ERROR => true,
+        id => menus.screen(id).is_some_and(|s| s.def.kind == Kind::End),
+    }
+}
+
+fn list_labels(s: &Session, screen: &Screen) -> Vec<String> {
+    screen
+        .def
+        .items
+        .as_ref()
+        .and_then(|i| s.place.lists.get(i))
+        .map(|l| l.iter().map(|(label, _)| label.clone()).collect())
+        .unwrap_or_default()
+}

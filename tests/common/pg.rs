@@ -1,0 +1,206 @@
+//! A real, throwaway PostgreSQL for the mirror tests: `initdb` into a temp dir (as the
+//! `postgres` user when running as root: initdb refuses root), started on a free loopback
+//! port with its unix socket in that dir, the openIMIS subset schema of tests/pg/ created,
+//! stopped and deleted on drop. Absent PostgreSQL is a test failure, not a skip.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub struct Pg {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    pub port: u16,
+}
+
+fn find_bin() -> PathBuf {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.path().join("bin"))
+                .collect()
+        })
+        .unwrap_or_default();
+    dirs.sort();
+    if let Some(d) = dirs.into_iter().rev().find(|d| d.join("initdb").exists()) {
+        return d;
+    }
+    for p in std::env::var("PATH").unwrap_or_default().split(':') {
+        if Path::new(p).join("initdb").exists() && Path::new(p).join("pg_ctl").exists() {
+            return PathBuf::from(p);
+        }
+    }
+    panic!(
+        "PostgreSQL not found (no /usr/lib/postgresql/*/bin/initdb, no initdb on PATH): \
+         the mirror tests need a real PostgreSQL; install it (apt-get install -y postgresql, \
+         as .ci/run does)"
+    );
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("local addr").port()
+}
+
+impl Pg {
+    /// initdb + start + schema.
+    pub fn start() -> Pg {
+        let bin = find_bin();
+        let dir = tempfile::Builder::new()
+            .prefix("imis-pg-")
+            .tempdir()
+            .expect("temp dir");
+        if is_root() {
+            let ok = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .expect("chown")
+                .success();
+            assert!(ok, "chown the PostgreSQL temp dir to postgres");
+        }
+        let pg = Pg {
+            dir,
+            bin,
+            port: free_port(),
+        };
+        let out = pg
+            .as_postgres("initdb")
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "-D",
+            ])
+            .arg(pg.data())
+            .output()
+            .expect("run initdb");
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        pg.start_server();
+        pg.psql_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pg/openimis_schema.sql"));
+        pg
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn as_postgres(&self, tool: &str) -> Command {
+        let exe = self.bin.join(tool);
+        if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(exe);
+            c
+        } else {
+            Command::new(exe)
+        }
+    }
+
+    /// Starts (or restarts after [`Pg::stop`]) the server on the same port and data.
+    pub fn start_server(&self) {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let out = self
+            .as_postgres("pg_ctl")
+            .args(["-w", "-t", "60", "-D"])
+            .arg(self.data())
+            .arg("-l")
+            .arg(self.dir.path().join("log"))
+            .args(["-o", &opts, "start"])
+            .output()
+            .expect("run pg_ctl start");
+        let log = std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default();
+        assert!(
+            out.status.success(),
+            "pg_ctl start failed: {}\n{log}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Stops the server at once (connections are cut), keeping the data.
+    pub fn stop(&self) {
+        let _ = self
+            .as_postgres("pg_ctl")
+            .args(["-w", "-m", "immediate", "-D"])
+            .arg(self.data())
+            .arg("stop")
+            .output();
+    }
+
+    pub fn dsn(&self) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname=postgres connect_timeout=5",
+            self.port
+        )
+    }
+
+    pub fn psql_file(&self, file: &Path) {
+        let out = Command::new(self.bin.join("psql"))
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-q"])
+            .args(["-v", "ON_ERROR_STOP=1", "-p", &self.port.to_string(), "-f"])
+            .arg(file)
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "psql -f {} failed: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Runs SQL and returns psql's unaligned, tuples-only output (`|`-separated).
+    pub fn query(&self, sql: &str) -> String {
+        let out = Command::new(self.bin.join("psql"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-qAt",
+            ])
+            .args([
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-p",
+                &self.port.to_string(),
+                "-c",
+                sql,
+            ])
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "psql -c {sql:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

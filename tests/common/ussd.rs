@@ -1,0 +1,191 @@
+//! USSD client helpers: both adapters over HTTP, and the screen-length check every rendered
+//! screen must pass.
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+
+use super::Server;
+
+/// GSM 03.38 basic table (without ESC) and extension table, written out again here so the
+/// tests do not trust the code under test to judge itself.
+const GSM_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
+const GSM_EXT: &str = "\u{c}^{}\\[~]|€";
+
+/// Panics unless `text` fits one USSD screen: 182 GSM-7 septets, or 80 UCS2 units.
+pub fn assert_fits(text: &str) {
+    let gsm: Option<usize> = text
+        .chars()
+        .map(|c| {
+            if GSM_BASIC.contains(c) {
+                Some(1)
+            } else if GSM_EXT.contains(c) {
+                Some(2)
+            } else {
+                None
+            }
+        })
+        .sum();
+    match gsm {
+        Some(n) => assert!(n <= 182, "{n} GSM-7 septets > 182:\n{text}"),
+        None => {
+            let n: usize = text.chars().map(char::len_utf16).sum();
+            assert!(n <= 80, "{n} UCS2 units > 80:\n{text}");
+        }
+    }
+}
+
+pub struct Ussd {
+    pub rt: tokio::runtime::Runtime,
+    pub client: reqwest::Client,
+    pub base: String,
+}
+
+impl Ussd {
+    pub fn new(server: &Server) -> Ussd {
+        Ussd {
+            rt: tokio::runtime::Runtime::new().expect("runtime"),
+            client: reqwest::Client::new(),
+            base: server.url(""),
+        }
+    }
+
+    /// Posts an AT form; returns (status, body).
+    pub fn at_raw(&self, form: &[(&str, &str)]) -> (u16, String) {
+        self.rt.block_on(async {
+            let r = self
+                .client
+                .post(format!("{}/ussd/africastalking", self.base))
+                .form(form)
+                .send()
+                .await
+                .expect("POST");
+            (r.status().as_u16(), r.text().await.expect("body"))
+        })
+    }
+
+    /// One AT hop: `text` is the cumulative input. Returns (ended, screen).
+    pub fn at(&self, session: &str, phone: &str, code: &str, text: &str) -> (bool, String) {
+        let (status, body) = self.at_raw(&[
+            ("sessionId", session),
+            ("serviceCode", code),
+            ("phoneNumber", phone),
+            ("networkCode", "64002"),
+            ("text", text),
+        ]);
+        assert_eq!(status, 200, "{body}");
+        let (end, screen) = if let Some(s) = body.strip_prefix("CON ") {
+            (false, s.to_string())
+        } else if let Some(s) = body.strip_prefix("END ") {
+            (true, s.to_string())
+        } else {
+            panic!("reply does not start with CON or END: {body:?}")
+        };
+        assert_fits(&screen);
+        (end, screen)
+    }
+
+    pub fn json_raw(&self, body: &str) -> (u16, String) {
+        self.rt.block_on(async {
+            let r = self
+                .client
+                .post(format!("{}/ussd/json", self.base))
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await
+                .expect("POST");
+            (r.status().as_u16(), r.text().await.expect("body"))
+        })
+    }
+
+    /// One JSON hop. Returns (ended, screen).
+    pub fn json(
+        &self,
+        session: &str,
+        phone: &str,
+        kind: &str,
+        input: &str,
+        hop: u32,
+    ) -> (bool, String) {
+        let body = json!({"sessionId": session, "msisdn": phone, "serviceCode": "*152*00#",
+            "input": input, "type": kind, "hop": hop});
+        let (status, text) = self.json_raw(&body.to_string());
+        assert_eq!(status, 200, "{text}");
+        let v: Value = serde_json::from_str(&text).expect("json reply");
+        let screen = v["message"].as_str().expect("message").to_string();
+        let end = match v["action"].as_str() {
+            Some("CON") => false,
+            Some("END") => true,
+            other => panic!("action {other:?}"),
+        };
+        assert_fits(&screen);
+        (end, screen)
+    }
+
+    pub fn metrics(&self) -> String {
+        self.rt.block_on(async {
+            self.client
+                .get(format!("{}/metrics", self.base))
+                .send()
+                .await
+                .expect("GET")
+                .text()
+                .await
+                .expect("body")
+        })
+    }
+}
+
+/// An Africa's Talking session: keeps the cumulative `text` as AT does.
+pub struct AtSession<'a> {
+    pub ussd: &'a Ussd,
+    pub id: String,
+    pub phone: String,
+    pub inputs: Vec<String>,
+}
+
+impl<'a> AtSession<'a> {
+    pub fn dial(ussd: &'a Ussd, id: &str, phone: &str) -> (AtSession<'a>, String) {
+        let s = AtSession {
+            ussd,
+            id: id.into(),
+            phone: phone.into(),
+            inputs: Vec::new(),
+        };
+        let (end, screen) = ussd.at(id, phone, "*152*00#", "");
+        assert!(!end, "{screen}");
+        (s, screen)
+    }
+
+    pub fn send(&mut self, input: &str) -> (bool, String) {
+        self.inputs.push(input.into());
+        self.resend()
+    }
+
+    /// Posts the current cumulative text again (a gateway retry).
+    pub fn resend(&self) -> (bool, String) {
+        self.ussd
+            .at(&self.id, &self.phone, "*152*00#", &self.inputs.join("*"))
+    }
+}
+
+/// Pending SMS texts in a stopped server's store.
+pub fn queued_sms(data_dir: &std::path::Path) -> Vec<String> {
+    let store = imis_gateway::store::Store::open(data_dir, Default::default()).expect("open store");
+    let items = store
+        .claim(
+            imis_gateway::sms::SMS_TOPIC,
+            1000,
+            std::time::Duration::from_secs(60),
+            chrono::Utc::now(),
+        )
+        .expect("claim");
+    items
+        .iter()
+        .map(|i| {
+            imis_gateway::sms::outbound::decode(&i.payload)
+                .expect("sms")
+                .text
+        })
+        .collect()
+}
