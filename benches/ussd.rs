@@ -2,11 +2,17 @@
 //! 50 concurrent sessions, side by side with a bare hyper server answering a fixed `CON`
 //! body in the same run. Reports hops/s and p50/p99 hop latency for both, and the ratio.
 //!
-//! `cargo bench --bench ussd -- [--families N] [--data-dir DIR] [--seconds S] [--concurrency C]`
-//! Defaults: 1,000,000 families (seeding takes minutes: reuse a store with --data-dir; a
-//! store there that already has data is used as is), 10 s per server, 50 sessions.
-//! A journey is 5 hops: dial, 1 (coverage), 1 (by CHFID), the CHFID (the coverage lookup),
-//! 2 (finish). CHFIDs are drawn from the generated members, so every lookup finds a family.
+//! ```sh
+//! cargo run --release -- demo-data --families 1000000 --data-dir /tmp/imis-1m   # once
+//! cargo bench --bench ussd -- --data-dir /tmp/imis-1m [--seconds S] [--warmup S] [--concurrency C]
+//! ```
+//! Defaults: 1,000,000 families (without --data-dir, or with an empty one, the bench seeds
+//! them itself, which takes minutes: reuse a directory), 5 s warm-up, 10 s per server, 50
+//! sessions. Each session is closed-loop (the next hop leaves when the reply arrives) on its
+//! own keep-alive connection, through a minimal HTTP/1.1 client that costs both servers the
+//! same. A journey is 5 hops: dial, 1 (coverage), 1 (by CHFID), the CHFID (the coverage
+//! lookup), 2 (finish). CHFIDs are drawn from the generated members, so every lookup finds a
+//! family; a lookup reply without a member status line counts as an error.
 
 use std::convert::Infallible;
 use std::io::{BufRead, BufReader};
@@ -27,6 +33,7 @@ struct Args {
     families: u64,
     data_dir: Option<PathBuf>,
     seconds: u64,
+    warmup: u64,
     concurrency: usize,
 }
 
@@ -35,6 +42,7 @@ fn args() -> Args {
         families: 1_000_000,
         data_dir: None,
         seconds: 10,
+        warmup: 5,
         concurrency: 50,
     };
     let mut it = std::env::args().skip(1);
@@ -44,6 +52,7 @@ fn args() -> Args {
             "--families" => a.families = value().parse().unwrap_or(a.families),
             "--data-dir" => a.data_dir = Some(PathBuf::from(value())),
             "--seconds" => a.seconds = value().parse().unwrap_or(a.seconds),
+            "--warmup" => a.warmup = value().parse().unwrap_or(a.warmup),
             "--concurrency" => a.concurrency = value().parse().unwrap_or(a.concurrency),
             _ => {} // cargo passes --bench
         }
@@ -71,60 +80,135 @@ impl Run {
     }
 }
 
-/// Drives `concurrency` sessions of the coverage journey against `url` for `secs`.
-async fn drive(url: String, families: u64, concurrency: usize, secs: u64, check: bool) -> Run {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
-        .build()
-        .expect("client");
+/// A minimal HTTP/1.1 keep-alive client on one connection: the same few bytes of work per
+/// request for both servers, so the client (on the same 2 cores) takes as little CPU as it
+/// can from the server under test.
+struct Conn {
+    stream: tokio::io::BufReader<tokio::net::TcpStream>,
+    host: String,
+    path: String,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    async fn open(addr: &str, path: &str) -> std::io::Result<Conn> {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Conn {
+            stream: tokio::io::BufReader::new(stream),
+            host: addr.to_string(),
+            path: path.to_string(),
+            buf: Vec::with_capacity(1024),
+        })
+    }
+
+    /// POSTs a form body and returns the response body.
+    async fn post_form(&mut self, body: &str) -> std::io::Result<String> {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+        self.buf.clear();
+        self.buf.extend_from_slice(
+            format!(
+                "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+                self.path,
+                self.host,
+                body.len()
+            )
+            .as_bytes(),
+        );
+        self.buf.extend_from_slice(body.as_bytes());
+        self.stream.get_mut().write_all(&self.buf).await?;
+        let mut len = None;
+        let mut status_ok = false;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if self.stream.read_line(&mut line).await? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if l.starts_with("HTTP/1.1 ") {
+                status_ok = l.as_bytes().get(9) == Some(&b'2');
+            } else if let Some((k, v)) = l.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    len = v.trim().parse::<usize>().ok();
+                }
+            }
+        }
+        let Some(len) = len else {
+            return Err(std::io::Error::other("no content-length"));
+        };
+        let mut body = vec![0; len];
+        self.stream.read_exact(&mut body).await?;
+        if !status_ok {
+            return Err(std::io::Error::other("status not 2xx"));
+        }
+        String::from_utf8(body).map_err(std::io::Error::other)
+    }
+}
+
+/// `*` and `#` percent-encoded; the rest of our values are digits and letters.
+fn enc(v: &str) -> String {
+    v.replace('*', "%2A").replace('#', "%23")
+}
+
+/// Drives `concurrency` sessions of the coverage journey against `addr` for `secs`.
+async fn drive(addr: String, families: u64, concurrency: usize, secs: u64, check: bool) -> Run {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for worker in 0..concurrency {
-        let (client, url, stop) = (client.clone(), url.clone(), stop.clone());
+        let (addr, stop) = (addr.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
             let mut rng = rand::rngs::StdRng::seed_from_u64(worker as u64);
-            let mut lat = Vec::new();
+            let mut lat = Vec::with_capacity(1 << 16);
             let mut errors = 0usize;
             let mut n = 0u64;
+            let Ok(mut conn) = Conn::open(&addr, "/ussd/africastalking").await else {
+                return (lat, 1);
+            };
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
-                let session = format!("bench-{worker}-{n}");
+                let session = format!("bench-{}-{worker}-{n}", std::process::id());
                 let phone = format!("2557{:08}", rng.gen_range(10_000_000..99_999_999u32));
                 let base = GENERATED_CHFID_BASE + rng.gen_range(0..families.max(1) as u32);
                 let chfid = Chfid::from_base(base).map(|c| format!("{:09}", c.value()));
                 let chfid = chfid.unwrap_or_default();
                 let path = [
-                    "",
-                    "1",
-                    "1*1",
-                    &format!("1*1*{chfid}"),
-                    &format!("1*1*{chfid}*2"),
+                    String::new(),
+                    "1".into(),
+                    "1*1".into(),
+                    format!("1*1*{chfid}"),
+                    format!("1*1*{chfid}*2"),
                 ];
                 for (i, text) in path.iter().enumerate() {
+                    let body = format!(
+                        "sessionId={session}&serviceCode={}&phoneNumber={phone}&networkCode=64002&text={}",
+                        enc("*152*00#"),
+                        enc(text)
+                    );
                     let t = Instant::now();
-                    let r = client
-                        .post(&url)
-                        .form(&[
-                            ("sessionId", session.as_str()),
-                            ("serviceCode", "*152*00#"),
-                            ("phoneNumber", phone.as_str()),
-                            ("networkCode", "64002"),
-                            ("text", text),
-                        ])
-                        .send()
-                        .await;
-                    let body = match r {
-                        Ok(r) => r.text().await.unwrap_or_default(),
-                        Err(_) => String::new(),
-                    };
+                    let r = conn.post_form(&body).await;
                     lat.push(t.elapsed().as_micros() as u64);
+                    let body = match r {
+                        Ok(b) => b,
+                        Err(_) => {
+                            errors += 1;
+                            // A broken connection: reopen and start a new session.
+                            match Conn::open(&addr, "/ussd/africastalking").await {
+                                Ok(c) => conn = c,
+                                Err(_) => return (lat, errors),
+                            }
+                            break;
+                        }
+                    };
                     let ok = body.starts_with("CON ") || body.starts_with("END ");
+                    // The lookup hop must show a member line with a status letter.
                     let found = !check
                         || i != 3
-                        || body.contains(" A")
-                        || body.contains(" I")
-                        || body.contains(" E");
+                        || [" A\n", " I\n", " E\n", " S\n"].iter().any(|l| body.contains(l));
                     if !ok || !found {
                         errors += 1;
                     }
@@ -153,36 +237,75 @@ async fn drive(url: String, families: u64, concurrency: usize, secs: u64, check:
     }
 }
 
-/// A bare hyper server answering every request with a fixed `CON` body.
-async fn bare_server() -> std::net::SocketAddr {
+/// A bare hyper server answering every request with a fixed `CON` body, on its own runtime
+/// (two worker threads, like the gateway's on this machine) so it does not share a scheduler
+/// with the client.
+fn bare_server() -> std::net::SocketAddr {
     use hyper::server::conn::http1;
     use hyper::service::service_fn;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            tokio::spawn(async move {
-                let svc = service_fn(|_req| async {
-                    Ok::<_, Infallible>(
-                        hyper::Response::builder()
-                            .header("content-type", "text/plain")
-                            .body(String::from(
-                                "CON Karibu CHF iliyoboreshwa\n1 Angalia bima\n2 Lipia bima",
-                            ))
-                            .expect("response"),
-                    )
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("bare runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let _ = tx.send(listener.local_addr().expect("addr"));
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(async move {
+                    let svc = service_fn(|_req| async {
+                        Ok::<_, Infallible>(
+                            hyper::Response::builder()
+                                .header("content-type", "text/plain; charset=utf-8")
+                                .body(String::from(
+                                    "CON Karibu CHF iliyoboreshwa\n1 Angalia bima\n2 Lipia bima",
+                                ))
+                                .expect("response"),
+                        )
+                    });
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let _ = http1::Builder::new().serve_connection(io, svc).await;
                 });
-                let io = hyper_util::rt::TokioIo::new(stream);
-                let _ = http1::Builder::new().serve_connection(io, svc).await;
-            });
-        }
+            }
+        });
     });
-    addr
+    rx.recv().expect("bare server address")
+}
+
+/// `GET /metrics` from the gateway, as text (blocking: called once, after the runs).
+fn fetch_metrics(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let req = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return String::new();
+    }
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// The server's own mean hop time (its histogram's sum / count), in ms.
+fn server_mean_ms(metrics: &str) -> Option<f64> {
+    let get = |name: &str| {
+        metrics.lines().find_map(|l| {
+            l.strip_prefix(name)
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        })
+    };
+    let sum = get("ussd_hop_latency_seconds_sum{gateway=\"africastalking\"}")?;
+    let count = get("ussd_hop_latency_seconds_count{gateway=\"africastalking\"}")?;
+    (count > 0.0).then(|| sum / count * 1000.0)
 }
 
 fn main() {
@@ -207,11 +330,7 @@ fn main() {
             None => println!("store in {} already has data: reused", dir.display()),
         }
     }
-    let families = if a.data_dir.is_some() {
-        a.families
-    } else {
-        a.families
-    };
+    let families = a.families;
     let mut child = Command::new(env!("CARGO_BIN_EXE_imis-gateway"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&dir)
@@ -229,18 +348,17 @@ fn main() {
         }
     }
     assert!(!addr.is_empty(), "server did not start");
+    let bare_addr = bare_server().to_string();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let (bare, gw) = rt.block_on(async {
-        let bare_addr = bare_server().await;
-        let bare_url = format!("http://{bare_addr}/ussd/africastalking");
-        let gw_url = format!("http://{addr}/ussd/africastalking");
         // Warm up both (connections, page cache), then measure each in turn.
-        drive(bare_url.clone(), families, a.concurrency, 1, false).await;
-        drive(gw_url.clone(), families, a.concurrency, 2, true).await;
-        let bare = drive(bare_url, families, a.concurrency, a.seconds, false).await;
-        let gw = drive(gw_url, families, a.concurrency, a.seconds, true).await;
+        drive(bare_addr.clone(), families, a.concurrency, 1, false).await;
+        drive(addr.clone(), families, a.concurrency, a.warmup, true).await;
+        let bare = drive(bare_addr, families, a.concurrency, a.seconds, false).await;
+        let gw = drive(addr.clone(), families, a.concurrency, a.seconds, true).await;
         (bare, gw)
     });
+    let server_metrics = fetch_metrics(&addr);
     let _ = child.kill();
     let _ = child.wait();
     println!(
@@ -266,4 +384,17 @@ fn main() {
         gw.rate() / bare.rate().max(1.0),
         gw.pct(0.99)
     );
+    if let Some(ms) = server_mean_ms(&server_metrics) {
+        println!("gateway's own mean time per hop (its /metrics, warm-up included): {ms:.3} ms");
+    }
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        println!(
+            "machine: {} CPUs, load average {}",
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            load.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
 }

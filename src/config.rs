@@ -45,6 +45,8 @@ pub struct Config {
     pub sms: SmsConfig,
     pub gepg: GepgConfig,
     pub mirror: MirrorConfig,
+    pub scheduler: SchedulerConfig,
+    pub officer: OfficerConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -255,12 +257,68 @@ pub enum GepgMode {
 #[serde(deny_unknown_fields, default)]
 pub struct GepgConfig {
     pub mode: GepgMode,
+    /// Base URL of GePG (`https://uat1.gepg.go.tz`). Empty in simulator mode = the simulator
+    /// built into this server (`/gepg-sim`).
+    pub url: String,
+    /// SP code used in bills when a product has none (`AccCodePremiums`).
+    pub sp_code: String,
+    pub sub_sp_code: String,
+    /// System id issued by GePG (`SpSysId`).
+    pub sp_sys_id: String,
+    /// GFS revenue code of bill items.
+    pub gfs_code: String,
+    /// Our PKCS#12 keystore (private key that signs requests and acks) and its password.
+    /// Empty in simulator mode = a key generated at start.
+    pub key_p12: PathBuf,
+    pub key_password: String,
+    /// GePG's PKCS#12 file (its certificate verifies callbacks) and its password.
+    pub gepg_cert_p12: PathBuf,
+    pub gepg_cert_password: String,
+    /// Simulator only: the PKCS#12 keystore the simulated GePG signs with (empty = generated).
+    pub simulator_key_p12: PathBuf,
+    pub simulator_key_password: String,
+    /// Largest callback body accepted, bytes.
+    pub max_body_bytes: usize,
+    /// Seconds to wait for GePG to answer a request before retrying it.
+    pub request_timeout_secs: u64,
+    /// Pre-requested control numbers per product: request more when fewer than
+    /// `pool_low_water` are free (0 disables the pool), `pool_batch` at a time.
+    pub pool_low_water: u32,
+    pub pool_batch: u32,
+    /// Days a member's bill stays payable; pool bills stay payable `pool_bill_expiry_days`.
+    pub bill_expiry_days: u32,
+    pub pool_bill_expiry_days: u32,
+    /// Daily reconciliation of the previous day, at this East Africa time (`HH:MM`);
+    /// empty disables the job (`payments reconcile --date D` still works).
+    pub reconcile_at: String,
+    /// Secret of the direct mobile-money callback (`X-Signature` = hex HMAC-SHA256 of the
+    /// body); empty disables that endpoint.
+    pub mobile_money_secret: String,
 }
 
 impl Default for GepgConfig {
     fn default() -> Self {
         GepgConfig {
             mode: GepgMode::Simulator,
+            url: String::new(),
+            sp_code: "SP111".to_string(),
+            sub_sp_code: "1001".to_string(),
+            sp_sys_id: "CHFIMIS001".to_string(),
+            gfs_code: "140206".to_string(),
+            key_p12: PathBuf::new(),
+            key_password: String::new(),
+            gepg_cert_p12: PathBuf::new(),
+            gepg_cert_password: String::new(),
+            simulator_key_p12: PathBuf::new(),
+            simulator_key_password: String::new(),
+            max_body_bytes: 256 * 1024,
+            request_timeout_secs: 30,
+            pool_low_water: 10,
+            pool_batch: 20,
+            bill_expiry_days: 30,
+            pool_bill_expiry_days: 1095,
+            reconcile_at: "04:00".to_string(),
+            mobile_money_secret: String::new(),
         }
     }
 }
@@ -309,6 +367,41 @@ impl MirrorConfig {
             backoff_cap: std::time::Duration::from_secs(self.backoff_cap_secs),
             audit_user_id: self.audit_user_id,
             ..crate::mirror::WriterOptions::default()
+        }
+    }
+}
+
+/// `[officer]`: the SMS command language of enrolment officers (src/officer/).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OfficerConfig {
+    /// Route SMS from officers' phones to the command module (false: they get HELP only).
+    pub enabled: bool,
+    /// The command grammar and reply texts, editable without recompiling.
+    pub grammar_file: PathBuf,
+    /// Wrong PINs in a row that lock an officer out.
+    pub max_pin_failures: u32,
+    /// Minutes a lockout lasts (an administrator can unlock earlier).
+    pub lockout_minutes: u64,
+    /// Hours during which the same text from the same officer is a resend: same reply,
+    /// no second effect.
+    pub repeat_window_hours: u64,
+    /// Product of REG when the officer names none.
+    pub default_product: String,
+    /// How often the command worker looks for new commands when not woken, ms.
+    pub poll_ms: u64,
+}
+
+impl Default for OfficerConfig {
+    fn default() -> Self {
+        OfficerConfig {
+            enabled: true,
+            grammar_file: PathBuf::from("sms-templates/officer/commands.toml"),
+            max_pin_failures: 5,
+            lockout_minutes: 30,
+            repeat_window_hours: 24,
+            default_product: "CHF01".to_string(),
+            poll_ms: 20,
         }
     }
 }
@@ -368,6 +461,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        self.scheduler.validate()?;
         if self.ussd.session_ttl_secs == 0 {
             return Err(ConfigError::Invalid(
                 "[ussd] session_ttl_secs must be > 0".into(),
@@ -405,6 +499,89 @@ fn scalar(raw: &str) -> toml::Value {
         }
     }
     toml::Value::String(raw.to_string())
+}
+
+/// `[scheduler]`: the daily jobs inside `serve` (times are East Africa Time, `HH:MM`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerConfig {
+    pub enabled: bool,
+    /// Seconds between checks for due jobs.
+    pub tick_secs: u64,
+    /// When the expiry job runs (it sends nothing).
+    pub expire_at: String,
+    /// When the jobs that send SMS run; must be outside quiet hours.
+    pub send_at: String,
+    /// SMS the scheduler would produce in this period waits until it ends.
+    pub quiet_start: String,
+    pub quiet_end: String,
+    /// Officers are prompted this many days before a policy expires.
+    pub renewal_interval_days: u32,
+    /// Families are reminded this many days before expiry, on the day, and this many after.
+    pub reminder_days_before: u32,
+    pub reminder_days_after: u32,
+    /// After an outage, at most this many missed days are caught up (the most recent).
+    pub max_catch_up_days: u32,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            enabled: true,
+            tick_secs: 60,
+            expire_at: "00:10".into(),
+            send_at: "09:00".into(),
+            quiet_start: "20:00".into(),
+            quiet_end: "07:00".into(),
+            renewal_interval_days: 14,
+            reminder_days_before: 5,
+            reminder_days_after: 5,
+            max_catch_up_days: 7,
+        }
+    }
+}
+
+/// Parses `HH:MM` (24 h).
+pub fn parse_hhmm(key: &str, value: &str) -> Result<chrono::NaiveTime, ConfigError> {
+    chrono::NaiveTime::parse_from_str(value.trim(), "%H:%M").map_err(|_| {
+        ConfigError::Invalid(format!("[scheduler] {key} = {value:?}: expected HH:MM, e.g. 09:00"))
+    })
+}
+
+impl SchedulerConfig {
+    /// (expire_at, send_at, quiet_start, quiet_end), validated.
+    pub fn times(
+        &self,
+    ) -> Result<(chrono::NaiveTime, chrono::NaiveTime, chrono::NaiveTime, chrono::NaiveTime), ConfigError>
+    {
+        Ok((
+            parse_hhmm("expire_at", &self.expire_at)?,
+            parse_hhmm("send_at", &self.send_at)?,
+            parse_hhmm("quiet_start", &self.quiet_start)?,
+            parse_hhmm("quiet_end", &self.quiet_end)?,
+        ))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let (_, send, qs, qe) = self.times()?;
+        let quiet = if qs == qe {
+            false
+        } else if qs < qe {
+            qs <= send && send < qe
+        } else {
+            send >= qs || send < qe
+        };
+        if quiet {
+            return Err(ConfigError::Invalid(format!(
+                "[scheduler] send_at {} falls in quiet hours {}-{}",
+                self.send_at, self.quiet_start, self.quiet_end
+            )));
+        }
+        if self.tick_secs == 0 {
+            return Err(ConfigError::Invalid("[scheduler] tick_secs must be > 0".into()));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -13,10 +13,16 @@
 //!   delivery receipts, USSD over SMPP.
 //! - [`mirror`]: the central openIMIS PostgreSQL database: the mirror writer draining the
 //!   outbox, import and incremental pull.
+//! - [`scheduler`]: daily jobs inside `serve` (policy expiry, officer renewal prompts,
+//!   family reminders), persisted windows so a restart neither skips nor repeats a run.
+//! - [`payments`]: GePG payments: signed XML messages, control numbers (outbox, pool),
+//!   payment notifications applied exactly once, reconciliation, the GePG simulator.
 //! - [`server`]: the HTTP edge (`/health`, and the gateway adapters later issues add).
 //! - [`shutdown`]: graceful shutdown: one signal fans out to every task, which drains and
 //!   lets the store flush before the process exits.
 //! - [`ussd`]: the USSD session engine, menus as data, member journeys and their actions.
+//! - [`officer`]: enrolment officers' SMS commands (register, add member, renew, status,
+//!   pending renewals, PIN, HELP), PIN lockout, audit trail.
 //! - [`cli`]: the command line, one file per subcommand; `main.rs` only dispatches.
 
 pub mod cli;
@@ -24,6 +30,9 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod mirror;
+pub mod payments;
+pub mod officer;
+pub mod scheduler;
 pub mod server;
 pub mod shutdown;
 pub mod smpp;

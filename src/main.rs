@@ -15,6 +15,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => tokio::runtime::Runtime::new()?.block_on(cli::serve::run(args)),
         Command::DemoData(args) => cli::demo_data::run(args),
         Command::Import(args) => tokio::runtime::Runtime::new()?.block_on(cli::import::run(args)),
+        Command::Jobs(args) => cli::jobs::run(args),
         Command::Mirror(args) => cli::mirror::run(args),
         Command::Menus(args) => {
             if !cli::menus::run(args)? {
@@ -23,5 +24,11 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Simulate(args) => cli::simulate::run(args),
+        Command::Sms(args) => {
+            if !cli::sms::run(args)? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
 }

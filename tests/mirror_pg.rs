@@ -11,7 +11,9 @@ use chrono::NaiveDate;
 use common::pg::Pg;
 use imis_gateway::domain::*;
 use imis_gateway::mirror::writer::{apply_batch, Outcome};
+use imis_gateway::mirror::verify::{verify, VerifyReport};
 use imis_gateway::mirror::{pull, MirrorWriter, WriterOptions};
+use imis_gateway::shutdown::Shutdown;
 use imis_gateway::store::{Store, TxResult, MIRROR_TOPIC};
 use uuid::Uuid;
 
@@ -168,25 +170,49 @@ fn writer(store: &Store, pg: &Pg) -> MirrorWriter {
     MirrorWriter::new(store.clone(), pg.dsn(), opts)
 }
 
-/// Steps the writer until the topic is empty; returns how many steps failed.
+/// Steps the writer until the topic is empty; returns how many steps failed. Gives up
+/// (failing the test with the last error) after 30 s.
 async fn drain(w: &MirrorWriter, store: &Store) -> usize {
     let mut client = None;
     let mut held = Vec::new();
     let mut failures = 0;
-    for _ in 0..2000 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut last_error = String::new();
+    while std::time::Instant::now() < deadline {
         match w.step(&mut client, &mut held).await {
             Ok(0) if held.is_empty() && store.pending_count(MIRROR_TOPIC).unwrap() == 0 => {
                 return failures
             }
             Ok(_) => {}
-            Err(_) => {
+            Err(e) => {
+                last_error = e.to_string();
                 failures += 1;
                 client = None;
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }
-    panic!("mirror did not drain");
+    panic!(
+        "mirror did not drain in 30 s: {} pending, {failures} failed steps, last error: {last_error}",
+        store.pending_count(MIRROR_TOPIC).unwrap()
+    );
+}
+
+/// `mirror verify` against the test's database.
+fn verified(rt: &tokio::runtime::Runtime, pg: &Pg, store: &Store) -> VerifyReport {
+    rt.block_on(async {
+        let c = imis_gateway::mirror::connect(&pg.dsn()).await.unwrap();
+        verify(&c, store).await.unwrap()
+    })
+}
+
+/// Asserts that `mirror verify` finds nothing, and that it checked something.
+fn assert_consistent(rt: &tokio::runtime::Runtime, pg: &Pg, store: &Store) {
+    let r = verified(rt, pg, store);
+    let listed: Vec<String> = r.differences.iter().map(|d| d.to_string()).collect();
+    assert!(listed.is_empty(), "verify: {listed:#?}");
+    assert_eq!(r.pending, 0, "{r:?}");
+    assert!(r.checked > 0, "{r:?}");
 }
 
 #[test]
@@ -198,8 +224,10 @@ fn enrolment_and_policy_update_produce_rows_history_rows_and_no_duplicates_on_re
     rt.block_on(drain(&w, &store));
 
     let fam = store.family(e.family).unwrap().unwrap();
+    let head_chfid = Chfid::from_base(1_000_002).unwrap().to_string();
     let row = pg.query(&format!(
-        r#"SELECT f."LocationId" = l."LocationId", f."AuditUserID", i."CHFID", i."IsHead", f."ValidityTo" IS NULL
+        r#"SELECT f."LocationId" = l."LocationId", f."AuditUserID", i."CHFID", i."IsHead", f."ValidityTo" IS NULL,
+                  f."Poverty", i."DOB", i."Gender", i."Phone", i."AuditUserID"
            FROM "tblFamilies" f JOIN "tblInsuree" i ON i."InsureeID" = f."InsureeID"
            JOIN "tblLocations" l ON l."LocationCode" = 'V0111' AND l."ValidityTo" IS NULL
            WHERE f."FamilyUUID" = '{}'"#,
@@ -207,10 +235,15 @@ fn enrolment_and_policy_update_produce_rows_history_rows_and_no_duplicates_on_re
     ));
     assert_eq!(
         row,
-        "t|-3|100000024|t|t".replace(
-            "100000024",
-            &Chfid::from_base(1_000_002).unwrap().to_string()
-        )
+        format!("t|-3|{head_chfid}|t|t|f|1985-06-01|M|255754100001|-3")
+    );
+    // The child: same family, not head, relationship 4 (son/daughter).
+    assert_eq!(
+        pg.query(
+            r#"SELECT c."IsHead", c."Relationship", c."FamilyID" = h."FamilyID", c."Phone" IS NULL
+               FROM "tblInsuree" c JOIN "tblInsuree" h ON h."IsHead" WHERE NOT c."IsHead""#
+        ),
+        "f|4|t|t"
     );
     assert_eq!(
         pg.query(r#"SELECT count(*) FROM "tblInsuree" WHERE "ValidityTo" IS NULL"#),
@@ -220,41 +253,60 @@ fn enrolment_and_policy_update_produce_rows_history_rows_and_no_duplicates_on_re
         pg.query(r#"SELECT count(*) FROM "tblInsuree" i JOIN "tblFamilies" f USING ("FamilyID")"#),
         "2"
     );
-    assert_eq!(pg.query(r#"SELECT count(*) FROM "tblInsureePolicy""#), "2");
+    // One coverage row per member, carrying the policy's dates.
     assert_eq!(
-        pg.query(r#"SELECT "ApprovalOfSMS", "LanguageOfSMS" FROM "tblFamilySMS""#),
-        "t|sw"
+        pg.query(
+            r#"SELECT count(*), min(ip."EffectiveDate")::text, max(ip."ExpiryDate")::text,
+                      bool_and(ip."PolicyId" = p."PolicyID"), min(ip."AuditUserID")
+               FROM "tblInsureePolicy" ip JOIN "tblPolicy" p ON p."PolicyID" = ip."PolicyId""#
+        ),
+        "2|2024-01-10|2025-01-09|t|-3"
+    );
+    assert_eq!(
+        pg.query(r#"SELECT "ApprovalOfSMS", "LanguageOfSMS", "ValidityTo" IS NULL FROM "tblFamilySMS""#),
+        "t|sw|t"
     );
     let pol = store.policy(e.policy).unwrap().unwrap();
     let q_policy = format!(
-        r#"SELECT "PolicyStatus", "PolicyValue", "PolicyStage", "EffectiveDate", "ExpiryDate", "AuditUserID"
+        r#"SELECT "PolicyStatus", "PolicyValue", "PolicyStage", "EnrollDate", "EffectiveDate", "ExpiryDate", "AuditUserID", "LegacyID" IS NULL
            FROM "tblPolicy" WHERE "PolicyUUID" = '{}'"#,
         pol.uuid
     );
-    assert_eq!(pg.query(&q_policy), "2|30000.00|N|2024-01-10|2025-01-09|-3");
     assert_eq!(
-        pg.query(r#"SELECT "Amount", "Receipt", "PayType", p."PolicyStatus" FROM "tblPremium" JOIN "tblPolicy" p USING ("PolicyID")"#),
-        "30000.00|RCPT1|M|2"
+        pg.query(&q_policy),
+        "2|30000.00|N|2024-01-10|2024-01-10|2025-01-09|-3|t"
     );
+    assert_eq!(
+        pg.query(r#"SELECT "Amount", "Receipt", "PayType", "PayDate", p."PolicyStatus", "tblPremium"."AuditUserID" FROM "tblPremium" JOIN "tblPolicy" p USING ("PolicyID")"#),
+        "30000.00|RCPT1|M|2024-01-10|2|-3"
+    );
+    assert_consistent(&rt, &pg, &store);
 
     // A suspension: a history row with the old state, the current row updated in place.
     set_status(&store, e.policy, PolicyStatus::Suspended);
     rt.block_on(drain(&w, &store));
-    assert_eq!(pg.query(&q_policy), "4|30000.00|N|2024-01-10|2025-01-09|-3");
+    assert_eq!(
+        pg.query(&q_policy),
+        "4|30000.00|N|2024-01-10|2024-01-10|2025-01-09|-3|t"
+    );
     let hist = pg.query(
         r#"SELECT h."PolicyStatus", h."LegacyID" = c."PolicyID", h."PolicyUUID" <> c."PolicyUUID",
-                  h."ValidityTo" IS NOT NULL, c."ValidityFrom" >= h."ValidityTo" - interval '1 second'
+                  h."ValidityTo" IS NOT NULL, c."ValidityFrom" >= h."ValidityTo" - interval '1 second',
+                  h."AuditUserID"
            FROM "tblPolicy" h JOIN "tblPolicy" c ON c."ValidityTo" IS NULL WHERE h."ValidityTo" IS NOT NULL"#,
     );
-    assert_eq!(hist, "2|t|t|t|t");
+    assert_eq!(hist, "2|t|t|t|t|-3");
+    assert_consistent(&rt, &pg, &store);
 
-    // A batch replayed after its commit (crash before the ack) writes nothing twice.
+    // A batch committed centrally whose ack was lost (crash, or the connection cut before
+    // the reply): the database is restarted, cutting every connection, and the writer claims
+    // the batch again when its lease expires. Nothing is written twice.
     set_status(&store, e.policy, PolicyStatus::Active);
     let items = store
         .claim(
             MIRROR_TOPIC,
             100,
-            Duration::from_secs(30),
+            Duration::from_millis(500),
             chrono::Utc::now(),
         )
         .unwrap();
@@ -266,13 +318,20 @@ fn enrolment_and_policy_update_produce_rows_history_rows_and_no_duplicates_on_re
             assert_eq!(out, vec![Outcome::Applied]);
         }
     });
+    pg.stop();
+    pg.start_server();
+    std::thread::sleep(Duration::from_millis(600));
+    rt.block_on(drain(&w, &store));
     assert_eq!(
         pg.query(r#"SELECT count(*) FROM "tblPolicy""#),
         "3",
         "one current + two history rows"
     );
+    assert_eq!(pg.query(&q_policy).split('|').next(), Some("2"));
     assert_eq!(pg.query(r#"SELECT count(*) FROM "tblFamilies""#), "1");
     assert_eq!(pg.query(r#"SELECT count(*) FROM "tblInsuree""#), "2");
+    assert_eq!(pg.query(r#"SELECT count(*) FROM "tblPremium""#), "1");
+    assert_consistent(&rt, &pg, &store);
 }
 
 #[test]
@@ -283,14 +342,15 @@ fn a_rejected_row_goes_to_the_dead_letters_with_its_reason_and_does_not_block_ot
     let bad = enrol(&store, 1, &"X".repeat(150));
     let good = enrol(&store, 2, "Hamisi");
     rt.block_on(drain(&writer(&store, &pg), &store));
+    // The child, and its coverage row (which needs the child's central id).
     let dead = store.dead(MIRROR_TOPIC).unwrap();
-    assert_eq!(dead.len(), 1, "{dead:?}");
-    assert!(dead[0].key.starts_with("insuree:"), "{}", dead[0].key);
-    assert!(
-        dead[0].last_error.starts_with("22001"),
-        "{}",
-        dead[0].last_error
-    );
+    let keys: Vec<&str> = dead.iter().map(|d| d.key.as_str()).collect();
+    assert_eq!(dead.len(), 2, "{keys:?}");
+    assert!(keys[0].starts_with("insuree:"), "{keys:?}");
+    assert!(keys[1].starts_with("insuree_policy:"), "{keys:?}");
+    for d in &dead {
+        assert!(d.last_error.starts_with("22001"), "{}", d.last_error);
+    }
     // Everything else arrived, including the rest of the refused child's family.
     for e in [&bad, &good] {
         let u = store.policy(e.policy).unwrap().unwrap().uuid;
@@ -310,64 +370,95 @@ fn a_rejected_row_goes_to_the_dead_letters_with_its_reason_and_does_not_block_ot
             .contains("22001"),
         "{h}"
     );
+    // verify lists exactly the two records that never arrived.
+    let r = verified(&rt, &pg, &store);
+    let listed: Vec<String> = r.differences.iter().map(|d| d.to_string()).collect();
+    assert_eq!(listed.len(), 2, "{listed:#?}");
+    assert!(listed[0].starts_with("insuree ") && listed[0].contains("never mirrored"));
+    assert!(listed[1].starts_with("insuree_policy "), "{listed:#?}");
 }
 
+/// The writer's real loop (`serve` runs it): the database goes down for the duration of
+/// 1,000 writes and comes back; all arrive, in order, once, and nothing is dead-lettered.
 #[test]
 fn a_backlog_written_while_the_database_is_down_arrives_in_order_without_loss_or_duplicates() {
     let (pg, store) = seeded();
     let rt = tokio::runtime::Runtime::new().unwrap();
+    let shutdown = Shutdown::new();
+    let opts = WriterOptions {
+        lease: Duration::from_millis(300),
+        backoff_base: Duration::from_millis(50),
+        backoff_cap: Duration::from_millis(400),
+        poll: Duration::from_millis(20),
+        ..WriterOptions::default()
+    };
+    let w = MirrorWriter::new(store.clone(), pg.dsn(), opts);
+    let task = rt.spawn(w.run(shutdown.signal()));
+    let wait_drained = |what: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while store.pending_count(MIRROR_TOPIC).unwrap() > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: {} writes still pending; {}",
+                store.pending_count(MIRROR_TOPIC).unwrap(),
+                imis_gateway::mirror::status::health(&store, true)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    enrol(&store, 1000, "Kabla");
+    wait_drained("before the outage");
+
     pg.stop();
-    let mut policies = Vec::new();
     for n in 0..100 {
         let e = enrol(&store, n, "Hamisi");
         set_status(&store, e.policy, PolicyStatus::Suspended);
         set_status(&store, e.policy, PolicyStatus::Active);
-        policies.push(e.policy);
+        set_status(&store, e.policy, PolicyStatus::Expired);
     }
-    let pending = store.pending_count(MIRROR_TOPIC).unwrap();
-    assert_eq!(pending, 100 * 9);
-    let w = writer(&store, &pg);
-    let failures = rt.block_on(async {
-        let mut client = None;
-        let mut held = Vec::new();
-        let mut failures = 0;
-        for _ in 0..3 {
-            if w.step(&mut client, &mut held).await.is_err() {
-                failures += 1;
-            }
-        }
-        failures
-    });
-    assert_eq!(failures, 3, "the database is down");
+    assert_eq!(store.pending_count(MIRROR_TOPIC).unwrap(), 1000);
+    std::thread::sleep(Duration::from_millis(800));
+    let h = imis_gateway::mirror::status::health(&store, true);
+    assert_eq!(h["state"], "unreachable", "{h}");
+    assert!(h["lag_secs"].as_f64().unwrap() > 0.5, "{h}");
     assert_eq!(
         store.dead(MIRROR_TOPIC).unwrap().len(),
         0,
         "an outage is not a rejection"
     );
+
     pg.start_server();
-    rt.block_on(drain(&w, &store));
-    assert_eq!(pg.query(r#"SELECT count(*) FROM "tblFamilies""#), "100");
+    wait_drained("after the outage");
+    shutdown.trigger();
+    rt.block_on(task).unwrap();
+
+    assert_eq!(pg.query(r#"SELECT count(*) FROM "tblFamilies""#), "101");
     assert_eq!(
         pg.query(
-            r#"SELECT count(*) FROM "tblPolicy" WHERE "ValidityTo" IS NULL AND "PolicyStatus" = 2"#
+            r#"SELECT count(*) FROM "tblPolicy" WHERE "ValidityTo" IS NULL AND "PolicyStatus" = 8"#
         ),
         "100"
     );
-    // Two history rows per policy, in write order: first Active (2), then Suspended (4).
+    // Three history rows per policy, in write order: Active, Suspended, Active.
     assert_eq!(
         pg.query(r#"SELECT count(*) FROM "tblPolicy" WHERE "ValidityTo" IS NOT NULL"#),
-        "200"
+        "300"
     );
     let order = pg.query(
-        r#"SELECT count(*) FROM "tblPolicy" a JOIN "tblPolicy" b ON a."LegacyID" = b."LegacyID"
-           WHERE a."PolicyStatus" = 2 AND b."PolicyStatus" = 4 AND a."PolicyID" < b."PolicyID""#,
+        r#"SELECT count(*) FROM (
+             SELECT string_agg("PolicyStatus"::text, ',' ORDER BY "PolicyID") AS s
+             FROM "tblPolicy" WHERE "ValidityTo" IS NOT NULL GROUP BY "LegacyID") h
+           WHERE s = '2,4,2'"#,
     );
     assert_eq!(order, "100");
     assert_eq!(
         pg.query(r#"SELECT count(DISTINCT "PolicyUUID") FROM "tblPolicy""#),
-        "300"
+        "401"
     );
+    assert_eq!(pg.query(r#"SELECT count(*) FROM "tblInsuree""#), "202");
+    assert_eq!(pg.query(r#"SELECT count(*) FROM "tblPremium""#), "101");
     assert_eq!(store.dead(MIRROR_TOPIC).unwrap().len(), 0);
+    assert_consistent(&rt, &pg, &store);
 }
 
 #[test]
@@ -386,6 +477,14 @@ fn import_skips_history_rows_and_pull_applies_a_centrally_suspended_policy() {
     pg.query(&format!(
         r#"UPDATE "tblPolicy" SET "PolicyStatus" = 4, "ValidityFrom" = clock_timestamp(), "AuditUserID" = 7 WHERE "PolicyUUID" = '{uuid}'"#
     ));
+    // verify sees the central change the store has not pulled yet.
+    let before = verified(&rt, &pg, &store);
+    let listed: Vec<String> = before.differences.iter().map(|d| d.to_string()).collect();
+    assert_eq!(listed.len(), 1, "{listed:#?}");
+    assert!(
+        listed[0].starts_with("policy ") && listed[0].contains("PolicyStatus store=2 central=4"),
+        "{listed:#?}"
+    );
     let report = rt.block_on(async {
         let c = imis_gateway::mirror::connect(&pg.dsn()).await.unwrap();
         pull::pull_once(&c, &store).await.unwrap()
@@ -407,6 +506,7 @@ fn import_skips_history_rows_and_pull_applies_a_centrally_suspended_policy() {
         pull::pull_once(&c, &store).await.unwrap()
     });
     assert_eq!(again.applied, 0, "{again:?}");
+    assert_consistent(&rt, &pg, &store);
 
     // A local write not yet mirrored wins over a central change of the same entity.
     set_status(&store, e.policy, PolicyStatus::Active);

@@ -123,12 +123,14 @@ fn a_connection_dropped_mid_window_loses_nothing_and_unbind_and_restart_rebind()
 
 #[test]
 fn kill_9_with_10000_queued_loses_nothing_and_duplicates_stay_within_one_batch() {
+    let started = std::time::Instant::now();
     let smsc = Smsc::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let n = 10_000;
     queue(dir.path(), n);
     let env = [
-        ("IMIS_GATEWAY_SMPP__WINDOW", "10"),
+        // An operator-sized window; the duplicate bound below scales with it.
+        ("IMIS_GATEWAY_SMPP__WINDOW", "50"),
         ("IMIS_GATEWAY_SMPP__TPS", "20000"),
         ("IMIS_GATEWAY_SMPP__REGISTERED_DELIVERY", "false"),
     ];
@@ -140,17 +142,21 @@ fn kill_9_with_10000_queued_loses_nothing_and_duplicates_stay_within_one_batch()
     let before = smsc.stats()["submit_sm"].as_u64().unwrap_or(0);
     assert!(before < n as u64, "killed mid-drain ({before} of {n})");
     let server = start(dir.path(), &smsc, &env);
+    // Polls a counter, not the list of 10,000 submits.
     smsc.wait("all 10000", Duration::from_secs(180), |s| {
-        counts(s).len() == n
+        s.stats()["distinct_texts"].as_u64() >= Some(n as u64)
     });
     let (st, _) = server.terminate();
     assert!(st.success());
     let c = counts(&smsc);
     assert_eq!(c.len(), n, "every message reached the SMSC");
     let dups = duplicates(&c);
-    // Bound: the batch claimed when the process died (window × binds = 10).
-    assert!(dups <= 10, "{dups} duplicates");
-    eprintln!("kill -9 after {before} submits: {dups} duplicates");
+    // Bound: the batch claimed when the process died (window × binds = 50).
+    assert!(dups <= 50, "{dups} duplicates");
+    eprintln!(
+        "kill -9 after {before} submits: {dups} duplicates; {:?} in all",
+        started.elapsed()
+    );
     let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
     assert_eq!(store.pending_count("sms").unwrap(), 0);
 }
@@ -192,7 +198,7 @@ fn ussd_over_smpp_full_journey() {
         "end-of-session bit"
     );
     assert!(done["text"].as_str().unwrap().contains("English"), "{done}");
-    assert_eq!(smsc.stats()["deliver_sm_resp_status"], json!([0, 0, 0]));
+    assert_eq!(smsc.stats()["mo_resp_status"], json!([0, 0, 0]));
     let (st, _) = server.terminate();
     assert!(st.success());
 }

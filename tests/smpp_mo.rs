@@ -44,9 +44,9 @@ fn an_mo_is_stored_then_acknowledged_then_answered_with_help_once() {
         1
     );
     smsc.wait("deliver_sm_resp", Duration::from_secs(10), |s| {
-        s.stats()["deliver_sm_resp"] == 1
+        s.stats()["mo_resp"] == 1
     });
-    assert_eq!(smsc.stats()["deliver_sm_resp_status"], json!([0]));
+    assert_eq!(smsc.stats()["mo_resp_status"], json!([0]));
     smsc.wait("HELP reply", Duration::from_secs(10), |s| {
         !replies_to(s, from).is_empty()
     });
@@ -60,7 +60,7 @@ fn an_mo_is_stored_then_acknowledged_then_answered_with_help_once() {
     // not stored twice, no second reply.
     smsc.mo(json!({"from": from, "to": "15200", "text": "REG 12345 Kongwa"}));
     smsc.wait("second resp", Duration::from_secs(10), |s| {
-        s.stats()["deliver_sm_resp"] == 2
+        s.stats()["mo_resp"] == 2
     });
     // UCS2 with a surrogate pair, and Latin-1.
     smsc.mo(
@@ -68,7 +68,7 @@ fn an_mo_is_stored_then_acknowledged_then_answered_with_help_once() {
     );
     smsc.mo(json!({"from": "255754000003", "to": "15200", "text": "José", "data_coding": 3}));
     smsc.wait("4 resps", Duration::from_secs(10), |s| {
-        s.stats()["deliver_sm_resp"] == 4
+        s.stats()["mo_resp"] == 4
     });
     smsc.wait("3 replies", Duration::from_secs(10), |s| {
         s.submits().len() == 3
@@ -100,12 +100,9 @@ fn multipart_mo_is_reassembled_from_udh_and_from_sar_tlvs() {
         }}));
     }
     smsc.wait("5 resps", Duration::from_secs(10), |s| {
-        s.stats()["deliver_sm_resp"] == 5
+        s.stats()["mo_resp"] == 5
     });
-    assert_eq!(
-        smsc.stats()["deliver_sm_resp_status"],
-        json!([0, 0, 0, 0, 0])
-    );
+    assert_eq!(smsc.stats()["mo_resp_status"], json!([0, 0, 0, 0, 0]));
     smsc.wait("2 replies", Duration::from_secs(10), |s| {
         replies_to(s, from).len() == 2
     });
@@ -152,7 +149,7 @@ fn an_undecodable_pdu_gets_a_generic_nack_and_the_bind_stays_up() {
     // Same session: an MO still goes through, no rebind happened.
     smsc.mo(json!({"from": "255754000009", "text": "HELP"}));
     smsc.wait("resp", Duration::from_secs(10), |s| {
-        s.stats()["deliver_sm_resp"] == 1
+        s.stats()["mo_resp"] == 1
     });
     let stats = smsc.stats();
     assert_eq!(

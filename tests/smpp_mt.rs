@@ -179,7 +179,11 @@ fn mt_single_and_multipart_gsm7_and_ucs2_are_submitted_once_and_tracked_to_deliv
 #[test]
 fn throttling_pauses_and_retries_and_permanent_errors_fail_without_retry() {
     let smsc = Smsc::start(&[]);
-    smsc.config(json!({"throttle_next": 3, "dlr_before_resp": true}));
+    // ESME_RTHROTTLED and ESME_RMSGQFUL both pause the bind and retry the same message.
+    smsc.config(
+        json!({"throttle_next": 3, "throttle_status": [0x58, 0x14, 0x58],
+                       "dlr_before_resp": true}),
+    );
     let dir = tempfile::tempdir().unwrap();
     let texts: Vec<(String, String)> = (0..10)
         .map(|i| (format!("2557541000{i:02}"), format!("Ujumbe namba {i}")))
@@ -194,6 +198,12 @@ fn throttling_pauses_and_retries_and_permanent_errors_fail_without_retry() {
     });
     let stats = smsc.stats();
     assert_eq!(stats["throttled"], 3);
+    assert_eq!(stats["throttle_statuses"], json!([0x58, 0x14, 0x58]));
+    let (_, h) = smsc::http(server.addr.port(), "GET", "/health", None);
+    assert!(
+        h["smpp"]["counters"]["throttled"].as_u64() >= Some(3),
+        "{h}"
+    );
     assert_eq!(
         stats["submit_sm"], 13,
         "3 throttled + 10 accepted, nothing else"

@@ -1,10 +1,11 @@
-//! Member journeys through the real server, over both adapters: coverage, renewal, control
-//! numbers, language; pagination, back/home, invalid input, duplicate hops, malformed
-//! requests and metrics. Every screen is checked against its encoding's limit.
+//! Member journeys through the real server, over both adapters (Africa's Talking form and
+//! JSON): coverage, renewal, control numbers, language; pagination, back/home, invalid input,
+//! dial strings, duplicate hops, malformed requests and metrics per gateway. Every screen is
+//! checked against its encoding's limit by the client helpers.
 
 mod common;
 
-use common::ussd::{queued_sms, AtSession, Ussd};
+use common::ussd::{metric, queued_sms, walk, Dialog, Gw, Ussd};
 use common::Server;
 
 const JUMA: &str = "255754100001";
@@ -17,60 +18,62 @@ fn demo_server(dir: &std::path::Path) -> Server {
 }
 
 #[test]
-fn coverage_by_chfid_with_pagination_back_and_home() {
+fn coverage_by_chfid_with_pagination_back_home_and_masked_names() {
     let dir = tempfile::tempdir().unwrap();
     let server = demo_server(dir.path());
     let u = Ussd::new(&server);
-    let (mut s, home) = AtSession::dial(&u, "at-cov-1", STRANGER);
-    assert!(
-        home.contains("Karibu") && home.contains("1 Angalia bima"),
-        "{home}"
-    );
-    assert!(!home.contains("Rudi"), "home has no back key: {home}");
-    let (_, menu) = s.send("1");
-    assert!(
-        menu.contains("1 Namba ya CHF") && menu.contains("0 Rudi 00 Mwanzo"),
-        "{menu}"
-    );
-    let (_, prompt) = s.send("1");
-    assert!(prompt.contains("Weka namba ya CHF"), "{prompt}");
-    // Back one screen, then forward again, then home.
-    let (_, back) = s.send("0");
-    assert_eq!(back, menu);
-    s.send("1");
-    let (_, home_again) = s.send("00");
-    assert_eq!(home_again, home);
-    s.send("1");
-    s.send("1");
-    let (end, result) = s.send("070707070");
-    assert!(!end);
-    assert!(
-        result.contains("Juma H.:") && result.contains("CHF01"),
-        "{result}"
-    );
-    assert!(
-        result.contains("Juma H. A"),
-        "masked name and letter: {result}"
-    );
-    assert!(!result.contains("Hamisi"), "surnames are masked: {result}");
-    // A wrong choice adds a notice, which pushes the screen onto two pages.
-    let (_, page1) = s.send("7");
-    assert!(page1.starts_with("Chaguo si sahihi."), "{page1}");
-    assert!(page1.contains("98 Zaidi"), "{page1}");
-    let (_, page2) = s.send("98");
-    assert!(
-        page2.contains("1 Angalia nyingine") && !page2.contains("98 Zaidi"),
-        "{page2}"
-    );
-    let (_, back_to_page1) = s.send("0");
-    assert!(
-        back_to_page1.contains("98 Zaidi"),
-        "0 on page 2 goes to page 1: {back_to_page1}"
-    );
-    let (end, bye) = s.send("98");
-    assert!(!end, "{bye}");
-    let (end, bye) = s.send("2");
-    assert!(end && bye.contains("Asante"), "{bye}");
+    for gw in Gw::BOTH {
+        let (mut s, home) = Dialog::dial(&u, gw, "cov-1", STRANGER);
+        assert!(
+            home.contains("Karibu") && home.contains("1 Angalia bima"),
+            "{gw:?}: {home}"
+        );
+        assert!(!home.contains("Rudi"), "home has no back key: {home}");
+        let (_, menu) = s.send("1");
+        assert!(
+            menu.contains("1 Namba ya CHF") && menu.contains("0 Rudi 00 Mwanzo"),
+            "{gw:?}: {menu}"
+        );
+        let (_, prompt) = s.send("1");
+        assert!(prompt.contains("Weka namba ya CHF"), "{gw:?}: {prompt}");
+        // Back one screen, then forward again, then home.
+        let (_, back) = s.send("0");
+        assert_eq!(back, menu, "{gw:?}");
+        s.send("1");
+        let (_, home_again) = s.send("00");
+        assert_eq!(home_again, home, "{gw:?}");
+        let (end, result) = walk(&mut s, &["1", "1", "070707070"]);
+        assert!(!end, "{gw:?}: {result}");
+        assert!(
+            result.contains("Juma H.:") && result.contains("CHF01"),
+            "{gw:?}: {result}"
+        );
+        assert!(
+            result.contains("Juma H. A"),
+            "masked name and status letter: {result}"
+        );
+        assert!(!result.contains("Hamisi"), "surnames are masked: {result}");
+        assert!(!result.contains("98 Zaidi"), "one page: {result}");
+        // A wrong choice adds a notice, which pushes the screen onto two pages.
+        let (_, page1) = s.send("7");
+        assert!(page1.starts_with("Chaguo si sahihi."), "{gw:?}: {page1}");
+        assert!(page1.ends_with("98 Zaidi 0 Rudi 00 Mwanzo"), "{page1}");
+        let (_, page2) = s.send("98");
+        assert!(
+            page2.contains("1 Angalia nyingine") && !page2.contains("98 Zaidi"),
+            "{gw:?}: {page2}"
+        );
+        assert!(!page2.contains("Chaguo si sahihi"), "{page2}");
+        // 0 on page 2 goes back to page 1 (not to the previous screen), notice and all.
+        let (_, back_to_page1) = s.send("0");
+        assert_eq!(back_to_page1, page1, "{gw:?}");
+        // 98 on the last page is not an option: it stays put.
+        s.send("98");
+        let (_, last_again) = s.send("98");
+        assert!(last_again.contains("1 Angalia nyingine"), "{last_again}");
+        let (end, bye) = s.send("2");
+        assert!(end && bye.contains("Asante"), "{gw:?}: {bye}");
+    }
 }
 
 #[test]
@@ -78,29 +81,37 @@ fn invalid_and_unknown_chfids_are_retried_three_times() {
     let dir = tempfile::tempdir().unwrap();
     let server = demo_server(dir.path());
     let u = Ussd::new(&server);
-    let (mut s, _) = AtSession::dial(&u, "at-bad-1", STRANGER);
-    s.send("1");
-    s.send("1");
-    let (end, bad) = s.send("12345");
-    assert!(
-        !end && bad.starts_with("Namba ya CHF ina tarakimu 9"),
-        "{bad}"
-    );
-    // Valid check digit, but nobody has it.
-    let (end, unknown) = s.send("555555556");
-    assert!(
-        !end && unknown.contains("555555556 haijasajiliwa"),
-        "{unknown}"
-    );
-    let (end, last) = s.send("070707071");
-    assert!(end && last.contains("Umekosea mara tatu"), "{last}");
-    // A re-dial starts clean, and a correct CHFID after one mistake works.
-    let (mut s, _) = AtSession::dial(&u, "at-bad-2", STRANGER);
-    s.send("1");
-    s.send("1");
-    s.send("070707071");
-    let (_, ok) = s.send("070707070");
-    assert!(ok.contains("Juma H. A"), "{ok}");
+    for gw in Gw::BOTH {
+        let (mut s, _) = Dialog::dial(&u, gw, "bad-1", STRANGER);
+        walk(&mut s, &["1", "1"]);
+        let (end, bad) = s.send("12345");
+        assert!(
+            !end && bad.starts_with("Namba ya CHF ina tarakimu 9"),
+            "{gw:?}: {bad}"
+        );
+        assert!(bad.contains("Weka namba ya CHF"), "asked again: {bad}");
+        // Valid check digit, but nobody has it.
+        let (end, unknown) = s.send("555555556");
+        assert!(
+            !end && unknown.contains("555555556 haijasajiliwa"),
+            "{gw:?}: {unknown}"
+        );
+        let (end, last) = s.send("070707071");
+        assert!(end && last.contains("Umekosea mara tatu"), "{gw:?}: {last}");
+        // A re-dial starts clean, and a correct CHFID after one mistake works.
+        let (mut s, _) = Dialog::dial(&u, gw, "bad-2", STRANGER);
+        walk(&mut s, &["1", "1", "070707071"]);
+        let (_, ok) = s.send("070707070");
+        assert!(ok.contains("Juma H. A"), "{gw:?}: {ok}");
+        // An invalid menu choice is not a "try": the menu says so and waits.
+        let (mut s, _) = Dialog::dial(&u, gw, "bad-3", STRANGER);
+        for _ in 0..4 {
+            let (end, again) = s.send("9");
+            assert!(!end && again.starts_with("Chaguo si sahihi."), "{again}");
+        }
+        let (end, bye) = walk(&mut s, &["1", "1", "070707070", "2"]);
+        assert!(end && bye.contains("Asante"), "{bye}");
+    }
 }
 
 #[test]
@@ -108,57 +119,82 @@ fn dial_string_inputs_on_the_first_hop_are_applied_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let server = demo_server(dir.path());
     let u = Ussd::new(&server);
-    let (end, screen) = u.at("at-dial-1", STRANGER, "*152*00#", "1*1*070707070");
-    assert!(!end && screen.contains("Juma H. A"), "{screen}");
-    // The next hop continues from there with the cumulative text.
-    let (end, bye) = u.at("at-dial-1", STRANGER, "*152*00#", "1*1*070707070*2");
-    assert!(end && bye.contains("Asante"), "{bye}");
-    // Inputs in the service code itself.
-    let (_, menu) = u.at("at-dial-2", STRANGER, "*152*00*1#", "");
-    assert!(menu.contains("Angalia bima kwa"), "{menu}");
-    let (_, prompt) = u.at("at-dial-2", STRANGER, "*152*00*1#", "1");
-    assert!(prompt.contains("Weka namba ya CHF"), "{prompt}");
+    for gw in Gw::BOTH {
+        // Inputs after the dial: AT's `text`, JSON's `input`.
+        let (mut s, (end, screen)) =
+            Dialog::dial_with(&u, gw, "dial-1", STRANGER, "*152*00#", "1*1*070707070");
+        assert!(!end && screen.contains("Juma H. A"), "{gw:?}: {screen}");
+        let (end, bye) = s.send("2");
+        assert!(end && bye.contains("Asante"), "{gw:?}: {bye}");
+        // Inputs in the dialled code itself: *152*00*1#.
+        let (mut s, (_, menu)) = Dialog::dial_with(&u, gw, "dial-2", STRANGER, "*152*00*1#", "");
+        assert!(menu.contains("Angalia bima kwa"), "{gw:?}: {menu}");
+        let (_, prompt) = s.send("1");
+        assert!(prompt.contains("Weka namba ya CHF"), "{gw:?}: {prompt}");
+        // The whole journey in the code: *152*00*1*1*070707070#.
+        let (_, (end, result)) =
+            Dialog::dial_with(&u, gw, "dial-3", STRANGER, "*152*00*1*1*070707070#", "");
+        assert!(!end && result.contains("Juma H. A"), "{gw:?}: {result}");
+        // Inputs that end the journey stop there; later ones are not applied.
+        let (_, (end, bye)) = Dialog::dial_with(&u, gw, "dial-4", STRANGER, "*152*00*4*1#", "7");
+        assert!(end && bye.contains("Lugha imebadilishwa"), "{gw:?}: {bye}");
+        // Another service code is not ours to parse: it just starts at home.
+        let (_, (end, home)) = Dialog::dial_with(&u, gw, "dial-5", STRANGER, "*150*1#", "");
+        assert!(!end && home.contains("Karibu"), "{gw:?}: {home}");
+    }
 }
 
 #[test]
-fn renewal_over_json_is_durable_idempotent_and_sms_is_queued() {
+fn renewal_is_durable_idempotent_over_both_adapters_and_sms_is_queued() {
     let dir = tempfile::tempdir().unwrap();
     let server = demo_server(dir.path());
     let u = Ussd::new(&server);
-    let sid = "json-renew-1";
-    let (_, home) = u.json(sid, NEEMA, "begin", "", 0);
-    assert!(home.contains("Karibu"), "{home}");
-    u.json(sid, NEEMA, "continue", "2", 1);
-    u.json(sid, NEEMA, "continue", "1", 2);
-    let (_, products) = u.json(sid, NEEMA, "continue", "100000014", 3);
+    // AT: a fresh renewal of Neema's family.
+    let (mut s, _) = Dialog::dial(&u, Gw::At, "renew-1", NEEMA);
+    walk(&mut s, &["2", "1"]);
+    let (_, products) = s.send("100000014");
     assert!(products.contains("1 CHF01 TZS 30,000"), "{products}");
-    let (_, ask) = u.json(sid, NEEMA, "continue", "1", 4);
+    let (_, ask) = s.send("1");
     assert!(ask.contains("Kulipia CHF01"), "{ask}");
-    let (end, done) = u.json(sid, NEEMA, "continue", "1", 5);
+    let (end, done) = s.send("1");
     assert!(end, "{done}");
     let cn = done
         .split_whitespace()
         .find(|w| w.len() == 12 && w.starts_with("99"))
         .unwrap_or_else(|| panic!("no control number in {done}"))
         .to_string();
+    assert!(done.contains("Lipa TZS 30,000 (CHF01)"), "{done}");
     // The gateway re-sends the confirm hop: same screen, nothing written again.
-    let (_, again) = u.json(sid, NEEMA, "continue", "1", 5);
-    assert_eq!(again, done);
-    // A second renewal of the same family shows the waiting one.
-    let sid2 = "json-renew-2";
-    u.json(sid2, NEEMA, "begin", "2*1*100000014*1", 0);
-    let (end, existing) = u.json(sid2, NEEMA, "continue", "1", 1);
+    assert_eq!(s.resend(), (true, done.clone()));
+    assert_eq!(s.resend(), (true, done.clone()));
+    // JSON: the same family again shows the waiting renewal, and a re-send is answered the
+    // same way.
+    let (mut j, _) = Dialog::dial(&u, Gw::Json, "renew-2", NEEMA);
+    walk(&mut j, &["2", "1", "100000014", "1"]);
+    let (end, existing) = j.send("1");
     assert!(
         end && existing.contains("Tayari") && existing.contains(&cn),
         "{existing}"
     );
-    // My control number lists it, from the family's phone.
-    let (_, list) = u.json("json-cn-1", NEEMA, "begin", "3*1", 0);
-    assert!(list.contains(&cn) && list.contains("TZS 30,000"), "{list}");
-    let metrics = u.metrics();
-    assert!(
-        metrics.contains("ussd_duplicate_hops_total{gateway=\"json\"} 1"),
-        "{metrics}"
+    assert_eq!(j.resend(), (true, existing));
+    // My control number lists it, from the family's phone, over both adapters.
+    for gw in Gw::BOTH {
+        let (_, (_, list)) = Dialog::dial_with(&u, gw, "cn-1", NEEMA, "*152*00#", "3*1");
+        assert!(
+            list.contains(&cn) && list.contains("TZS 30,000"),
+            "{gw:?}: {list}"
+        );
+    }
+    let m = u.metrics();
+    assert_eq!(
+        metric(&m, "ussd_duplicate_hops_total{gateway=\"africastalking\"}"),
+        2,
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "ussd_duplicate_hops_total{gateway=\"json\"}"),
+        1,
+        "{m}"
     );
 
     let (status, logs) = server.terminate();
@@ -195,33 +231,57 @@ fn the_demo_idle_renewal_shows_its_control_number_and_families_are_picked_by_pho
     let dir = tempfile::tempdir().unwrap();
     let server = demo_server(dir.path());
     let u = Ussd::new(&server);
-    let (mut s, _) = AtSession::dial(&u, "at-idle-1", BARAKA);
-    s.send("2");
-    let (_, families) = s.send("2");
-    assert!(families.contains("1 Baraka K. 100000025"), "{families}");
-    let (_, products) = s.send("1");
-    assert!(products.contains("CHF01"), "{products}");
-    s.send("1");
-    let (end, existing) = s.send("1");
-    assert!(end && existing.contains("991110000025"), "{existing}");
-    // A phone with no family is told so and asked for a CHFID.
-    let (mut s, _) = AtSession::dial(&u, "at-idle-2", STRANGER);
-    s.send("1");
-    let (_, none) = s.send("2");
-    assert!(none.starts_with("Simu hii haijaunganishwa"), "{none}");
-    assert!(none.contains("Weka namba ya CHF"), "{none}");
+    for gw in Gw::BOTH {
+        let (mut s, _) = Dialog::dial(&u, gw, "idle-1", BARAKA);
+        s.send("2");
+        let (_, families) = s.send("2");
+        assert!(
+            families.contains("1 Baraka K. 100000025"),
+            "{gw:?}: {families}"
+        );
+        assert!(!families.contains("Kimaro"), "masked: {families}");
+        // Not on the list: invalid, asked again.
+        let (_, again) = s.send("5");
+        assert!(again.starts_with("Chaguo si sahihi."), "{again}");
+        let (_, products) = s.send("1");
+        assert!(products.contains("CHF01"), "{gw:?}: {products}");
+        s.send("1");
+        let (end, existing) = s.send("1");
+        assert!(
+            end && existing.contains("991110000025"),
+            "{gw:?}: {existing}"
+        );
+        // A phone with no family is told so and asked for a CHFID.
+        let (mut s, _) = Dialog::dial(&u, gw, "idle-2", STRANGER);
+        s.send("1");
+        let (_, none) = s.send("2");
+        assert!(
+            none.starts_with("Simu hii haijaunganishwa"),
+            "{gw:?}: {none}"
+        );
+        assert!(none.contains("Weka namba ya CHF"), "{none}");
+        // My control number for a CHFID with nothing due.
+        let (_, (end, nothing)) =
+            Dialog::dial_with(&u, gw, "idle-3", STRANGER, "*152*00#", "3*2*070707070");
+        assert!(
+            end && nothing.contains("Hakuna malipo"),
+            "{gw:?}: {nothing}"
+        );
+    }
 }
 
 #[test]
-fn language_choice_is_remembered_per_phone() {
+fn language_choice_is_remembered_per_phone_across_gateways() {
     let dir = tempfile::tempdir().unwrap();
     let server = demo_server(dir.path());
     let u = Ussd::new(&server);
-    let (mut s, _) = AtSession::dial(&u, "at-lang-1", JUMA);
+    // Chosen over AT...
+    let (mut s, _) = Dialog::dial(&u, Gw::At, "lang-1", JUMA);
     s.send("4");
     let (end, done) = s.send("2");
     assert!(end && done.contains("Language changed"), "{done}");
-    let (mut s, home) = AtSession::dial(&u, "at-lang-2", JUMA);
+    // ...remembered on the next dial over JSON, in every screen and the navigation keys.
+    let (mut s, home) = Dialog::dial(&u, Gw::Json, "lang-2", JUMA);
     assert!(
         home.contains("Welcome") && home.contains("Check coverage"),
         "{home}"
@@ -229,12 +289,22 @@ fn language_choice_is_remembered_per_phone() {
     s.send("1");
     let (_, prompt) = s.send("1");
     assert!(prompt.contains("0 Back 00 Home"), "{prompt}");
-    let (_, other) = AtSession::dial(&u, "at-lang-3", STRANGER);
+    let (_, bad) = s.send("12");
+    assert!(bad.starts_with("A CHFID has 9 digits"), "{bad}");
+    let (_, result) = s.send("070707070");
+    assert!(result.contains("Cover of Juma H.'s family"), "{result}");
+    // Other phones keep the default, Kiswahili.
+    let (_, other) = Dialog::dial(&u, Gw::At, "lang-3", STRANGER);
     assert!(other.contains("Karibu"), "{other}");
+    // Switched back over JSON, seen over AT.
+    let (_, (end, _)) = Dialog::dial_with(&u, Gw::Json, "lang-4", JUMA, "*152*00#", "4*1");
+    assert!(end);
+    let (_, home) = Dialog::dial(&u, Gw::At, "lang-5", JUMA);
+    assert!(home.contains("Karibu"), "{home}");
 }
 
 #[test]
-fn malformed_requests_get_a_clear_400_and_metrics_are_exposed() {
+fn malformed_requests_get_a_clear_400_and_metrics_are_per_gateway() {
     let dir = tempfile::tempdir().unwrap();
     let server = demo_server(dir.path());
     let u = Ussd::new(&server);
@@ -256,21 +326,41 @@ fn malformed_requests_get_a_clear_400_and_metrics_are_exposed() {
     let (code, body) =
         u.json_raw(r#"{"sessionId":"a","msisdn":"255754100001","type":"begin","hop":-1}"#);
     assert_eq!(code, 400, "{body}");
+    let (code, body) = u.json_raw(r#"{"msisdn":"255754100001","type":"begin"}"#);
+    assert_eq!(
+        (code, body.as_str()),
+        (400, "missing string field sessionId")
+    );
+    // Nothing was stored for the rejected requests: no session started.
+    let m = u.metrics();
+    assert!(!m.contains("event=\"started\"} 1"), "{m}");
     // A continue for a session nobody began is over, not a crash.
     let (end, over) = u.json("never-begun", JUMA, "continue", "1", 3);
     assert!(end && over.contains("Kikao hiki kimekwisha"), "{over}");
-    AtSession::dial(&u, "at-metrics", JUMA);
+    // Two hops over AT, three over JSON (one of them the continue above).
+    let (mut s, _) = Dialog::dial(&u, Gw::At, "metrics-1", JUMA);
+    s.send("1");
+    let (mut j, _) = Dialog::dial(&u, Gw::Json, "metrics-2", STRANGER);
+    let (end, _) = walk(&mut j, &["4", "1"]);
+    assert!(end);
     let m = u.metrics();
-    assert!(
-        m.contains("ussd_hops_total{gateway=\"africastalking\"} 1"),
+    let at = |series: &str| metric(&m, &format!("{series}{{gateway=\"africastalking\"}}"));
+    let js = |series: &str| metric(&m, &format!("{series}{{gateway=\"json\"}}"));
+    assert_eq!(
+        (at("ussd_hops_total"), js("ussd_hops_total")),
+        (2, 4),
         "{m}"
     );
-    assert!(
-        m.contains("ussd_sessions_total{gateway=\"africastalking\",event=\"started\"} 1"),
-        "{m}"
-    );
-    assert!(
-        m.contains("ussd_hop_latency_seconds_count{gateway=\"africastalking\"} 1"),
-        "{m}"
-    );
+    assert_eq!(at("ussd_hop_latency_seconds_count"), 2, "{m}");
+    assert_eq!(js("ussd_hop_latency_seconds_count"), 4, "{m}");
+    let ev = |g: &str, e: &str| {
+        metric(
+            &m,
+            &format!("ussd_sessions_total{{gateway=\"{g}\",event=\"{e}\"}}"),
+        )
+    };
+    assert_eq!(ev("africastalking", "started"), 1, "{m}");
+    assert_eq!(ev("africastalking", "completed"), 0, "{m}");
+    assert_eq!(ev("json", "started"), 1, "{m}");
+    assert_eq!(ev("json", "completed"), 1, "{m}");
 }

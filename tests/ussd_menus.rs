@@ -141,3 +141,50 @@ fn the_simulator_can_be_scripted_through_stdin() {
     }
     assert!(screens >= 7, "{stdout}");
 }
+
+#[test]
+fn the_simulator_drops_resumes_and_remembers_the_language() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "simulate",
+            "--phone",
+            "255700000009",
+            "--demo",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Coverage, dropped at the CHFID prompt; the redial offers to continue; continue, look
+    // up, finish. Then choose English, and dial once more.
+    let script = "1\n1\n:drop\n\n1\n070707070\n2\n\n4\n2\n\n:quit\n";
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let dropped = stdout.find("[network dropped the session]").expect("drop");
+    let offer = stdout.find("1 Endelea").expect("resume offered");
+    let result = stdout.find("Juma H. A").expect("coverage after resume");
+    assert!(dropped < offer && offer < result, "{stdout}");
+    let english = stdout.find("Language changed").expect("language");
+    let welcome = stdout
+        .rfind("Welcome to improved CHF")
+        .expect("English home");
+    assert!(english < welcome, "{stdout}");
+    for screen in stdout.split(['-', '[']) {
+        assert_fits(screen.trim());
+    }
+}

@@ -6,10 +6,12 @@
 
 pub mod demo_data;
 pub mod import;
+pub mod jobs;
 pub mod menus;
 pub mod mirror;
 pub mod serve;
 pub mod simulate;
+pub mod sms;
 
 use std::path::PathBuf;
 
@@ -34,14 +36,18 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Write deterministic demo or scale data into an empty store.
     DemoData(demo_data::DemoDataArgs),
+    /// The scheduled jobs: `jobs list`, `jobs run NAME [--date D] [--dry-run]`.
+    Jobs(jobs::JobsArgs),
     /// Load the central openIMIS database's current rows into an empty store.
     Import(import::ImportArgs),
-    /// The mirror to the central database: `mirror status`.
+    /// The mirror to the central database: `mirror status`, `mirror verify`.
     Mirror(mirror::MirrorArgs),
     /// Menus: `menus check [DIR]` lints them.
     Menus(menus::MenusArgs),
     /// A USSD phone in the terminal over the real engine (scriptable through stdin).
     Simulate(simulate::SimulateArgs),
+    /// SMS: `sms send --to N --template T`, `sms check-templates [DIR]`.
+    Sms(sms::SmsArgs),
 }
 
 /// Flags shared by commands that open the store.

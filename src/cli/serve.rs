@@ -69,11 +69,42 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             &shutdown,
         );
     }
+    if config.scheduler.enabled {
+        let templates = crate::sms::Templates::load(&config.sms.templates_dir)
+            .context("loading SMS templates for the scheduler")?;
+        let scheduler = crate::scheduler::Scheduler::new(
+            store.clone(),
+            Arc::new(templates),
+            config.scheduler.clone(),
+            config.ussd.service_code.clone(),
+        )
+        .context("starting the scheduler")?;
+        tokio::spawn(crate::scheduler::run_loop(
+            Arc::new(scheduler),
+            shutdown.signal(),
+        ));
+    }
+    // GePG payments: keys, templates; the bill worker (and pool top-up) and the daily
+    // reconciliation run until shutdown. In simulator mode they talk to our own /gepg-sim.
+    let self_url = format!("http://{bound}");
+    let payments = Arc::new(
+        crate::payments::Payments::new(store.clone(), &config, &self_url)
+            .context("starting GePG payments")?,
+    );
+    tokio::spawn(crate::payments::bill::run_worker(
+        payments.clone(),
+        shutdown.signal(),
+    ));
+    tokio::spawn(crate::payments::reconcile::run_daily(
+        payments.clone(),
+        shutdown.signal(),
+    ));
     let state = AppState {
         store: store.clone(),
         config: Arc::new(config),
         started: Instant::now(),
         ussd,
+        payments,
     };
     if state.config.mirror.enabled {
         let m = &state.config.mirror;

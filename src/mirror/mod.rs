@@ -28,6 +28,7 @@ pub mod pull;
 pub mod rows;
 pub mod sql;
 pub mod status;
+pub mod verify;
 pub mod writer;
 
 pub use status::MirrorStatus;
@@ -76,7 +77,9 @@ impl MirrorError {
                     let c = code.code();
                     !(c.starts_with("08") || c == "40001" || c == "40P01" || c.starts_with("57"))
                 }
-                None => false,
+                // No SQLSTATE: either the connection failed (retry) or the client could not
+                // convert a value for its column, which fails the same way every time.
+                None => is_conversion(e),
             },
             MirrorError::Decode { .. }
             | MirrorError::UnknownKind(_)
@@ -84,6 +87,13 @@ impl MirrorError {
             _ => false,
         }
     }
+}
+
+/// Whether a client-side error is a value conversion (tokio-postgres has no public kind for
+/// it; its message is stable: "error serializing parameter N" / "error deserializing column N").
+fn is_conversion(e: &tokio_postgres::Error) -> bool {
+    let m = e.to_string();
+    m.starts_with("error serializing") || m.starts_with("error deserializing")
 }
 
 /// Connects to the central database (no TLS: see the README), driving the connection on a

@@ -43,12 +43,21 @@ impl Val {
         }
     }
 
-    /// The SQL expression of parameter `$n`.
+    /// The SQL expression of parameter `$n`. Every parameter is cast to the type of its Rust
+    /// value, so PostgreSQL infers the parameter's type from the cast (not from the column)
+    /// and converts to the column's type itself (int8 → an int4 key, text → varchar(n), which
+    /// still refuses a value that is too long).
     fn expr(&self, n: usize) -> String {
         match self {
+            Val::I16(_) => format!("${n}::int2"),
+            Val::I32(_) => format!("${n}::int4"),
+            Val::I64(_) => format!("${n}::int8"),
+            Val::Bool(_) => format!("${n}::bool"),
+            Val::Text(_) => format!("${n}::text"),
+            Val::Date(_) => format!("${n}::date"),
+            Val::Ts(_) => format!("${n}::timestamptz"),
             Val::Money(_) => format!("(${n}::int8 / 100.0)"),
             Val::UuidType(_) => format!("(${n}::text::uuid)"),
-            _ => format!("${n}"),
         }
     }
 }
@@ -307,6 +316,7 @@ mod tests {
     fn money_and_uuid_columns_are_cast_and_others_are_plain_parameters() {
         assert_eq!(Val::Money(Some(1)).expr(3), "($3::int8 / 100.0)");
         assert_eq!(Val::UuidType(None).expr(1), "($1::text::uuid)");
-        assert_eq!(Val::I32(None).expr(2), "$2");
+        assert_eq!(Val::I32(None).expr(2), "$2::int4");
+        assert_eq!(Val::I64(None).expr(4), "$4::int8");
     }
 }

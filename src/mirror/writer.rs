@@ -565,7 +565,8 @@ impl Ctx<'_, '_> {
     }
 }
 
-fn table_of(kind: &str) -> Result<&'static sql::Table, MirrorError> {
+/// The table an entity kind is mirrored to.
+pub(crate) fn table_of(kind: &str) -> Result<&'static sql::Table, MirrorError> {
     Ok(match kind {
         "location" => &rows::LOCATIONS,
         "product" => &rows::PRODUCTS,

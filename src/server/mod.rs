@@ -4,6 +4,7 @@
 //! application (`/health` now; the USSD adapters and GePG callbacks as later modules).
 //! Must never: hold business rules, or answer 200 for a write that is not yet durable.
 
+pub mod gepg;
 mod health;
 pub mod sms_inbound;
 pub mod ussd_at;
@@ -30,6 +31,8 @@ pub struct AppState {
     pub started: Instant,
     /// The USSD session engine behind the gateway adapters.
     pub ussd: Arc<crate::ussd::Engine>,
+    /// GePG payments (callbacks, simulator) behind `gepg` routes.
+    pub payments: Arc<crate::payments::Payments>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -39,7 +42,9 @@ pub fn router(state: AppState) -> Router {
         .route("/sms/metrics", get(sms_inbound::metrics))
         .route("/metrics", get(ussd_metrics::metrics))
         .route("/ussd/africastalking", post(ussd_at::africastalking))
+        .route("/ussd/africastalking/events", post(ussd_at::events))
         .route("/ussd/json", post(ussd_json::json))
+        .merge(gepg::routes())
         .with_state(state)
 }
 

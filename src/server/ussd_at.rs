@@ -121,6 +121,58 @@ pub async fn africastalking(
         .into_response()
 }
 
+/// `POST /ussd/africastalking/events`: AT's end-of-session notification (`sessionId,
+/// phoneNumber, status` = `Success` | `Incomplete` | `Failed`, `errorMessage`...). A session
+/// that ends `Incomplete` or `Failed` before our END was dropped: it becomes resumable.
+pub async fn events(
+    State(state): State<AppState>,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let Form(f) = match form {
+        Ok(f) => f,
+        Err(e) => {
+            return bad_request(format!(
+                "expected an application/x-www-form-urlencoded body: {e}"
+            ))
+        }
+    };
+    let get = |k: &str| f.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let (Some(session_id), Some(phone), Some(status)) =
+        (get("sessionId"), get("phoneNumber"), get("status"))
+    else {
+        return bad_request("sessionId, phoneNumber and status are required".into());
+    };
+    let msisdn = match Msisdn::parse(phone) {
+        Ok(m) => m,
+        Err(e) => return bad_request(format!("phoneNumber: {e}")),
+    };
+    let kind = if status.eq_ignore_ascii_case("success") {
+        HopKind::End
+    } else {
+        HopKind::Abort
+    };
+    tracing::info!(
+        session = %session_id,
+        msisdn = %msisdn.masked(),
+        status,
+        error = get("errorMessage").unwrap_or(""),
+        "africastalking session ended"
+    );
+    state
+        .ussd
+        .handle(HopEvent {
+            gateway: GATEWAY.into(),
+            session_id: session_id.to_string(),
+            msisdn,
+            service_code: get("serviceCode").unwrap_or("").to_string(),
+            hop_index: None,
+            input: String::new(),
+            kind,
+        })
+        .await;
+    (StatusCode::OK, "OK").into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::dial_inputs;

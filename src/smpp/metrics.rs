@@ -18,6 +18,10 @@ macro_rules! counters {
             pub in_flight: AtomicI64,
             /// Binds currently bound.
             pub binds_up: AtomicI64,
+            /// submit_sm sent in the last second (sampled every second).
+            pub tps: AtomicI64,
+            /// SMS waiting on the outbox (sampled every few seconds; a scan).
+            pub queue_depth: AtomicI64,
         }
 
         impl Metrics {
@@ -100,6 +104,19 @@ pub fn health() -> Value {
     })
 }
 
+/// Samples the gauges that are rates or scans: call once a second; `queue_depth` when
+/// the caller has it.
+pub fn sample(queue_depth: Option<usize>, last_submits: &mut u64) {
+    let m = metrics();
+    let now = m.submit_sm_sent.load(Ordering::Relaxed);
+    m.tps
+        .store(now.saturating_sub(*last_submits) as i64, Ordering::Relaxed);
+    *last_submits = now;
+    if let Some(d) = queue_depth {
+        m.queue_depth.store(d as i64, Ordering::Relaxed);
+    }
+}
+
 /// Every counter and gauge as JSON.
 pub fn snapshot() -> Value {
     let m = metrics();
@@ -112,6 +129,19 @@ pub fn snapshot() -> Value {
         json!(m.in_flight.load(Ordering::Relaxed)),
     );
     v.insert("binds_up".into(), json!(m.binds_up.load(Ordering::Relaxed)));
+    v.insert("tps".into(), json!(m.tps.load(Ordering::Relaxed)));
+    v.insert(
+        "queue_depth".into(),
+        json!(m.queue_depth.load(Ordering::Relaxed)),
+    );
+    let (sum, n) = (
+        m.dlr_latency_ms_sum.load(Ordering::Relaxed),
+        m.dlr_latency_count.load(Ordering::Relaxed),
+    );
+    v.insert(
+        "dlr_latency_ms_avg".into(),
+        json!(if n == 0 { 0 } else { sum / n }),
+    );
     Value::Object(v)
 }
 
@@ -127,16 +157,18 @@ pub fn prometheus(queue_depth: Option<usize>) -> String {
     for (name, n) in [
         ("in_flight", m.in_flight.load(Ordering::Relaxed)),
         ("binds_up", m.binds_up.load(Ordering::Relaxed)),
+        ("tps", m.tps.load(Ordering::Relaxed)),
     ] {
         out.push_str(&format!(
             "# TYPE imis_sms_{name} gauge\nimis_sms_{name} {n}\n"
         ));
     }
-    if let Some(d) = queue_depth {
-        out.push_str(&format!(
-            "# TYPE imis_sms_queue_depth gauge\nimis_sms_queue_depth {d}\n"
-        ));
-    }
+    let depth = queue_depth
+        .map(|d| d as i64)
+        .unwrap_or_else(|| m.queue_depth.load(Ordering::Relaxed));
+    out.push_str(&format!(
+        "# TYPE imis_sms_queue_depth gauge\nimis_sms_queue_depth {depth}\n"
+    ));
     out
 }
 
@@ -171,5 +203,17 @@ mod tests {
         let text = prometheus(Some(4));
         assert!(text.contains("imis_sms_throttled "));
         assert!(text.contains("imis_sms_queue_depth 4"));
+    }
+
+    #[test]
+    fn tps_is_the_submits_since_the_last_sample() {
+        let mut last = metrics().submit_sm_sent.load(Ordering::Relaxed);
+        inc(&metrics().submit_sm_sent);
+        inc(&metrics().submit_sm_sent);
+        sample(Some(7), &mut last);
+        let s = snapshot();
+        assert!(s["tps"].as_i64() >= Some(2), "{s}");
+        assert_eq!(s["queue_depth"], 7);
+        assert!(prometheus(None).contains("imis_sms_queue_depth 7"));
     }
 }

@@ -198,7 +198,25 @@ pub fn spawn(
         }
     }
     tokio::spawn(mt::run(shared.clone(), shutdown.signal()));
+    tokio::spawn(gauges(shared.clone(), shutdown.signal()));
     tokio::spawn(sweeper(shared, shutdown.signal()));
+}
+
+/// Samples TPS every second and the outbox depth every 5 s, so that `/health` stays a
+/// cheap read.
+async fn gauges(shared: Arc<Shared>, mut stop: crate::shutdown::Signal) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last = 0;
+    for n in 0u64.. {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.recv() => break,
+        }
+        let depth = (n % 5 == 0)
+            .then(|| shared.store.pending_count(crate::sms::SMS_TOPIC).ok())
+            .flatten();
+        metrics::sample(depth, &mut last);
+    }
 }
 
 async fn sweeper(shared: Arc<Shared>, mut stop: crate::shutdown::Signal) {

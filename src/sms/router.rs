@@ -1,21 +1,96 @@
 //! The MO router: decides, inside the MO's own transaction, which replies an inbound SMS
 //! owes.
 //!
-//! Owns: the routing rule. For now every MO from a phone number gets the HELP text, in the
-//! officer's language when the sender is a known officer (Kiswahili otherwise); officer
-//! commands arrive in a later issue and plug in here.
-//! Must never: send anything itself, or reply to a sender that is not a phone number
-//! (alphanumeric senders are services; a reply could loop).
+//! Owns: the routing rule and the reply keys. Every stored MO from a phone number is offered
+//! to the [`MoHandler`]s in [`HANDLERS`], in order; the first that returns `Some(replies)`
+//! decides, and the router enqueues those replies on the durable SMS outbox with the
+//! idempotency key `mo:<mo id>:<n>:<template>` (so one MO never owes a reply twice). The
+//! last handler, [`Help`], answers anything with the HELP text, in the officer's language
+//! when the sender is a known officer (Kiswahili otherwise).
+//!
+//! # Plugging in a handler (officer SMS commands)
+//!
+//! Implement [`MoHandler`] and add it to [`HANDLERS`] before `&Help`, one line:
+//!
+//! ```text
+//! pub static HANDLERS: &[&dyn MoHandler] = &[&crate::officer::SmsCommands, &Help];
+//! ```
+//!
+//! `handle` runs inside the transaction that stores the MO: business writes made through
+//! `tx` commit atomically with the MO and its replies, and the SMSC is answered only after
+//! that transaction is flushed. Return `Ok(None)` to pass the MO on (not a command of
+//! yours), `Ok(Some(vec![]))` to take it without replying. A command the officer got wrong
+//! is a reply (template `command_error`), not an error: an `Err` aborts the transaction
+//! and the SMSC is asked to deliver the MO again. State a handler needs from
+//! configuration (a grammar file) can live in a `OnceLock` it sets at startup.
+//!
+//! Must never: send anything itself, reply to a sender that is not a phone number
+//! (alphanumeric senders are services; a reply could loop), or route one MO twice (it is
+//! called once, in the transaction that first stores the MO; redeliveries are deduped
+//! before it).
 
 use std::collections::HashMap;
 
 use super::inbound::StoredMo;
 use super::outbound::{enqueue, OutboundSms};
 use super::templates::Templates;
-use crate::domain::Language;
+use crate::domain::{Language, Msisdn};
 use crate::store::{TxResult, WriteTx};
 
 pub const HELP_TEMPLATE: &str = "help";
+
+/// One SMS an MO owes, already rendered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub to: Msisdn,
+    pub language: Language,
+    /// Template name, for reports and the idempotency key.
+    pub template: String,
+    pub text: String,
+}
+
+/// Something that may answer an MO. See the module doc.
+pub trait MoHandler: Send + Sync {
+    /// `None`: not mine, ask the next handler. `Some(replies)`: handled; enqueue these.
+    fn handle(
+        &self,
+        tx: &mut WriteTx<'_>,
+        templates: &Templates,
+        mo: &StoredMo,
+        from: &Msisdn,
+    ) -> TxResult<Option<Vec<Reply>>>;
+}
+
+/// The handlers, asked in order. Keep [`Help`] last: it takes everything.
+pub static HANDLERS: &[&dyn MoHandler] = &[&crate::officer::SmsCommands, &Help];
+
+/// The fallback: the HELP text for every MO.
+pub struct Help;
+
+impl MoHandler for Help {
+    fn handle(
+        &self,
+        tx: &mut WriteTx<'_>,
+        templates: &Templates,
+        _mo: &StoredMo,
+        from: &Msisdn,
+    ) -> TxResult<Option<Vec<Reply>>> {
+        let language = tx
+            .officer_by_phone(from)?
+            .map(|o| o.language)
+            .unwrap_or(Language::Sw);
+        let Ok(text) = templates.render(HELP_TEMPLATE, language, &HashMap::new()) else {
+            // No HELP template configured: storing the MO matters more than the reply.
+            return Ok(Some(Vec::new()));
+        };
+        Ok(Some(vec![Reply {
+            to: from.clone(),
+            language,
+            template: HELP_TEMPLATE.to_string(),
+            text,
+        }]))
+    }
+}
 
 /// Enqueues the replies `mo` owes; returns their outbox seqs.
 pub(crate) fn route(
@@ -23,24 +98,113 @@ pub(crate) fn route(
     templates: &Templates,
     mo: &StoredMo,
 ) -> TxResult<Vec<u64>> {
-    let Some(to) = mo.msisdn() else {
+    route_with(HANDLERS, tx, templates, mo)
+}
+
+fn route_with(
+    handlers: &[&dyn MoHandler],
+    tx: &mut WriteTx<'_>,
+    templates: &Templates,
+    mo: &StoredMo,
+) -> TxResult<Vec<u64>> {
+    let Some(from) = mo.msisdn() else {
         return Ok(Vec::new());
     };
-    let language = tx
-        .officer_by_phone(&to)?
-        .map(|o| o.language)
-        .unwrap_or(Language::Sw);
-    let Ok(text) = templates.render(HELP_TEMPLATE, language, &HashMap::new()) else {
-        // No HELP template configured: storing the MO matters more than the reply.
-        return Ok(Vec::new());
-    };
-    let sms = OutboundSms {
-        to,
-        text,
-        template: HELP_TEMPLATE.to_string(),
-        language,
-        reference: format!("mo:{}", mo.id),
-    };
-    let seq = enqueue(tx, &format!("mo:{}:help", mo.id), &sms)?;
-    Ok(vec![seq])
+    let mut replies = Vec::new();
+    for h in handlers {
+        if let Some(r) = h.handle(tx, templates, mo, &from)? {
+            replies = r;
+            break;
+        }
+    }
+    let mut seqs = Vec::with_capacity(replies.len());
+    for (n, r) in replies.into_iter().enumerate() {
+        let key = format!("mo:{}:{n}:{}", mo.id, r.template);
+        let sms = OutboundSms {
+            to: r.to,
+            text: r.text,
+            template: r.template,
+            language: r.language,
+            reference: format!("mo:{}", mo.id),
+        };
+        seqs.push(enqueue(tx, &key, &sms)?);
+    }
+    Ok(seqs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sms::inbound::Channel;
+    use crate::sms::{outbound, SMS_TOPIC};
+    use crate::store::Store;
+    use chrono::Utc;
+    use std::path::Path;
+    use std::time::Duration;
+
+    /// A command handler as the officer module would write one.
+    struct Reg;
+
+    impl MoHandler for Reg {
+        fn handle(
+            &self,
+            _tx: &mut WriteTx<'_>,
+            templates: &Templates,
+            mo: &StoredMo,
+            from: &Msisdn,
+        ) -> TxResult<Option<Vec<Reply>>> {
+            if !mo.text.starts_with("REG") {
+                return Ok(None);
+            }
+            let vars = HashMap::from([("reason", "CHFID haipo".to_string())]);
+            let text = templates
+                .render("command_error", Language::Sw, &vars)
+                .unwrap_or_default();
+            Ok(Some(vec![Reply {
+                to: from.clone(),
+                language: Language::Sw,
+                template: "command_error".into(),
+                text,
+            }]))
+        }
+    }
+
+    fn mo(id: u64, from: &str, text: &str) -> StoredMo {
+        StoredMo {
+            id,
+            from: from.into(),
+            to: "15200".into(),
+            text: text.into(),
+            channel: Channel::Smpp,
+            received_ms: 0,
+            parts: 1,
+            complete: true,
+            replies: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_first_handler_that_takes_an_mo_decides_its_replies_and_help_takes_the_rest() {
+        let store = Store::open_temporary().unwrap();
+        let tpl =
+            Templates::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("sms-templates")).unwrap();
+        let handlers: &[&dyn MoHandler] = &[&Reg, &Help];
+        let route = |m: &StoredMo| store.write(|tx| route_with(handlers, tx, &tpl, m)).unwrap();
+        assert_eq!(route(&mo(1, "255754000001", "REG 1")).len(), 1);
+        assert_eq!(route(&mo(2, "255754000001", "hello")).len(), 1);
+        assert!(
+            route(&mo(3, "INFO", "REG 1")).is_empty(),
+            "never reply to a service"
+        );
+        // Routed again (it never is, but if it were): the same keys owe nothing new.
+        route(&mo(1, "255754000001", "REG 1"));
+        let items = store
+            .claim(SMS_TOPIC, 10, Duration::from_secs(5), Utc::now())
+            .unwrap();
+        let sent: Vec<String> = items
+            .iter()
+            .map(|i| outbound::decode(&i.payload).unwrap().template)
+            .collect();
+        assert_eq!(sent, ["command_error", "help"]);
+    }
 }

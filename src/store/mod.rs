@@ -513,6 +513,35 @@ impl Store {
         self.all()
     }
 
+    /// Streams every record of one kind in id order (for `mirror verify`; not for a request
+    /// path). `f` returns `false` to stop early.
+    pub(crate) fn for_each_record<R, F>(&self, mut f: F) -> Result<(), StoreError>
+    where
+        R: Record,
+        F: FnMut(R) -> Result<bool, StoreError>,
+    {
+        for v in self.read(R::TREE)?.iter().values() {
+            if !f(tx::decode_in(R::TREE, &v?)?)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Streams every policy in id order without holding them all in memory: for the
+    /// scheduler's daily passes, not for a request path. `f` returns `false` to stop early.
+    pub fn for_each_policy<F>(&self, mut f: F) -> Result<(), StoreError>
+    where
+        F: FnMut(Policy) -> Result<bool, StoreError>,
+    {
+        for v in self.read(TreeId::Policies)?.iter().values() {
+            if !f(tx::decode_in(TreeId::Policies, &v?)?)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn by_code<R: Record>(&self, index: TreeId, code: &str) -> Result<Option<R>, StoreError> {
         match keys::code_key(code) {
             Some(k) => get_unique(self, index, &k),

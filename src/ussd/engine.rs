@@ -23,6 +23,7 @@ use tracing::Instrument;
 
 use super::actions::{self, ActionCtx, Outcome};
 use super::event::{HopEvent, HopKind, Reply};
+use super::inflight::InFlight;
 use super::menu::{Kind, MenuError, Menus, NavKeys, Screen, HOME};
 use super::metrics::{inc, GatewayMetrics, Metrics};
 use super::paginate::{paginate, Footer};
@@ -96,6 +97,8 @@ pub struct Engine {
     templates: Arc<Templates>,
     settings: Settings,
     metrics: Metrics,
+    /// Serialises the hops of one session (a re-send racing its original waits for it).
+    inflight: InFlight,
 }
 
 enum ActionRun {
@@ -128,6 +131,7 @@ impl Engine {
             templates: Arc::new(templates),
             settings,
             metrics: Metrics::default(),
+            inflight: InFlight::default(),
         })
     }
 
@@ -159,7 +163,7 @@ impl Engine {
     }
 
     pub fn has_session(&self, gateway: &str, id: &str) -> Result<bool, UssdError> {
-        Ok(session::load(&self.store, gateway, id)?.is_some())
+        Ok(session::exists(&self.store, gateway, id)?)
     }
 
     /// Answers a hop; a failure becomes the `error` screen (and is logged), never a panic.
@@ -190,7 +194,15 @@ impl Engine {
             hop = ?ev.hop_index,
             kind = ?ev.kind,
         );
-        let reply = self.hop(ev, now, &gm).instrument(span).await;
+        let reply = async {
+            let _one_at_a_time = self
+                .inflight
+                .enter(session::session_key(&ev.gateway, &ev.session_id))
+                .await;
+            self.hop(ev, now, &gm).await
+        }
+        .instrument(span)
+        .await;
         gm.observe(started.elapsed());
         reply
     }

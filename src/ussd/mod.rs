@@ -19,6 +19,7 @@ pub mod actions;
 pub mod engine;
 pub mod event;
 pub mod gsm;
+pub mod inflight;
 pub mod lint;
 pub mod menu;
 pub mod metrics;

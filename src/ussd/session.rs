@@ -94,6 +94,13 @@ pub fn load(store: &Store, gateway: &str, id: &str) -> Result<Option<Session>, S
     }
 }
 
+/// Whether a session record exists, without decoding it.
+pub fn exists(store: &Store, gateway: &str, id: &str) -> Result<bool, SessionError> {
+    Ok(store
+        .aux_get(SESSION_NS, &session_key(gateway, id))?
+        .is_some())
+}
+
 pub fn save(store: &Store, s: &Session) -> Result<(), SessionError> {
     let bytes = codec::encode(s)?;
     store.aux_put(SESSION_NS, &session_key(&s.gateway, &s.id), &bytes)?;

@@ -114,8 +114,11 @@ impl Pg {
 
     /// Starts (or restarts after [`Pg::stop`]) the server on the same port and data.
     pub fn start_server(&self) {
+        // fsync=off only skips the flush to disk; commits still reach the OS before they are
+        // acknowledged, so they survive the immediate stop of [`Pg::stop`] (which is a
+        // PostgreSQL crash, not a machine crash). synchronous_commit=off would lose them.
         let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
             self.port,
             self.dir.path().display()
         );

@@ -189,3 +189,170 @@ pub fn queued_sms(data_dir: &std::path::Path) -> Vec<String> {
         })
         .collect()
 }
+
+/// Which gateway adapter a [`Dialog`] speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gw {
+    /// Africa's Talking: form posts, cumulative `text`, `CON `/`END ` bodies.
+    At,
+    /// The generic JSON adapter: latest input only, explicit hop index.
+    Json,
+}
+
+impl Gw {
+    pub const BOTH: [Gw; 2] = [Gw::At, Gw::Json];
+
+    /// The `gateway` label in metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Gw::At => "africastalking",
+            Gw::Json => "json",
+        }
+    }
+}
+
+/// One USSD session as a phone and its gateway produce it, over either adapter.
+pub struct Dialog<'a> {
+    pub ussd: &'a Ussd,
+    pub gw: Gw,
+    pub id: String,
+    pub phone: String,
+    pub code: String,
+    /// AT: the cumulative inputs since the dial (dial-string inputs in `code` excluded).
+    pub inputs: Vec<String>,
+    pub hop: u32,
+    last: (String, String),
+}
+
+impl<'a> Dialog<'a> {
+    /// Dials `*152*00#`; the session id is prefixed with the adapter so both can run in one
+    /// server. Returns the first screen, which must not be an END.
+    pub fn dial(ussd: &'a Ussd, gw: Gw, id: &str, phone: &str) -> (Dialog<'a>, String) {
+        let (d, (end, screen)) = Dialog::dial_with(ussd, gw, id, phone, "*152*00#", "");
+        assert!(!end, "{screen}");
+        (d, screen)
+    }
+
+    /// Dials `code` (which may carry inputs, `*152*00*1#`) with `first` inputs already on
+    /// the first hop (`1*1*070707070`: AT's `text`, JSON's `input`).
+    pub fn dial_with(
+        ussd: &'a Ussd,
+        gw: Gw,
+        id: &str,
+        phone: &str,
+        code: &str,
+        first: &str,
+    ) -> (Dialog<'a>, (bool, String)) {
+        let mut d = Dialog {
+            ussd,
+            gw,
+            id: format!("{}-{id}", gw.label()),
+            phone: phone.into(),
+            code: code.into(),
+            inputs: first
+                .split('*')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+            hop: 0,
+            last: ("begin".into(), first.into()),
+        };
+        if gw == Gw::At {
+            d.hop = u32::try_from(d.inputs.len()).unwrap_or(0);
+        }
+        let r = d.post();
+        (d, r)
+    }
+
+    /// The member answers the screen.
+    pub fn send(&mut self, input: &str) -> (bool, String) {
+        self.stage(input);
+        self.post()
+    }
+
+    /// Prepares the next hop without sending it (send it with [`Dialog::resend`], for
+    /// example from two threads at once).
+    pub fn stage(&mut self, input: &str) {
+        self.inputs.push(input.into());
+        self.hop += 1;
+        self.last = ("continue".into(), input.into());
+    }
+
+    /// The gateway re-sends the last hop (same session, same hop index).
+    pub fn resend(&self) -> (bool, String) {
+        self.post()
+    }
+
+    /// The gateway reports that the session ended without our END (AT: the events callback
+    /// with `status=Incomplete`; JSON: `type: abort`).
+    pub fn drop_by_network(&mut self) {
+        match self.gw {
+            Gw::At => {
+                let (status, body) = self.ussd.rt.block_on(async {
+                    let r = self
+                        .ussd
+                        .client
+                        .post(format!("{}/ussd/africastalking/events", self.ussd.base))
+                        .form(&[
+                            ("sessionId", self.id.as_str()),
+                            ("phoneNumber", self.phone.as_str()),
+                            ("serviceCode", self.code.as_str()),
+                            ("status", "Incomplete"),
+                            ("errorMessage", "Subscriber terminated Session"),
+                        ])
+                        .send()
+                        .await
+                        .expect("POST");
+                    (r.status().as_u16(), r.text().await.expect("body"))
+                });
+                assert_eq!(status, 200, "{body}");
+            }
+            Gw::Json => {
+                self.hop += 1;
+                self.last = ("abort".into(), String::new());
+                let (end, _) = self.post();
+                assert!(end);
+            }
+        }
+    }
+
+    fn post(&self) -> (bool, String) {
+        match self.gw {
+            Gw::At => self
+                .ussd
+                .at(&self.id, &self.phone, &self.code, &self.inputs.join("*")),
+            Gw::Json => {
+                let body = json!({"sessionId": self.id, "msisdn": self.phone,
+                    "serviceCode": self.code, "input": self.last.1, "type": self.last.0,
+                    "hop": self.hop});
+                let (status, text) = self.ussd.json_raw(&body.to_string());
+                assert_eq!(status, 200, "{text}");
+                let v: Value = serde_json::from_str(&text).expect("json reply");
+                let screen = v["message"].as_str().expect("message").to_string();
+                let end = match v["action"].as_str() {
+                    Some("CON") => false,
+                    Some("END") => true,
+                    other => panic!("action {other:?}"),
+                };
+                assert_fits(&screen);
+                (end, screen)
+            }
+        }
+    }
+}
+
+/// Walks `script` (one input per hop) and returns the last screen.
+pub fn walk(d: &mut Dialog<'_>, script: &[&str]) -> (bool, String) {
+    let mut last = (false, String::new());
+    for input in script {
+        last = d.send(input);
+    }
+    last
+}
+
+/// The value of a metric line `name{labels} value`, 0 if absent.
+pub fn metric(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0)
+}

@@ -13,10 +13,11 @@
 //   - enquire_link answered, unbind answered then the session closed
 //
 // Control API (JSON)
-//   GET  /stats            counters
+//   GET  /stats            counters (deliver_sm_resp counts every answer; mo_resp and
+//                          mo_resp_status only those to MO/USSD deliver_sm, dlr_resp the rest)
 //   GET  /submits          every submit_sm received (id, to, from, text, data_coding,
 //                          esm_class, udh (hex), ussd_service_op, its_session_info, ...)
-//   POST /config           {"throttle_next":N, "reject_next":N, "reject_status":S,
+//   POST /config           {"throttle_next":N, "throttle_status":S|[S,...], "reject_next":N, "reject_status":S,
 //                           "resp_delay_ms":ms, "dlr_delay_ms":ms, "dlr_before_resp":bool,
 //                           "dlr_stat":"DELIVRD"|"UNDELIV"|"EXPIRED", "dlr_tlvs":bool}
 //   POST /mo               {"from","to","text","data_coding","udh":"hex","ussd_service_op",
@@ -33,6 +34,8 @@ const PASS = process.env.SMSC_PASS || 'secret';
 
 const cfg = {
   throttle_next: 0,
+  // ESME_RTHROTTLED; or a list, used one per throttled submit (e.g. [0x58, 0x14]).
+  throttle_status: 0x58,
   reject_next: 0,
   reject_status: 0x0b,
   resp_delay_ms: 0,
@@ -45,11 +48,14 @@ let nextId = 1;
 const sessions = new Set();
 const stats = {
   binds: 0, bind_versions: [], bind_commands: [], submit_sm: 0, throttled: 0, rejected: 0,
-  dlr_sent: 0, mo_sent: 0, deliver_sm_resp: 0, deliver_sm_resp_status: [], enquire_link: 0,
+  dlr_sent: 0, mo_sent: 0, deliver_sm_resp: 0, deliver_sm_resp_status: [], mo_resp: 0,
+  mo_resp_status: [], dlr_resp: 0, enquire_link: 0,
   unbind: 0, unbind_resp: 0, generic_nack: 0, generic_nack_seq: [], sessions: 0,
-  max_outstanding: 0,
+  max_outstanding: 0, throttle_statuses: [],
 };
 const submits = [];
+// Distinct accepted texts: lets a test wait for N messages without fetching every submit.
+const acceptedTexts = new Set();
 const STATE = { DELIVRD: 2, EXPIRED: 3, UNDELIV: 5 };
 
 function pad(n) { return String(n).padStart(2, '0'); }
@@ -90,6 +96,9 @@ function sendReceipt(session, pdu, id, text) {
 const server = smpp.createServer({ debug: !!process.env.SMSC_DEBUG }, (session) => {
   session.bound = false;
   session.outstanding = 0;
+  // Sequence numbers of the MO deliver_sm sent on this session, to tell their responses
+  // from the responses to delivery receipts.
+  session.moSeqs = new Set();
   stats.sessions++;
   const onBind = (pdu) => {
     if (pdu.system_id !== USER || pdu.password !== PASS) {
@@ -111,6 +120,12 @@ const server = smpp.createServer({ debug: !!process.env.SMSC_DEBUG }, (session) 
   session.on('deliver_sm_resp', (pdu) => {
     stats.deliver_sm_resp++;
     stats.deliver_sm_resp_status.push(pdu.command_status);
+    if (session.moSeqs.delete(pdu.sequence_number)) {
+      stats.mo_resp++;
+      stats.mo_resp_status.push(pdu.command_status);
+    } else {
+      stats.dlr_resp++;
+    }
   });
   session.on('generic_nack', (pdu) => {
     stats.generic_nack++;
@@ -141,7 +156,11 @@ const server = smpp.createServer({ debug: !!process.env.SMSC_DEBUG }, (session) 
     if (cfg.throttle_next > 0) {
       cfg.throttle_next--;
       stats.throttled++;
-      later(() => respond({ command_status: smpp.ESME_RTHROTTLED }));
+      const st = Array.isArray(cfg.throttle_status)
+        ? (cfg.throttle_status.shift() ?? smpp.ESME_RTHROTTLED)
+        : cfg.throttle_status;
+      stats.throttle_statuses.push(st);
+      later(() => respond({ command_status: st }));
       return;
     }
     if (cfg.reject_next > 0) {
@@ -152,6 +171,7 @@ const server = smpp.createServer({ debug: !!process.env.SMSC_DEBUG }, (session) 
     }
     const id = (nextId++).toString(16).toUpperCase();
     const { text, udh } = messageParts(pdu);
+    acceptedTexts.add(udh ? `${udh}:${text}` : text);
     submits.push({
       id, from: pdu.source_addr, to: pdu.destination_addr, data_coding: pdu.data_coding,
       esm_class: pdu.esm_class, registered_delivery: pdu.registered_delivery,
@@ -183,7 +203,7 @@ function receivers() {
 }
 
 const ctrl = http.createServer((req, res) => {
-  if (req.method === 'GET' && req.url === '/stats') return json(res, { ...stats, bound: sessions.size, cfg });
+  if (req.method === 'GET' && req.url === '/stats') return json(res, { ...stats, bound: sessions.size, distinct_texts: acceptedTexts.size, cfg });
   if (req.method === 'GET' && req.url === '/submits') return json(res, submits);
   if (req.method === 'POST' && req.url === '/config') return body(req, (c) => { Object.assign(cfg, c); json(res, cfg); });
   if (req.method === 'POST' && req.url === '/mo') {
@@ -201,7 +221,11 @@ const ctrl = http.createServer((req, res) => {
       if (mo.its_session_info !== undefined) fields.its_session_info = Buffer.from(mo.its_session_info);
       Object.assign(fields, mo.extra || {});
       const targets = receivers();
-      for (const s of targets) s.send(new smpp.PDU('deliver_sm', fields));
+      for (const s of targets) {
+        const pdu = new smpp.PDU('deliver_sm', fields);
+        s.send(pdu);
+        s.moSeqs.add(pdu.sequence_number);
+      }
       stats.mo_sent += targets.length;
       json(res, { delivered_to_sessions: targets.length });
     });

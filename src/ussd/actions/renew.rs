@@ -325,3 +325,77 @@ fn write_renewal(
         Err(WriteError::Store(e)) => Err(ActionError::Store(e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo::{self, DemoOptions};
+    use crate::domain::{Language, Msisdn};
+    use crate::store::{Store, TxResult};
+
+    fn ctx(store: &Store, today: chrono::NaiveDate, chfid: &str) -> ActionCtx {
+        let templates = crate::sms::Templates::load(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/sms-templates"
+        )))
+        .unwrap();
+        ActionCtx {
+            store: store.clone(),
+            templates: std::sync::Arc::new(templates),
+            gepg: GepgMode::Simulator,
+            msisdn: Msisdn::parse("255754100002").unwrap(),
+            lang: Language::Sw,
+            today,
+            now: chrono::Utc::now(),
+            vars: [("chfid".to_string(), chfid.to_string())].into(),
+            journal_key: "255754100002/test/renew_do".into(),
+        }
+    }
+
+    #[test]
+    fn a_legacy_product_is_renewed_as_its_conversion_product_once() {
+        let store = Store::open_temporary().unwrap();
+        let opts = DemoOptions::default();
+        demo::seed_if_empty(&store, &opts).unwrap();
+        // Neema's family held the legacy CHF00, which is no longer sold.
+        let head = store
+            .insuree_by_chfid(Chfid::parse("100000014").unwrap())
+            .unwrap()
+            .unwrap();
+        let legacy = store.product_by_code("CHF00").unwrap().unwrap();
+        let mut p = store.family_policies(head.family).unwrap().remove(0);
+        p.product = legacy.id;
+        store
+            .write(|tx| -> TxResult<()> { Ok(tx.put_policy(&p)?) })
+            .unwrap();
+        let c = ctx(&store, opts.today, "100000014");
+        let q = quote(&c).unwrap();
+        assert_eq!(q.name, "ok");
+        let items = &q.lists["products"];
+        assert_eq!(items.len(), 1, "{items:?}");
+        assert_eq!(items[0].1, "CHF01", "converted: {items:?}");
+        // Confirming it twice (a replay under the same journal key) writes one renewal.
+        let mut c = c;
+        c.vars.insert("product".into(), "CHF01".into());
+        let first = confirm(&c).unwrap();
+        let again = confirm(&c).unwrap();
+        assert_eq!(first.name, "ok");
+        assert_eq!(first, again);
+        let idle: Vec<_> = store
+            .family_policies(head.family)
+            .unwrap()
+            .into_iter()
+            .filter(|p| p.status == PolicyStatus::Idle)
+            .collect();
+        assert_eq!(idle.len(), 1);
+        assert_eq!(
+            idle[0].product,
+            store.product_by_code("CHF01").unwrap().unwrap().id
+        );
+        // An unknown CHFID is not found.
+        assert_eq!(
+            quote(&ctx(&store, opts.today, "555555556")).unwrap().name,
+            "not_found"
+        );
+    }
+}

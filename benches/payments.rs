@@ -1,0 +1,2 @@
+//! Payment notifications applied per second (being written).
+fn main() {}

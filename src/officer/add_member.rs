@@ -1,0 +1,181 @@
+//! ADD / ONGEZA: a member joins a family. The family's current policies (latest per product,
+//! not expired or suspended) are re-valued by the rules with the new member; each gets the
+//! member's coverage row. An unpaid (Idle) policy's pending payment is re-priced; a paid one
+//! covers the member at once only if the value did not grow (within the lump-sum
+//! threshold), otherwise the member waits for the difference, as `uspAddInsureePolicy` does.
+
+use std::collections::BTreeMap;
+
+use super::parse::AddMember;
+use super::plan::{uuid, Plan, Rec};
+use super::{
+    allocate_chfid, auth, chfid_taken, full_name, not_registered, show_chfid, Ctx, Field,
+    OfficerError,
+};
+use crate::domain::{
+    policy_value, Id, Insuree, InsureePolicy, MemberForValue, Money, Policy, PolicyStatus,
+};
+use crate::ussd::actions::payments::{is_pending, of_family};
+
+pub fn run(ctx: &Ctx<'_>, a: &AddMember) -> Result<Plan, OfficerError> {
+    let g = ctx.grammar;
+    let lang = ctx.lang;
+    let store = ctx.store;
+    let shown_family = show_chfid(a.family);
+    let Some(named) = store.insuree_by_chfid(a.family)? else {
+        return Ok(Plan::reject(not_registered(ctx, Field::FamilyChfid, &shown_family)));
+    };
+    let Some(family) = store.family(named.family)? else {
+        return Ok(Plan::reject(not_registered(ctx, Field::FamilyChfid, &shown_family)));
+    };
+    if !auth::may_enrol_in(ctx, family.village)? {
+        let village = store
+            .location(family.village)?
+            .map(|l| l.name)
+            .unwrap_or_default();
+        return Ok(Plan::reject(g.text(
+            "family_not_yours",
+            lang,
+            &[("chfid", &shown_family), ("village", &village)],
+        )));
+    }
+    let chfid = match allocate_chfid(ctx, a.member.chfid)? {
+        Ok(c) => c,
+        Err(reply) => return Ok(Plan::reject(reply)),
+    };
+    let members = store.family_members(family.id)?;
+    let head_chfid = store
+        .insuree(family.head)?
+        .map(|h| show_chfid(h.chfid))
+        .unwrap_or(shown_family);
+    let member = Insuree {
+        id: store.next_id()?,
+        uuid: uuid(),
+        chfid,
+        family: family.id,
+        is_head: false,
+        last_name: a.member.last_name.clone(),
+        other_names: a.member.other_names.clone(),
+        dob: a.member.dob,
+        gender: a.member.gender,
+        relationship: Some(a.relationship),
+        phone: None,
+        card_issued: false,
+    };
+    let mut for_value: Vec<MemberForValue> = members
+        .iter()
+        .map(|m| MemberForValue {
+            dob: m.dob,
+            relationship: m.relationship,
+        })
+        .collect();
+    for_value.push(MemberForValue {
+        dob: member.dob,
+        relationship: member.relationship,
+    });
+    let policies = store.family_policies(family.id)?;
+    // The current policy per product: the latest that is neither expired nor suspended.
+    let mut current: BTreeMap<Id, &Policy> = BTreeMap::new();
+    for p in policies.iter().filter(|p| {
+        matches!(
+            p.status,
+            PolicyStatus::Idle | PolicyStatus::Active | PolicyStatus::Ready
+        ) && p.expiry_date >= ctx.today
+    }) {
+        let e = current.entry(p.product).or_insert(p);
+        if p.start_date > e.start_date {
+            *e = p;
+        }
+    }
+    let name = full_name(&member);
+    let members_now = (members.len() + 1).to_string();
+    let mut plan = Plan::answer(String::new());
+    let mut summary: Option<(String, Money, String)> = None;
+    for p in current.values() {
+        let Some(product) = store.product(p.product)? else {
+            continue;
+        };
+        let previous_expiry = policies
+            .iter()
+            .filter(|o| o.product == p.product && o.id != p.id && o.expiry_date < p.start_date)
+            .map(|o| o.expiry_date)
+            .max();
+        let value = policy_value(
+            &product,
+            &for_value,
+            p.stage,
+            p.enroll_date,
+            p.start_date,
+            previous_expiry,
+        );
+        let covered_now = p.status != PolicyStatus::Idle && value <= p.value;
+        plan.records.push(Rec::InsureePolicy(InsureePolicy {
+            id: store.next_id()?,
+            insuree: member.id,
+            policy: p.id,
+            enrollment_date: ctx.today,
+            start_date: p.start_date,
+            effective_date: if covered_now { p.effective_date } else { None },
+            expiry_date: p.expiry_date,
+        }));
+        let mut extra = String::new();
+        if value != p.value {
+            let mut updated = (*p).clone();
+            updated.value = value;
+            plan.records.push(Rec::Policy(updated));
+        }
+        if p.status == PolicyStatus::Idle {
+            // Re-price the payment waiting for this policy.
+            for mut pay in of_family(store, family.id)?.into_iter().filter(is_pending) {
+                let mut touched = false;
+                for d in pay.details.iter_mut().filter(|d| d.policy == Some(p.id)) {
+                    d.expected_amount = value;
+                    touched = true;
+                }
+                if touched {
+                    pay.expected_amount = pay.details.iter().map(|d| d.expected_amount).sum();
+                    if let Some(cn) = &pay.control_number {
+                        extra = g.text("added_cn", lang, &[("cn", cn)]);
+                    }
+                    plan.records.push(Rec::Payment(pay));
+                }
+            }
+        } else if !covered_now {
+            let due = Money(value.0 - p.value.0).to_string();
+            extra = g.text("added_due", lang, &[("due", &due), ("name", &name)]);
+        }
+        // The Idle (unpaid) policy is the one the officer needs to hear about first.
+        if summary.is_none() || p.status == PolicyStatus::Idle {
+            summary = Some((product.code.clone(), value, extra));
+        }
+    }
+    plan.reply = match summary {
+        Some((product, amount, extra)) => g.text(
+            "added",
+            lang,
+            &[
+                ("chfid", &show_chfid(chfid)),
+                ("name", &name),
+                ("family", &head_chfid),
+                ("members", &members_now),
+                ("product", &product),
+                ("amount", &amount.to_string()),
+                ("extra", &extra),
+            ],
+        ),
+        None => g.text(
+            "added_no_policy",
+            lang,
+            &[
+                ("chfid", &show_chfid(chfid)),
+                ("name", &name),
+                ("family", &head_chfid),
+                ("members", &members_now),
+            ],
+        ),
+    };
+    plan.records.insert(0, Rec::Insuree(member));
+    plan.fresh_chfids.push(chfid);
+    plan.taken_reply = chfid_taken(ctx, chfid)?;
+    Ok(plan)
+}

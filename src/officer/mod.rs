@@ -1,0 +1,416 @@
+//! Enrolment officers' SMS commands: register a family, add a member, renew, status, pending
+//! renewals, change PIN, HELP; in Kiswahili or English, as defined in
+//! `sms-templates/officer/commands.toml`.
+//!
+//! Owns: the command language ([`grammar`], [`parse`]), officer authentication and PIN
+//! lockout ([`auth`]), the audit trail and resend detection ([`audit`]), one file per command,
+//! and the worker that runs commands ([`worker`]).
+//!
+//! How an MO flows: the SMS router, inside the transaction that stores the MO, sees that the
+//! sender is an officer's phone and puts a job on the durable outbox topic
+//! [`worker::TOPIC`] ([`route_in_tx`]). The worker claims it and calls [`Officers::process`]:
+//! reads first (prefix scans cannot run inside a sled transaction), then ONE durable
+//! transaction with every effect (family, insurees, policy, member rows, payment intent,
+//! control number), the reply, the SMS to the head, the audit entry and the "done" marker
+//! of the MO. A crash between the write and the ack re-runs the job, which finds the marker.
+//! Must never: store part of a command, answer a writing command without a valid PIN, keep
+//! a PIN in clear (audit texts are masked), or send a reply longer than 2 SMS.
+
+pub mod add_member;
+pub mod audit;
+pub mod auth;
+pub mod change_pin;
+pub mod grammar;
+pub mod help;
+pub mod intent;
+pub mod parse;
+pub mod pending;
+pub mod plan;
+pub mod register;
+pub mod renew;
+pub mod status;
+pub mod worker;
+
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+
+use crate::config::{Config, GepgMode, OfficerConfig};
+use crate::domain::{Chfid, Id, Insuree, Language, Location, LocationKind, Officer};
+use crate::sms::inbound::StoredMo;
+use crate::sms::segment::segment_count;
+use crate::store::{Store, StoreError};
+
+pub use grammar::{CommandKind, Field, Grammar, GrammarError};
+pub use parse::{Command, ParseError};
+pub use plan::Plan;
+pub use worker::{route_in_tx, SmsCommands, TOPIC};
+
+/// Longest reply, in SMS segments.
+pub const MAX_SEGMENTS: usize = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OfficerError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("PIN hashing: {0}")]
+    Pin(String),
+}
+
+/// The officer command service: grammar and settings, shared by the worker's tasks.
+#[derive(Debug, Clone)]
+pub struct Officers {
+    pub grammar: Grammar,
+    pub settings: OfficerConfig,
+    pub gepg: GepgMode,
+}
+
+/// What one command run saw: the officer, the MO, and the dates it is judged on.
+pub struct Ctx<'a> {
+    pub store: &'a Store,
+    pub grammar: &'a Grammar,
+    pub settings: &'a OfficerConfig,
+    pub gepg: GepgMode,
+    pub officer: &'a Officer,
+    pub lang: Language,
+    pub mo: &'a StoredMo,
+    pub now: DateTime<Utc>,
+    /// The MO's day in East Africa Time.
+    pub today: NaiveDate,
+}
+
+/// What [`Officers::process`] did with an MO.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Processed {
+    /// Replied (and, for a successful writing command, stored its effects); the outbox
+    /// seqs of the SMS enqueued.
+    Replied { command: String, ok: bool, sms: Vec<u64> },
+    /// Processed before (a re-run after a crash, or a redelivered job): nothing done.
+    AlreadyDone,
+    /// Not from an officer's phone any more, or no such MO: nothing to answer.
+    Ignored,
+}
+
+impl Officers {
+    pub fn from_config(config: &Config) -> Result<Officers, GrammarError> {
+        Ok(Officers {
+            grammar: Grammar::load(&config.officer.grammar_file)?,
+            settings: config.officer.clone(),
+            gepg: config.gepg.mode,
+        })
+    }
+
+    /// Runs the command in MO `mo_id` (see the module doc). Blocking: Argon2 and a durable
+    /// write; call it from a blocking thread.
+    pub fn process(&self, store: &Store, mo_id: Id) -> Result<Processed, OfficerError> {
+        match crate::sms::inbound::get(store, mo_id)? {
+            Some(mo) => self.handle(store, &mo),
+            None => Ok(Processed::Ignored),
+        }
+    }
+
+    /// Runs the command of a stored MO and enqueues its replies.
+    pub fn handle(&self, store: &Store, mo: &StoredMo) -> Result<Processed, OfficerError> {
+        if audit::is_done(store, mo.id)? {
+            return Ok(Processed::AlreadyDone);
+        }
+        let Some(msisdn) = mo.msisdn() else {
+            return Ok(Processed::Ignored);
+        };
+        let Some(officer) = store.officer_by_phone(&msisdn)? else {
+            return Ok(Processed::Ignored);
+        };
+        let now = Utc
+            .timestamp_millis_opt(mo.received_ms)
+            .single()
+            .unwrap_or_else(Utc::now);
+        let ctx = Ctx {
+            store,
+            grammar: &self.grammar,
+            settings: &self.settings,
+            gepg: self.gepg,
+            officer: &officer,
+            lang: officer.language,
+            mo,
+            now,
+            today: eat_date(now),
+        };
+        let span = tracing::info_span!(
+            "officer_command",
+            mo_id = mo.id,
+            officer = %officer.code,
+            from = %msisdn.masked()
+        );
+        let _e = span.enter();
+        let (command, plan, pins) = run(&ctx)?;
+        let masked = audit::mask_text(&mo.text, &pins);
+        let out = plan::commit(&ctx, command, &masked, plan)?;
+        if let Processed::Replied { command, ok, .. } = &out {
+            tracing::info!(command = %command, ok, "officer command answered");
+        }
+        Ok(out)
+    }
+}
+
+/// Parses, authenticates and plans the command; returns its audit name, the plan and the
+/// PINs to mask in the audit text.
+fn run(ctx: &Ctx<'_>) -> Result<(String, Plan, Vec<String>), OfficerError> {
+    let g = ctx.grammar;
+    if !auth::is_working(ctx.officer, ctx.today) {
+        let date = ctx
+            .officer
+            .works_to
+            .map(show_date)
+            .unwrap_or_default();
+        let reply = g.text(
+            "not_active",
+            ctx.lang,
+            &[("code", &ctx.officer.code), ("date", &date)],
+        );
+        return Ok(("inactive".into(), Plan::reject(reply), Vec::new()));
+    }
+    let cmd = match parse::parse(g, &ctx.mo.text, ctx.today) {
+        Ok(c) => c,
+        Err(e) => {
+            let pins = audit::pin_like_second_word(&ctx.mo.text);
+            return Ok(("invalid".into(), Plan::reject(error_reply(ctx, &e)), pins));
+        }
+    };
+    let kind = cmd.kind();
+    let mut pins: Vec<String> = cmd.pin().map(|p| vec![p.to_string()]).unwrap_or_default();
+    if let Command::ChangePin { new, repeat, .. } = &cmd {
+        pins.push(new.clone());
+        pins.push(repeat.clone());
+    }
+    if !kind.writes() {
+        let plan = match &cmd {
+            Command::Status { chfid } => status::run(ctx, *chfid)?,
+            Command::Pending { page } => pending::run(ctx, *page)?,
+            Command::Help { topic } => help::run(ctx, *topic),
+            _ => Plan::reject(String::new()),
+        };
+        return Ok((kind.name().into(), plan, pins));
+    }
+    // A resend within the window: the first reply again, no second effect.
+    if let Some(reply) = audit::recent_reply(ctx, &ctx.mo.text)? {
+        let mut plan = Plan::reject(reply);
+        plan.ok = true;
+        return Ok((format!("{}-repeat", kind.name()), plan, pins));
+    }
+    let pin = cmd.pin().unwrap_or_default();
+    let mut plan = match auth::check_pin(ctx, pin)? {
+        auth::PinCheck::Ok(state) => {
+            let mut plan = match &cmd {
+                Command::Register(r) => register::run(ctx, r)?,
+                Command::Add(a) => add_member::run(ctx, a)?,
+                Command::Renew { chfid, product, .. } => renew::run(ctx, *chfid, product.as_deref())?,
+                Command::ChangePin { new, repeat, .. } => change_pin::run(ctx, new, repeat)?,
+                _ => Plan::reject(String::new()),
+            };
+            plan.state.extend(state);
+            if plan.ok && kind != CommandKind::Pin {
+                plan.remember = Some(audit::recent_key(ctx, &ctx.mo.text));
+            }
+            plan
+        }
+        auth::PinCheck::Refused(plan) => plan,
+    };
+    plan.reply = fit(&plan.reply);
+    Ok((kind.name().into(), plan, pins))
+}
+
+/// The reply to a text that is not a valid command.
+pub fn error_reply(ctx: &Ctx<'_>, e: &ParseError) -> String {
+    let g = ctx.grammar;
+    let lang = ctx.lang;
+    let text = match e {
+        ParseError::UnknownCommand { got } => {
+            if got.is_empty() {
+                help::summary(g, lang)
+            } else {
+                let f = g.field(Field::Command, lang);
+                g.text(
+                    "bad_field",
+                    lang,
+                    &[("field", &f.name), ("got", got), ("bad", &f.bad), ("expect", &f.expect)],
+                )
+            }
+        }
+        ParseError::Missing { command, field } => {
+            let f = g.field(*field, lang);
+            g.text(
+                "missing_field",
+                lang,
+                &[("field", &f.name), ("expect", &f.expect), ("usage", g.usage(*command, lang))],
+            )
+        }
+        ParseError::Bad { field, got } => {
+            let f = g.field(*field, lang);
+            g.text(
+                "bad_field",
+                lang,
+                &[("field", &f.name), ("got", got), ("bad", &f.bad), ("expect", &f.expect)],
+            )
+        }
+        ParseError::DobInFuture { got } => g.text("dob_future", lang, &[("got", got)]),
+        ParseError::Extra { command, got } => g.text(
+            "extra_words",
+            lang,
+            &[("got", got), ("usage", g.usage(*command, lang))],
+        ),
+    };
+    fit(&text)
+}
+
+/// "{field} "{got}" {bad}; {expect}" in the officer's language.
+pub fn bad_field(ctx: &Ctx<'_>, field: Field, got: &str) -> String {
+    let f = ctx.grammar.field(field, ctx.lang);
+    ctx.grammar.text(
+        "bad_field",
+        ctx.lang,
+        &[("field", &f.name), ("got", got), ("bad", &f.bad), ("expect", &f.expect)],
+    )
+}
+
+/// "{field} "{got}" is not registered."
+pub fn not_registered(ctx: &Ctx<'_>, field: Field, got: &str) -> String {
+    let f = ctx.grammar.field(field, ctx.lang);
+    ctx.grammar
+        .text("not_registered", ctx.lang, &[("field", &f.name), ("got", got)])
+}
+
+/// "CHFID {chfid} is already used ({name})."
+pub fn chfid_taken(ctx: &Ctx<'_>, chfid: Chfid) -> Result<String, StoreError> {
+    let name = ctx
+        .store
+        .insuree_by_chfid(chfid)?
+        .map(|i| full_name(&i))
+        .unwrap_or_else(|| "?".into());
+    Ok(ctx.grammar.text(
+        "chfid_taken",
+        ctx.lang,
+        &[("chfid", &show_chfid(chfid)), ("name", &name)],
+    ))
+}
+
+/// A CHFID for a new member: the one given (if free) or a new one.
+pub fn allocate_chfid(
+    ctx: &Ctx<'_>,
+    slot: parse::ChfidSlot,
+) -> Result<Result<Chfid, String>, StoreError> {
+    match slot {
+        parse::ChfidSlot::Given(c) => {
+            if ctx.store.chfid_taken(c)? {
+                return Ok(Err(chfid_taken(ctx, c)?));
+            }
+            Ok(Ok(c))
+        }
+        parse::ChfidSlot::New => {
+            let mut failed: Option<StoreError> = None;
+            let c = Chfid::generate(&mut rand::thread_rng(), 100, |c| {
+                ctx.store.chfid_taken(c).unwrap_or_else(|e| {
+                    failed = Some(e);
+                    true
+                })
+            });
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            // 100 collisions in a row means the number space is nearly full.
+            Ok(c.ok_or_else(|| bad_field(ctx, Field::Chfid, "NEW")))
+        }
+    }
+}
+
+/// `text` cut (at a word where possible) so that it fits in [`MAX_SEGMENTS`] SMS.
+pub fn fit(text: &str) -> String {
+    let text = text.trim();
+    if text.is_empty() {
+        return "?".into();
+    }
+    let fits = |t: &str| {
+        let (n, _) = segment_count(t);
+        (1..=MAX_SEGMENTS).contains(&n)
+    };
+    if fits(text) {
+        return text.to_string();
+    }
+    let chars: Vec<char> = text.chars().collect();
+    // Largest prefix that fits with the ellipsis, by bisection on the char count.
+    let (mut lo, mut hi) = (0usize, chars.len());
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        let candidate: String = chars[..mid].iter().collect::<String>() + "..";
+        if fits(&candidate) {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    let mut cut: String = chars[..lo].iter().collect();
+    if let Some(i) = cut.rfind(' ') {
+        if i > cut.len() / 2 {
+            cut.truncate(i);
+        }
+    }
+    let out = format!("{}..", cut.trim_end());
+    if fits(&out) {
+        out
+    } else {
+        "..".into()
+    }
+}
+
+/// The East Africa Time date of `now` (UTC+3, no daylight saving).
+pub fn eat_date(now: DateTime<Utc>) -> NaiveDate {
+    (now + Duration::hours(3)).date_naive()
+}
+
+pub fn show_date(d: NaiveDate) -> String {
+    d.format("%d/%m/%Y").to_string()
+}
+
+pub fn show_chfid(c: Chfid) -> String {
+    format!("{:09}", c.value())
+}
+
+/// A member's full name, as officers may see it.
+pub fn full_name(i: &Insuree) -> String {
+    format!("{} {}", i.other_names, i.last_name)
+}
+
+/// A village's district and region ids (for product sale areas).
+pub fn district_and_region(
+    store: &Store,
+    village: &Location,
+) -> Result<(Option<Id>, Option<Id>), StoreError> {
+    let mut current = village.parent;
+    let mut district = None;
+    let mut region = None;
+    for _ in 0..4 {
+        let Some(id) = current else { break };
+        let Some(loc) = store.location(id)? else { break };
+        match loc.kind {
+            LocationKind::District => district = Some(loc.id),
+            LocationKind::Region => region = Some(loc.id),
+            _ => {}
+        }
+        current = loc.parent;
+    }
+    Ok((district, region))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_cuts_long_texts_to_two_segments() {
+        let long = "word ".repeat(200);
+        let f = fit(&long);
+        assert_eq!(segment_count(&f).0, 2);
+        assert!(f.ends_with(".."));
+        let uni = "Habari 😀 ".repeat(40);
+        assert!(segment_count(&fit(&uni)).0 <= 2);
+        assert_eq!(fit("short"), "short");
+        assert_eq!(fit("   "), "?");
+    }
+}

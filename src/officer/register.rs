@@ -1,0 +1,191 @@
+//! REG / SAJILI: a new family with its head, an Idle new policy valued by the rules, the
+//! head's coverage row, a payment intent with its control number, the reply, and (if the
+//! family gave a phone for SMS) an SMS to the head.
+
+use super::parse::Register;
+use super::pending::officer_policy_key;
+use super::plan::{uuid, Plan, Rec};
+use super::{
+    allocate_chfid, auth, bad_field, chfid_taken, district_and_region, full_name, intent,
+    show_chfid, show_date, Ctx, Field, OfficerError,
+};
+use crate::domain::{
+    is_on_sale, is_sellable_in, policy_period, policy_value, Family, Insuree, InsureePolicy,
+    LocationKind, MemberForValue, Policy, PolicyStage, PolicyStatus, SmsPreference,
+};
+use crate::sms::OutboundSms;
+
+pub fn run(ctx: &Ctx<'_>, r: &Register) -> Result<Plan, OfficerError> {
+    let g = ctx.grammar;
+    let lang = ctx.lang;
+    let store = ctx.store;
+    let Some(village) = store
+        .location_by_code(&r.village)?
+        .filter(|l| l.kind == LocationKind::Village)
+    else {
+        return Ok(Plan::reject(bad_field(ctx, Field::Village, &r.village)));
+    };
+    if !auth::may_enrol_in(ctx, village.id)? {
+        let area = auth::area_codes(ctx)?;
+        return Ok(Plan::reject(g.text(
+            "village_not_yours",
+            lang,
+            &[("village", &village.code), ("area", &area)],
+        )));
+    }
+    let code = r
+        .product
+        .clone()
+        .unwrap_or_else(|| ctx.settings.default_product.clone());
+    if code.trim().is_empty() {
+        return Ok(Plan::reject(g.text("no_product", lang, &[])));
+    }
+    let Some(product) = store.product_by_code(&code)? else {
+        return Ok(Plan::reject(bad_field(ctx, Field::Product, &code)));
+    };
+    let (district, region) = district_and_region(store, &village)?;
+    let sellable = match (district, region) {
+        (Some(d), Some(rg)) => is_sellable_in(&product, d, rg),
+        _ => product.location.is_none(),
+    };
+    if !sellable || !is_on_sale(&product, ctx.today) {
+        return Ok(Plan::reject(g.text(
+            "product_not_sold",
+            lang,
+            &[("product", &product.code), ("village", &village.name)],
+        )));
+    }
+    let chfid = match allocate_chfid(ctx, r.head.chfid)? {
+        Ok(c) => c,
+        Err(reply) => return Ok(Plan::reject(reply)),
+    };
+    let Ok(period) = policy_period(&product, ctx.today, PolicyStage::New) else {
+        return Ok(Plan::reject(bad_field(ctx, Field::Product, &product.code)));
+    };
+    let value = policy_value(
+        &product,
+        &[MemberForValue {
+            dob: r.head.dob,
+            relationship: None,
+        }],
+        PolicyStage::New,
+        ctx.today,
+        period.start,
+        None,
+    );
+    let family_id = store.next_id()?;
+    let head = Insuree {
+        id: store.next_id()?,
+        uuid: uuid(),
+        chfid,
+        family: family_id,
+        is_head: true,
+        last_name: r.head.last_name.clone(),
+        other_names: r.head.other_names.clone(),
+        dob: r.head.dob,
+        gender: r.head.gender,
+        relationship: None,
+        phone: r.phone.clone(),
+        card_issued: false,
+    };
+    // A phone given at registration is the family's consent to SMS, in the officer's language.
+    let family = Family {
+        id: family_id,
+        uuid: uuid(),
+        head: head.id,
+        village: village.id,
+        poverty: false,
+        sms: SmsPreference {
+            approved: r.phone.is_some(),
+            language: lang,
+        },
+    };
+    let policy = Policy {
+        id: store.next_id()?,
+        uuid: uuid(),
+        family: family_id,
+        product: product.id,
+        officer: Some(ctx.officer.id),
+        stage: PolicyStage::New,
+        status: PolicyStatus::Idle,
+        value,
+        enroll_date: ctx.today,
+        start_date: period.start,
+        effective_date: None,
+        expiry_date: period.expiry,
+        self_renewed: false,
+    };
+    let row = InsureePolicy {
+        id: store.next_id()?,
+        insuree: head.id,
+        policy: policy.id,
+        enrollment_date: ctx.today,
+        start_date: period.start,
+        effective_date: None,
+        expiry_date: period.expiry,
+    };
+    let pay = intent::create(
+        ctx,
+        (store.next_id()?, store.next_id()?),
+        chfid,
+        &product,
+        policy.id,
+        PolicyStage::New,
+        value,
+    );
+    let cn = intent::show(ctx, &pay.control_number);
+    let shown = show_chfid(chfid);
+    let amount = value.to_string();
+    let name = full_name(&head);
+    let reply = g.text(
+        "registered",
+        lang,
+        &[
+            ("chfid", &shown),
+            ("name", &name),
+            ("village", &village.name),
+            ("product", &product.code),
+            ("amount", &amount),
+            ("start", &show_date(period.start)),
+            ("cn", &cn),
+        ],
+    );
+    let mut plan = Plan::answer(reply);
+    if let (true, Some(phone)) = (family.sms.approved, &head.phone) {
+        let text = g.text(
+            "head_registered",
+            family.sms.language,
+            &[
+                ("chfid", &shown),
+                ("officer", &ctx.officer.code),
+                ("amount", &amount),
+                ("cn", &cn),
+                ("product", &product.code),
+            ],
+        );
+        plan.notices.push((
+            "head".into(),
+            OutboundSms {
+                to: phone.clone(),
+                text: super::fit(&text),
+                template: "officer.head_registered".into(),
+                language: family.sms.language,
+                reference: format!("policy:{}", policy.id),
+            },
+        ));
+    }
+    plan.indexes.push((
+        super::pending::NS_OFFICER_POLICIES,
+        officer_policy_key(ctx.officer.id, policy.id),
+        Vec::new(),
+    ));
+    plan.payment_index.push((family_id, pay.payment));
+    plan.records.push(Rec::Insuree(head));
+    plan.records.push(Rec::Family(family));
+    plan.records.push(Rec::Policy(policy));
+    plan.records.push(Rec::InsureePolicy(row));
+    plan.records.extend(pay.records);
+    plan.fresh_chfids.push(chfid);
+    plan.taken_reply = chfid_taken(ctx, chfid)?;
+    Ok(plan)
+}

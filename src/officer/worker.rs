@@ -1,0 +1,174 @@
+//! The command worker: drains the durable topic [`TOPIC`] that the SMS router fills, one
+//! command at a time (so two commands of one officer never race), on a blocking thread.
+//!
+//! Owns: [`route_in_tx`] (the router's plug-in: a job on the outbox, in the MO's own
+//! transaction), the drain loop, and the start-up backfill of the officer → policy index.
+//! Must never: ack a job before its command's transaction is durable (the done marker makes
+//! a re-run harmless), or run when officer commands are disabled (the router then keeps
+//! answering HELP).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use super::{pending, Officers, Processed};
+use crate::domain::Id;
+use crate::shutdown::Signal;
+use crate::domain::Msisdn;
+use crate::sms::inbound::StoredMo;
+use crate::sms::router::{MoHandler, Reply};
+use crate::sms::Templates;
+use crate::store::{codec, Store, StoreError, TxResult, WriteTx};
+
+/// Outbox topic of officer commands waiting to run.
+pub const TOPIC: &str = "officer.cmd";
+
+/// Jobs claimed at once; each runs to completion before the next.
+const BATCH: usize = 16;
+/// Lease on a claimed job: longer than any command takes, short enough after a crash.
+const LEASE: Duration = Duration::from_secs(60);
+
+static RUNNING: AtomicBool = AtomicBool::new(false);
+
+fn wake() -> &'static Notify {
+    static WAKE: OnceLock<Notify> = OnceLock::new();
+    WAKE.get_or_init(Notify::new)
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Job {
+    mo: Id,
+}
+
+/// Whether a worker runs in this process (the router sends officers' MO here only then).
+pub fn accepts() -> bool {
+    RUNNING.load(Ordering::Acquire)
+}
+
+/// The router's plug-in point: queue the command in `mo` for the worker, inside the
+/// transaction that stores the MO. The replies come from the worker, so none is returned.
+pub fn route_in_tx(tx: &mut WriteTx<'_>, mo: &StoredMo) -> TxResult<Vec<u64>> {
+    let payload = codec::encode(&Job { mo: mo.id }).map_err(|source| {
+        crate::store::TxError::from(StoreError::Codec {
+            tree: "outbox",
+            source,
+        })
+    })?;
+    tx.outbox_push(TOPIC, &format!("mo:{}", mo.id), &payload)?;
+    // May run before the commit (or twice, if sled re-runs the closure): the worker's poll
+    // covers a wake-up that came too early.
+    wake().notify_one();
+    Ok(Vec::new())
+}
+
+/// The router's handler (see `crate::sms::router`): MO from an officer's phone become jobs
+/// for the worker; anything else passes to the next handler.
+pub struct SmsCommands;
+
+impl MoHandler for SmsCommands {
+    fn handle(
+        &self,
+        tx: &mut WriteTx<'_>,
+        _templates: &Templates,
+        mo: &StoredMo,
+        from: &Msisdn,
+    ) -> TxResult<Option<Vec<Reply>>> {
+        if !accepts() || tx.officer_by_phone(from)?.is_none() {
+            return Ok(None);
+        }
+        route_in_tx(tx, mo)?;
+        Ok(Some(Vec::new()))
+    }
+}
+
+/// Starts the worker; it stops on shutdown.
+pub fn spawn(officers: Officers, store: Store, signal: Signal) -> tokio::task::JoinHandle<()> {
+    RUNNING.store(true, Ordering::Release);
+    let officers = Arc::new(officers);
+    let backfill_store = store.clone();
+    tokio::task::spawn_blocking(move || match pending::backfill(&backfill_store) {
+        Ok(n) => tracing::info!(indexed = n, "officer policy index backfilled"),
+        Err(e) => tracing::warn!(error = %e, "officer policy index backfill failed"),
+    });
+    tokio::spawn(run(officers, store, signal))
+}
+
+async fn run(officers: Arc<Officers>, store: Store, mut signal: Signal) {
+    let poll = Duration::from_millis(officers.settings.poll_ms.max(1));
+    loop {
+        if signal.is_triggered() {
+            break;
+        }
+        let items = match store.claim(TOPIC, BATCH, LEASE, Utc::now()) {
+            Ok(items) => items,
+            Err(e) => {
+                tracing::warn!(error = %e, "claiming officer commands failed");
+                Vec::new()
+            }
+        };
+        if items.is_empty() {
+            tokio::select! {
+                _ = wake().notified() => {}
+                _ = tokio::time::sleep(poll) => {}
+                _ = signal.recv() => break,
+            }
+            continue;
+        }
+        for item in items {
+            let Ok(job) = codec::decode::<Job>(&item.payload) else {
+                tracing::error!(seq = item.seq, "undecodable officer job; dead-lettered");
+                let _ = store.dead_letter(TOPIC, item.seq, "undecodable job", Utc::now());
+                continue;
+            };
+            let (o, s) = (officers.clone(), store.clone());
+            let done = tokio::task::spawn_blocking(move || o.process(&s, job.mo)).await;
+            match done {
+                Ok(Ok(p)) => {
+                    if let Processed::Ignored = p {
+                        tracing::info!(mo_id = job.mo, "officer job had nothing to answer");
+                    }
+                    if let Err(e) = store.ack(TOPIC, item.seq) {
+                        tracing::warn!(error = %e, "acking an officer job failed");
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(mo_id = job.mo, error = %e, "officer command failed; will retry");
+                    let _ = store.retry(TOPIC, item.seq, &e.to_string(), Utc::now());
+                }
+                Err(e) => {
+                    tracing::error!(mo_id = job.mo, error = %e, "officer command panicked");
+                    let _ = store.retry(TOPIC, item.seq, "panicked", Utc::now());
+                }
+            }
+        }
+    }
+    RUNNING.store(false, Ordering::Release);
+}
+
+/// Runs every queued command now, on this thread (tests and benchmarks without a runtime).
+pub fn drain_blocking(officers: &Officers, store: &Store) -> Result<usize, super::OfficerError> {
+    let mut n = 0;
+    loop {
+        let items = store.claim(TOPIC, BATCH, LEASE, Utc::now())?;
+        if items.is_empty() {
+            return Ok(n);
+        }
+        for item in items {
+            if let Ok(job) = codec::decode::<Job>(&item.payload) {
+                officers.process(store, job.mo)?;
+            }
+            store.ack(TOPIC, item.seq)?;
+            n += 1;
+        }
+    }
+}
+
+/// Marks the worker as running without starting it (in-process tests that drain with
+/// [`drain_blocking`]).
+pub fn enable_routing() {
+    RUNNING.store(true, Ordering::Release);
+}

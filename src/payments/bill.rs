@@ -1,0 +1,596 @@
+//! Control numbers: bills sent to GePG through the outbox, the control-number callback, and
+//! the assignment a USSD renewal calls inside its own transaction.
+//!
+//! Owns: the bill record (aux [`BILL_NS`]; the bill id is the payment id for a member's
+//! bill, a fresh id for a pool bill), queueing a submission on [`BILL_TOPIC`] in the same
+//! transaction that needs it, the worker that submits them (signed `gepgBillSubReq`, retried
+//! with the same BillId after a timeout; `7226` means GePG already has it), topping up the
+//! per-product pools, and applying `gepgBillSubResp` (number → payment and SMS, or → pool).
+//! Must never: create a second bill for a payment, send an SMS outside the callback's
+//! transaction, or treat a failed submission as submitted.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::pool::{self, PoolEntry};
+use super::service::{Payments, Reply};
+use super::xml::{self, Ack, Bill, BillSubReq, BillSubResp, ControlNumberResult};
+use super::{story, BILL_NS, BILL_TOPIC};
+use crate::config::GepgMode;
+use crate::domain::{
+    ControlNumber, ControlNumberStatus, Id, Money, Payment, PaymentStatus, Product,
+};
+use crate::shutdown::Signal;
+use crate::sms::{self, OutboundSms};
+use crate::store::{codec, Abort, StoreError, TxError, TxResult, WriteTx};
+
+/// Who a bill is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BillPurpose {
+    /// A member's payment (bill id = payment id).
+    Member { payment: Id },
+    /// A pre-requested number for the pool of a product.
+    Pool { product: Id },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BillState {
+    Queued,
+    /// GePG acknowledged it (7101, or 7226 on a resubmission).
+    Submitted,
+    Assigned(String),
+    Rejected(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BillRecord {
+    pub bill_id: Id,
+    pub purpose: BillPurpose,
+    pub amount: Money,
+    /// `None`: the configured default SP code.
+    pub sp_code: Option<String>,
+    pub payer_id: String,
+    pub payer_name: String,
+    pub payer_phone: String,
+    pub generated: DateTime<Utc>,
+    pub state: BillState,
+}
+
+/// How a payment got (or will get) its control number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Assignment {
+    /// From the product's pool: usable now.
+    Pooled(String),
+    /// Simulator mode with an empty pool: the number the simulated GePG gives, now.
+    Simulated(String),
+    /// A bill is queued; the number arrives by callback (and by SMS).
+    Requested,
+}
+
+impl Assignment {
+    pub fn number(&self) -> Option<&str> {
+        match self {
+            Assignment::Pooled(n) | Assignment::Simulated(n) => Some(n),
+            Assignment::Requested => None,
+        }
+    }
+}
+
+fn codec_err(e: codec::CodecError) -> TxError {
+    TxError::from(StoreError::Codec {
+        tree: "aux",
+        source: e,
+    })
+}
+
+pub fn bill_in_tx(tx: &WriteTx<'_>, bill_id: Id) -> Result<Option<BillRecord>, TxError> {
+    match tx.aux_get(BILL_NS, &bill_id.to_be_bytes())? {
+        Some(b) => Ok(Some(codec::decode(&b).map_err(codec_err)?)),
+        None => Ok(None),
+    }
+}
+
+fn put_bill(tx: &mut WriteTx<'_>, bill: &BillRecord) -> Result<(), TxError> {
+    let bytes = codec::encode(bill).map_err(codec_err)?;
+    tx.aux_put(BILL_NS, &bill.bill_id.to_be_bytes(), &bytes)
+}
+
+/// Records `bill` and queues its submission, in the caller's transaction. Idempotent per
+/// bill id: a bill already recorded is left as it is.
+pub fn queue_bill(tx: &mut WriteTx<'_>, bill: &BillRecord) -> Result<(), TxError> {
+    if bill_in_tx(tx, bill.bill_id)?.is_some() {
+        return Ok(());
+    }
+    put_bill(tx, bill)?;
+    tx.outbox_push(
+        BILL_TOPIC,
+        &format!("bill:{}", bill.bill_id),
+        &bill.bill_id.to_be_bytes(),
+    )?;
+    Ok(())
+}
+
+/// Gives `payment` (not yet put: the caller puts it afterwards) a control number inside the
+/// caller's transaction: the oldest free number of `product`'s pool for exactly this amount;
+/// else, in simulator mode, the simulated GePG's number at once; else a queued bill
+/// (the payment is then `ControlNumberRequested` and the number comes by SMS).
+pub fn assign_control_number(
+    tx: &mut WriteTx<'_>,
+    payment: &mut Payment,
+    product: &Product,
+    mode: GepgMode,
+) -> Result<Assignment, TxError> {
+    let now = tx.now();
+    let give = |tx: &mut WriteTx<'_>, payment: &mut Payment, number: &str| {
+        let mut cn = tx
+            .control_number_by_number(number)?
+            .unwrap_or_else(|| ControlNumber {
+                id: 0,
+                number: number.to_string(),
+                status: ControlNumberStatus::Assigned,
+                payment: None,
+                product: Some(product.id),
+                requested_date: now,
+                received_date: Some(now),
+            });
+        if cn.id == 0 {
+            cn.id = tx.next_id()?;
+        }
+        cn.status = ControlNumberStatus::Assigned;
+        cn.payment = Some(payment.id);
+        tx.put_control_number(&cn)?;
+        payment.control_number = Some(number.to_string());
+        payment.status = PaymentStatus::Assigned;
+        Ok::<(), TxError>(())
+    };
+    if let Some(number) = pool::take(tx, product.id, payment.expected_amount)? {
+        give(tx, payment, &number)?;
+        story(tx, payment.id, &format!("control number {number} assigned from the {} pool", product.code))?;
+        return Ok(Assignment::Pooled(number));
+    }
+    if mode == GepgMode::Simulator {
+        let number = format!("99{:010}", payment.id);
+        give(tx, payment, &number)?;
+        story(tx, payment.id, &format!("control number {number} assigned by the simulator"))?;
+        return Ok(Assignment::Simulated(number));
+    }
+    let detail = payment.details.first();
+    queue_bill(
+        tx,
+        &BillRecord {
+            bill_id: payment.id,
+            purpose: BillPurpose::Member {
+                payment: payment.id,
+            },
+            amount: payment.expected_amount,
+            sp_code: product.sp_code.clone(),
+            payer_id: detail
+                .map(|d| format!("{:09}", d.chfid.value()))
+                .unwrap_or_default(),
+            payer_name: detail
+                .map(|d| format!("CHFID {:09}", d.chfid.value()))
+                .unwrap_or_default(),
+            payer_phone: payment
+                .phone
+                .as_ref()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_default(),
+            generated: now,
+            state: BillState::Queued,
+        },
+    )?;
+    payment.status = PaymentStatus::ControlNumberRequested;
+    story(tx, payment.id, &format!("control number requested from GePG (BillId {})", payment.id))?;
+    Ok(Assignment::Requested)
+}
+
+/// Queues pool bills for every product whose pool (free + awaited) is under the low-water
+/// mark. Returns how many bills were queued.
+pub fn top_up_pools(p: &Payments) -> Result<usize, StoreError> {
+    let low = u64::from(p.config.pool_low_water);
+    if low == 0 {
+        return Ok(0);
+    }
+    let mut queued = 0;
+    let today = crate::demo::today_eat();
+    for product in p.store.products()? {
+        if !product.lump_sum.is_positive() || product.sale_to < today {
+            continue;
+        }
+        let (free, in_flight) = pool::level(&p.store, product.id)?;
+        if free + in_flight >= low {
+            continue;
+        }
+        let n = p.config.pool_batch.max(1);
+        p.store.write(|tx| -> TxResult<()> {
+            for _ in 0..n {
+                let id = tx.next_id()?;
+                queue_bill(
+                    tx,
+                    &BillRecord {
+                        bill_id: id,
+                        purpose: BillPurpose::Pool {
+                            product: product.id,
+                        },
+                        amount: product.lump_sum,
+                        sp_code: product.sp_code.clone(),
+                        payer_id: product.code.clone(),
+                        payer_name: "CHF IMIS".into(),
+                        payer_phone: String::new(),
+                        generated: tx.now(),
+                        state: BillState::Queued,
+                    },
+                )?;
+            }
+            pool::add_in_flight(tx, product.id, i64::from(n))?;
+            Ok(())
+        })?;
+        tracing::info!(product = %product.code, free, in_flight, queued = n, "topping up the control number pool");
+        queued += n as usize;
+    }
+    Ok(queued)
+}
+
+/// Submits one bill; `Ok(codes)` is GePG's signed answer.
+async fn submit(p: &Payments, bill: &BillRecord) -> Result<Vec<String>, String> {
+    let sp_code = bill
+        .sp_code
+        .clone()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| p.config.sp_code.clone());
+    let eat = chrono::Duration::hours(3);
+    let generated = (bill.generated + eat).naive_utc();
+    let days = match bill.purpose {
+        BillPurpose::Member { .. } => p.config.bill_expiry_days,
+        BillPurpose::Pool { .. } => p.config.pool_bill_expiry_days,
+    };
+    let req = BillSubReq {
+        sp_code: sp_code.clone(),
+        sub_sp_code: p.config.sub_sp_code.clone(),
+        sp_sys_id: p.config.sp_sys_id.clone(),
+        bills: vec![Bill {
+            bill_id: bill.bill_id.to_string(),
+            amount: bill.amount,
+            expires: generated + chrono::Duration::days(i64::from(days)),
+            generated,
+            payer_id: bill.payer_id.clone(),
+            payer_name: bill.payer_name.clone(),
+            payer_phone: bill.payer_phone.clone(),
+            payer_email: String::new(),
+            description: "CHF contribution".into(),
+            item_ref: bill.bill_id.to_string(),
+            gfs_code: p.config.gfs_code.clone(),
+        }],
+    };
+    let body = p
+        .keys
+        .ours
+        .envelope(&req.to_xml())
+        .map_err(|e| e.to_string())?;
+    send_signed(p, "/api/bill/sigqrequest", &sp_code, body, "gepgBillSubReqAck").await
+}
+
+/// POSTs a signed request to GePG and returns the codes of its verified, signed ack.
+pub(crate) async fn send_signed(
+    p: &Payments,
+    path: &str,
+    sp_code: &str,
+    body: Vec<u8>,
+    ack_name: &str,
+) -> Result<Vec<String>, String> {
+    let resp = p
+        .http
+        .post(format!("{}{path}", p.gepg_url))
+        .header("Content-Type", "application/xml")
+        .header("Gepg-Code", sp_code)
+        .header("Gepg-Com", "default.sp.in")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| format!("HTTP: {e}"))?;
+    let status = resp.status();
+    let raw = resp.bytes().await.map_err(|e| format!("HTTP body: {e}"))?;
+    if !status.is_success() {
+        return Err(format!("HTTP {status}"));
+    }
+    let signed = xml::split_envelope(&raw, p.config.max_body_bytes).map_err(|e| e.to_string())?;
+    if signed.name != ack_name {
+        return Err(format!("unexpected answer <{}>", signed.name));
+    }
+    if !p.keys.gepg.verify(signed.inner, &signed.signature) {
+        return Err("GePG's answer has an invalid signature".into());
+    }
+    let el = xml::parse(signed.inner, p.config.max_body_bytes).map_err(|e| e.to_string())?;
+    Ok(Ack::parse(&el).codes)
+}
+
+/// Drains the bill outbox and keeps the pools topped up, until shutdown.
+pub async fn run_worker(p: Arc<Payments>, mut signal: Signal) {
+    let lease = Duration::from_secs(p.config.request_timeout_secs.max(1) + 10);
+    let mut last_top_up: Option<std::time::Instant> = None;
+    loop {
+        if last_top_up.is_none_or(|t| t.elapsed() > Duration::from_secs(30)) {
+            last_top_up = Some(std::time::Instant::now());
+            let p2 = p.clone();
+            match tokio::task::spawn_blocking(move || top_up_pools(&p2)).await {
+                Ok(Err(e)) => tracing::warn!(error = %e, "pool top-up failed"),
+                Err(e) => tracing::warn!(error = %e, "pool top-up task failed"),
+                Ok(Ok(_)) => {}
+            }
+        }
+        let items = match p.store.claim(BILL_TOPIC, 16, lease, Utc::now()) {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot claim bills");
+                Vec::new()
+            }
+        };
+        let idle = items.is_empty();
+        for item in items {
+            let Some(id) = <[u8; 8]>::try_from(item.payload.as_slice())
+                .ok()
+                .map(u64::from_be_bytes)
+            else {
+                let _ = p.store.dead_letter(BILL_TOPIC, item.seq, "bad payload", Utc::now());
+                continue;
+            };
+            let bill = p
+                .store
+                .aux_get(BILL_NS, &id.to_be_bytes())
+                .ok()
+                .flatten()
+                .and_then(|b| codec::decode::<BillRecord>(&b).ok());
+            let Some(bill) = bill else {
+                let _ = p.store.dead_letter(BILL_TOPIC, item.seq, "no bill record", Utc::now());
+                continue;
+            };
+            if bill.state != BillState::Queued {
+                let _ = p.store.ack(BILL_TOPIC, item.seq);
+                continue;
+            }
+            let span = tracing::info_span!("bill", bill_id = id, attempt = item.attempts);
+            let _g = span.enter();
+            match submit(&p, &bill).await {
+                Ok(codes) if codes.iter().any(|c| c == "7101" || c == "7226") => {
+                    p.count(|m| &m.bills_sent, 1);
+                    let r = p.store.write(|tx| -> TxResult<()> {
+                        if let Some(mut b) = bill_in_tx(tx, id)? {
+                            if b.state == BillState::Queued {
+                                b.state = BillState::Submitted;
+                                put_bill(tx, &b)?;
+                            }
+                            if let BillPurpose::Member { payment } = b.purpose {
+                                if let Some(mut pay) = tx.payment(payment)? {
+                                    if pay.status == PaymentStatus::ControlNumberRequested {
+                                        pay.status = PaymentStatus::Posted;
+                                        tx.put_payment(&pay)?;
+                                    }
+                                }
+                                story(tx, payment, &format!("bill submitted to GePG: {}", codes.join(";")))?;
+                            }
+                        }
+                        Ok(())
+                    });
+                    if let Err(e) = r {
+                        tracing::warn!(error = %e, "cannot record a submitted bill");
+                    }
+                    let _ = p.store.ack(BILL_TOPIC, item.seq);
+                }
+                Ok(codes) => {
+                    p.count(|m| &m.bill_failures, 1);
+                    tracing::warn!(codes = ?codes, "GePG refused a bill");
+                    let result = ControlNumberResult {
+                        bill_id: id.to_string(),
+                        control_number: None,
+                        codes,
+                    };
+                    let templates = p.templates.clone();
+                    let r = p.store.write(|tx| apply_result(tx, &result, &templates));
+                    if let Err(e) = r {
+                        tracing::warn!(error = %e, "cannot record a refused bill");
+                    }
+                    let _ = p.store.ack(BILL_TOPIC, item.seq);
+                }
+                Err(e) => {
+                    p.count(|m| &m.bill_failures, 1);
+                    tracing::warn!(error = %e, "bill submission failed; will retry with the same BillId");
+                    let _ = p.store.retry(BILL_TOPIC, item.seq, &e, Utc::now());
+                }
+            }
+        }
+        let pause = if idle { Duration::from_millis(500) } else { Duration::ZERO };
+        tokio::select! {
+            _ = signal.recv() => return,
+            _ = tokio::time::sleep(pause) => {}
+        }
+    }
+}
+
+/// What one `BillTrxInf` of a callback did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallbackResult {
+    Assigned,
+    Pooled,
+    Refused,
+    AlreadyKnown,
+    UnknownBill,
+}
+
+/// Applies one control-number result inside a transaction.
+pub fn apply_result(
+    tx: &mut WriteTx<'_>,
+    r: &ControlNumberResult,
+    templates: &crate::sms::Templates,
+) -> TxResult<CallbackResult, crate::sms::TemplateError> {
+    let Some(mut bill) = r.bill_id.parse::<Id>().ok().map(|id| bill_in_tx(tx, id)).transpose()?.flatten() else {
+        return Ok(CallbackResult::UnknownBill);
+    };
+    if matches!(bill.state, BillState::Assigned(_) | BillState::Rejected(_)) {
+        return Ok(CallbackResult::AlreadyKnown);
+    }
+    let now = tx.now();
+    let Some(number) = r.control_number.clone() else {
+        bill.state = BillState::Rejected(r.codes.clone());
+        put_bill(tx, &bill)?;
+        match bill.purpose {
+            BillPurpose::Pool { product } => pool::add_in_flight(tx, product, -1)?,
+            BillPurpose::Member { payment } => {
+                if let Some(mut pay) = tx.payment(payment)? {
+                    pay.status = PaymentStatus::Rejected;
+                    pay.rejected_reason = Some(format!("GePG: {}", r.codes.join(";")));
+                    tx.put_payment(&pay)?;
+                }
+                story(tx, payment, &format!("GePG refused the bill: {}", r.codes.join(";")))?;
+            }
+        }
+        return Ok(CallbackResult::Refused);
+    };
+    if tx.control_number_by_number(&number)?.is_some() {
+        // GePG never reuses a number for another bill; a second callback is a redelivery.
+        bill.state = BillState::Assigned(number);
+        put_bill(tx, &bill)?;
+        return Ok(CallbackResult::AlreadyKnown);
+    }
+    bill.state = BillState::Assigned(number.clone());
+    put_bill(tx, &bill)?;
+    match bill.purpose {
+        BillPurpose::Pool { product } => {
+            tx.put_control_number(&ControlNumber {
+                id: tx.next_id()?,
+                number: number.clone(),
+                status: ControlNumberStatus::Pooled,
+                payment: None,
+                product: Some(product),
+                requested_date: bill.generated,
+                received_date: Some(now),
+            })?;
+            pool::push(
+                tx,
+                product,
+                &PoolEntry {
+                    number,
+                    amount: bill.amount,
+                },
+            )?;
+            pool::add_in_flight(tx, product, -1)?;
+            Ok(CallbackResult::Pooled)
+        }
+        BillPurpose::Member { payment } => {
+            let Some(mut pay) = tx.payment(payment)? else {
+                return Ok(CallbackResult::UnknownBill);
+            };
+            if pay.control_number.is_some() {
+                return Ok(CallbackResult::AlreadyKnown);
+            }
+            let product = pay.details.first().map(|d| d.product_code.clone());
+            let product_id = match &product {
+                Some(code) => tx.product_by_code(code)?.map(|p| p.id),
+                None => None,
+            };
+            tx.put_control_number(&ControlNumber {
+                id: tx.next_id()?,
+                number: number.clone(),
+                status: ControlNumberStatus::Assigned,
+                payment: Some(pay.id),
+                product: product_id,
+                requested_date: bill.generated,
+                received_date: Some(now),
+            })?;
+            pay.control_number = Some(number.clone());
+            pay.status = PaymentStatus::Assigned;
+            tx.put_payment(&pay)?;
+            story(tx, pay.id, &format!("control number {number} received from GePG"))?;
+            if let Some(to) = pay.phone.clone() {
+                let detail = pay.details.first();
+                let vars = HashMap::from([
+                    ("control_number", number.clone()),
+                    ("amount", pay.expected_amount.to_string()),
+                    (
+                        "chfid",
+                        detail
+                            .map(|d| format!("{:09}", d.chfid.value()))
+                            .unwrap_or_default(),
+                    ),
+                    ("product", product.unwrap_or_default()),
+                ]);
+                let text = templates
+                    .render("control_number", pay.language, &vars)
+                    .map_err(Abort::User)?;
+                sms::enqueue(
+                    tx,
+                    &format!("payment:{}:control_number", pay.id),
+                    &OutboundSms {
+                        to,
+                        text,
+                        template: "control_number".into(),
+                        language: pay.language,
+                        reference: format!("payment:{}", pay.id),
+                    },
+                )?;
+            }
+            Ok(CallbackResult::Assigned)
+        }
+    }
+}
+
+/// `gepgBillSubResp` → `gepgBillSubRespAck` (7101 once durable).
+pub async fn on_callback(p: &Payments, raw: &[u8]) -> Reply {
+    const ACK: &str = "gepgBillSubRespAck";
+    let signed = match p.open(raw, BillSubResp::NAME) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let resp = match xml::parse(signed.inner, p.config.max_body_bytes)
+        .and_then(|el| BillSubResp::parse(&el))
+    {
+        Ok(r) => r,
+        Err(e) => {
+            p.count(|m| &m.malformed, 1);
+            tracing::warn!(error = %e, "control number callback without required data");
+            return p.reply(ACK, "7242", 400);
+        }
+    };
+    let store = p.store.clone();
+    let templates = p.templates.clone();
+    let results = resp.results.clone();
+    let written = tokio::task::spawn_blocking(move || {
+        store.write(|tx| {
+            let mut out = Vec::new();
+            for r in &results {
+                out.push(apply_result(tx, r, &templates)?);
+            }
+            Ok(out)
+        })
+    })
+    .await;
+    match written {
+        Ok(Ok(outcomes)) => {
+            if let Err(e) = p.store.flushed().await {
+                tracing::error!(error = %e, "control numbers not flushed; not acknowledged");
+                return p.reply(ACK, "7201", 503);
+            }
+            for (r, o) in resp.results.iter().zip(&outcomes) {
+                tracing::info!(bill_id = %r.bill_id, control_number = ?r.control_number, outcome = ?o, "control number callback");
+                if matches!(o, CallbackResult::Assigned | CallbackResult::Pooled) {
+                    p.count(|m| &m.control_numbers, 1);
+                }
+            }
+            if outcomes.iter().all(|o| *o == CallbackResult::UnknownBill) {
+                return p.reply(ACK, "7204", 200);
+            }
+            p.reply(ACK, "7101", 200)
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "control number callback not applied; not acknowledged");
+            p.reply(ACK, "7201", 503)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "control number task failed");
+            p.reply(ACK, "7201", 503)
+        }
+    }
+}
