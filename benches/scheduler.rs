@@ -4,10 +4,11 @@
 //! and SMS enqueued per second; then the whole week. The baseline in the same run is a bare
 //! scan of the policy tree (decode only), so the ratio shows what the jobs add to reading.
 //!
-//! `cargo bench --bench scheduler -- [--families N] [--data-dir DIR] [--days D]`
+//! `cargo bench --bench scheduler -- [--families N] [--data-dir DIR] [--days D] [--from DATE]`
 //! With `--data-dir`, an existing demo store there is reused; the jobs write to it, so use a
 //! copy you can throw away. The demo data is dated 2026-03-01 and the run walks the week
-//! from that day (expiries spread over the year give a steady daily load).
+//! from that day (expiries spread over the year give a steady daily load); on a reused store
+//! pass `--from` a later day, since windows already run add nothing.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,6 +26,7 @@ fn main() {
     let mut families = 1_000_000u64;
     let mut data_dir: Option<PathBuf> = None;
     let mut days = 7i64;
+    let mut from: Option<NaiveDate> = None;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().unwrap_or_default();
@@ -32,6 +34,7 @@ fn main() {
             "--families" => families = value().parse().unwrap_or(families),
             "--data-dir" => data_dir = Some(PathBuf::from(value())),
             "--days" => days = value().parse().unwrap_or(days),
+            "--from" => from = value().parse().ok(),
             _ => {}
         }
     }
@@ -80,8 +83,9 @@ fn main() {
         "{:<18} {:<11} {:>9} {:>8} {:>6} {:>8} {:>9} {:>6}",
         "job", "window", "examined", "changed", "sms", "secs", "sms/s", "x scan"
     );
+    let first = from.unwrap_or(today);
     for day in 0..days {
-        let window = today + Duration::days(day);
+        let window = first + Duration::days(day);
         let now = eat()
             .from_local_datetime(&window.and_hms_opt(10, 0, 0).expect("time"))
             .single()

@@ -35,6 +35,8 @@ struct Args {
     seconds: u64,
     warmup: u64,
     concurrency: usize,
+    /// An already running gateway (`host:port`) instead of starting one: for profiling.
+    target: Option<String>,
 }
 
 fn args() -> Args {
@@ -44,6 +46,7 @@ fn args() -> Args {
         seconds: 10,
         warmup: 5,
         concurrency: 50,
+        target: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -53,6 +56,7 @@ fn args() -> Args {
             "--data-dir" => a.data_dir = Some(PathBuf::from(value())),
             "--seconds" => a.seconds = value().parse().unwrap_or(a.seconds),
             "--warmup" => a.warmup = value().parse().unwrap_or(a.warmup),
+            "--target" => a.target = Some(value()),
             "--concurrency" => a.concurrency = value().parse().unwrap_or(a.concurrency),
             _ => {} // cargo passes --bench
         }
@@ -156,11 +160,19 @@ fn enc(v: &str) -> String {
 
 /// Drives `concurrency` sessions of the coverage journey against `addr` for `secs`.
 async fn drive(addr: String, families: u64, concurrency: usize, secs: u64, check: bool) -> Run {
+    // Session ids must not repeat across runs (warm-up, measure) or bench invocations: a
+    // repeated id is a duplicate hop, answered from the cache.
+    static RUN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let run = RUN.fetch_add(1, Ordering::Relaxed);
+    let epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for worker in 0..concurrency {
         let (addr, stop) = (addr.clone(), stop.clone());
+        let prefix = format!("bench-{epoch}-{run}-{worker}");
         tasks.push(tokio::spawn(async move {
             let mut rng = rand::rngs::StdRng::seed_from_u64(worker as u64);
             let mut lat = Vec::with_capacity(1 << 16);
@@ -171,7 +183,7 @@ async fn drive(addr: String, families: u64, concurrency: usize, secs: u64, check
             };
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
-                let session = format!("bench-{}-{worker}-{n}", std::process::id());
+                let session = format!("{prefix}-{n}");
                 let phone = format!("2557{:08}", rng.gen_range(10_000_000..99_999_999u32));
                 let base = GENERATED_CHFID_BASE + rng.gen_range(0..families.max(1) as u32);
                 let chfid = Chfid::from_base(base).map(|c| format!("{:09}", c.value()));
@@ -308,21 +320,13 @@ fn server_mean_ms(metrics: &str) -> Option<f64> {
     (count > 0.0).then(|| sum / count * 1000.0)
 }
 
-fn main() {
-    let a = args();
-    let temp;
-    let dir = match &a.data_dir {
-        Some(d) => d.clone(),
-        None => {
-            temp = tempfile::tempdir().expect("tempdir");
-            temp.path().to_path_buf()
-        }
-    };
+/// Seeds `dir` if it is empty, starts the release server on it, returns it and its address.
+fn start_server(dir: &std::path::Path, families: u64) -> (std::process::Child, String) {
     {
         let store = Store::open(&dir, StoreOptions::default()).expect("open store");
         let t = Instant::now();
         let opts = DemoOptions {
-            families: a.families,
+            families,
             ..DemoOptions::default()
         };
         match demo::seed_if_empty(&store, &opts).expect("seed") {
@@ -330,10 +334,9 @@ fn main() {
             None => println!("store in {} already has data: reused", dir.display()),
         }
     }
-    let families = a.families;
     let mut child = Command::new(env!("CARGO_BIN_EXE_imis-gateway"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&dir)
+        .arg(dir)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("IMIS_GATEWAY_LOG", "warn")
         .stdout(Stdio::piped())
@@ -348,6 +351,27 @@ fn main() {
         }
     }
     assert!(!addr.is_empty(), "server did not start");
+    (child, addr)
+}
+
+fn main() {
+    let a = args();
+    let temp;
+    let dir = match &a.data_dir {
+        Some(d) => d.clone(),
+        None => {
+            temp = tempfile::tempdir().expect("tempdir");
+            temp.path().to_path_buf()
+        }
+    };
+    let (mut child, addr) = match &a.target {
+        Some(t) => (None, t.clone()),
+        None => {
+            let (c, addr) = start_server(&dir, a.families);
+            (Some(c), addr)
+        }
+    };
+    let families = a.families;
     let bare_addr = bare_server().to_string();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let (bare, gw) = rt.block_on(async {
@@ -359,8 +383,10 @@ fn main() {
         (bare, gw)
     });
     let server_metrics = fetch_metrics(&addr);
-    let _ = child.kill();
-    let _ = child.wait();
+    if let Some(c) = &mut child {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
     println!(
         "USSD coverage journey, {} concurrent sessions, {} families, {} s per server",
         a.concurrency, families, a.seconds

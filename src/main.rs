@@ -24,6 +24,9 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Simulate(args) => cli::simulate::run(args),
+        Command::Payments(args) => cli::payments::run(args),
+        Command::GepgSim(args) => cli::gepg_sim::run(args),
+        Command::Officer(args) => cli::officer::run(args),
         Command::Sms(args) => {
             if !cli::sms::run(args)? {
                 std::process::exit(1);

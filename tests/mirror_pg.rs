@@ -32,11 +32,15 @@ VALUES ('00000000-0000-4000-8000-000000000010','CHF01','CHF Iliyoboreshwa','2020
 "#;
 
 fn seeded() -> (Pg, Store) {
+    seeded_into(Store::open_temporary().unwrap())
+}
+
+/// A seeded central database, imported into `store`.
+fn seeded_into(store: Store) -> (Pg, Store) {
     let pg = Pg::start();
     for stmt in SEED.split(";\n").filter(|s| !s.trim().is_empty()) {
         pg.query(stmt);
     }
-    let store = Store::open_temporary().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let c = imis_gateway::mirror::connect(&pg.dsn()).await.unwrap();
@@ -521,5 +525,368 @@ fn import_skips_history_rows_and_pull_applies_a_centrally_suspended_policy() {
     assert_eq!(
         store.policy(e.policy).unwrap().unwrap().status,
         PolicyStatus::Active
+    );
+}
+
+/// The server's `/health` mirror entry.
+fn mirror_health(u: &common::ussd::Ussd) -> serde_json::Value {
+    u.rt.block_on(async {
+        let v: serde_json::Value = u
+            .client
+            .get(format!("{}/health", u.base))
+            .send()
+            .await
+            .expect("GET /health")
+            .json()
+            .await
+            .expect("health json");
+        v["components"]["mirror"].clone()
+    })
+}
+
+/// `serve --demo` with the mirror to `pg` enabled (no pull: the central side starts empty).
+fn mirrored_server(pg: &Pg, dir: &std::path::Path) -> common::Server {
+    let dsn = pg.dsn();
+    common::Server::start(
+        dir,
+        &["--demo"],
+        &[
+            ("IMIS_GATEWAY_MIRROR__ENABLED", "true"),
+            ("IMIS_GATEWAY_MIRROR__DSN", &dsn),
+            ("IMIS_GATEWAY_MIRROR__LEASE_SECS", "1"),
+            ("IMIS_GATEWAY_MIRROR__PULL_INTERVAL_SECS", "0"),
+        ],
+    )
+}
+
+/// Neema (demo CHFID 100000014, expired CHF01 policy) renews by USSD; returns the control
+/// number.
+fn renew_by_ussd(u: &common::ussd::Ussd) -> String {
+    use common::ussd::{walk, Dialog, Gw};
+    let (mut s, _) = Dialog::dial(u, Gw::Json, "mirror-renew", "255754100002");
+    walk(&mut s, &["2", "1", "100000014", "1"]);
+    let (end, done) = s.send("1");
+    assert!(end, "{done}");
+    done.split_whitespace()
+        .find(|w| w.len() == 12 && w.starts_with("99"))
+        .unwrap_or_else(|| panic!("no control number in {done}"))
+        .to_string()
+}
+
+/// Waits until the server's mirror has nothing pending and applied `at_least` writes.
+fn wait_mirrored(u: &common::ussd::Ussd, at_least: u64) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let h = mirror_health(u);
+        if h["lag_secs"] == 0.0 && h["applied_total"].as_u64().unwrap_or(0) >= at_least {
+            assert_eq!(h["rejected_total"], 0, "{h}");
+            return h;
+        }
+        assert!(std::time::Instant::now() < deadline, "mirror lag: {h}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A member renews by USSD (the real server over HTTP, `--demo` data, mirror enabled): the
+/// Idle renewal policy, its member rows, the payment intent with its detail line and the
+/// control number arrive in the central tables with openIMIS's codes and audit users. The
+/// family, members and lookups the renewal refers to were never mirrored (demo data is bulk
+/// loaded), so the writer inserts them from their current local state first.
+#[test]
+fn a_ussd_renewal_produces_the_policy_payment_and_control_number_rows() {
+    let pg = Pg::start();
+    let dir = tempfile::tempdir().unwrap();
+    let server = mirrored_server(&pg, dir.path());
+    let u = common::ussd::Ussd::new(&server);
+    let cn = renew_by_ussd(&u);
+    wait_mirrored(&u, 1);
+    let (status, logs) = server.terminate();
+    assert!(status.success(), "{}", logs.join("\n"));
+
+    let store = Store::open(dir.path(), Default::default()).unwrap();
+    let payment = store.payment_by_control_number(&cn).unwrap().unwrap();
+    let policy = store
+        .policy(payment.details[0].policy.unwrap())
+        .unwrap()
+        .unwrap();
+    let today = policy.enroll_date;
+    // The renewal: stage R, Idle (1), not yet effective, value 30,000, the audit user of
+    // the gateway (-3, external API), current row without history.
+    assert_eq!(
+        pg.query(&format!(
+            r#"SELECT "PolicyStage", "PolicyStatus", "EffectiveDate" IS NULL, "PolicyValue",
+                      "EnrollDate", "StartDate", "ExpiryDate", "AuditUserID", "ValidityTo" IS NULL
+               FROM "tblPolicy" WHERE "PolicyUUID" = '{}'"#,
+            policy.uuid
+        )),
+        format!(
+            "R|1|t|30000.00|{today}|{}|{}|-3|t",
+            policy.start_date, policy.expiry_date
+        )
+    );
+    assert_eq!(
+        pg.query(r#"SELECT count(*) FROM "tblPolicy" WHERE "ValidityTo" IS NOT NULL"#),
+        "0",
+        "a new policy has no history row"
+    );
+    // One member row per family member, not effective until paid.
+    let members = store.family_members(policy.family).unwrap().len();
+    assert_eq!(
+        pg.query(&format!(
+            r#"SELECT count(*), bool_and(ip."EffectiveDate" IS NULL),
+                      bool_and(ip."StartDate" = p."StartDate" AND ip."ExpiryDate" = p."ExpiryDate"),
+                      bool_and(i."FamilyID" = p."FamilyID")
+               FROM "tblInsureePolicy" ip JOIN "tblPolicy" p ON p."PolicyID" = ip."PolicyId"
+               JOIN "tblInsuree" i ON i."InsureeID" = ip."InsureeID"
+               WHERE p."PolicyUUID" = '{}'"#,
+            policy.uuid
+        )),
+        format!("{members}|t|t|t")
+    );
+    // The payment intent with its control number assigned (3), system audit user (-1).
+    assert_eq!(
+        pg.query(&format!(
+            r#"SELECT "PaymentStatus", "ExpectedAmount", "ReceivedAmount" IS NULL, "OfficerCode" IS NULL,
+                      "PhoneNumber", "AuditedUSerID", "ValidityTo" IS NULL
+               FROM "tblPayment" WHERE "PaymentUUID" = '{}'"#,
+            payment.uuid
+        )),
+        "3|30000.00|t|t|255754100002|-1|t"
+    );
+    assert_eq!(
+        pg.query(
+            r#"SELECT d."InsuranceNumber", d."ProductCode", d."PolicyStage", d."ExpectedAmount",
+                      d."PremiumID" IS NULL, d."AuditedUserId", d."PaymentID" = p."PaymentID"
+               FROM "tblPaymentDetails" d JOIN "tblPayment" p ON p."PaymentID" = d."PaymentID""#
+        ),
+        "100000014|CHF01|R|30000.00|t|-1|t"
+    );
+    assert_eq!(
+        pg.query(&format!(
+            r#"SELECT c."PaymentID" = p."PaymentID", c."AuditedUserID"
+               FROM "tblControlNumber" c JOIN "tblPayment" p ON p."PaymentUUID" = '{}'
+               WHERE c."ControlNumber" = '{cn}' AND c."ValidityTo" IS NULL"#,
+            payment.uuid
+        )),
+        "t|-1"
+    );
+    // The family the renewal belongs to arrived with it, head first.
+    assert_eq!(
+        pg.query(&format!(
+            r#"SELECT i."CHFID", i."IsHead" FROM "tblFamilies" f
+               JOIN "tblInsuree" i ON i."InsureeID" = f."InsureeID"
+               JOIN "tblPolicy" p ON p."FamilyID" = f."FamilyID" WHERE p."PolicyUUID" = '{}'"#,
+            policy.uuid
+        )),
+        "100000014|t"
+    );
+    drop(store);
+    // `mirror status` from the stopped server's store: nothing pending, nothing dead.
+    let out = common::run(
+        &[
+            "mirror",
+            "status",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("pending: 0") && text.contains("dead: 0"),
+        "{text}"
+    );
+}
+
+/// `imis-gateway mirror verify` on a stopped server's store: no differences after catch-up
+/// (exit 0); a row changed centrally behind the gateway's back is listed (exit 1).
+#[test]
+fn the_verify_command_lists_differences_and_exits_nonzero_only_when_there_are_some() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pg, store) = seeded_into(Store::open(dir.path(), Default::default()).unwrap());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let e = enrol(&store, 1, "Hamisi");
+    let w = writer(&store, &pg);
+    rt.block_on(drain(&w, &store));
+    let family = store.family(e.family).unwrap().unwrap();
+    store.flush().unwrap();
+    drop((w, store));
+    let dsn = pg.dsn();
+    let data_dir = dir.path().to_str().unwrap();
+    let verify = || {
+        let out = common::run(
+            &["mirror", "verify", "--data-dir", data_dir, "--dsn", &dsn],
+            &[],
+        );
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string())
+    };
+    let (code, text) = verify();
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("differences 0"), "{text}");
+    assert!(text.contains("pending 0"), "{text}");
+
+    pg.query(&format!(
+        r#"UPDATE "tblFamilies" SET "Poverty" = true WHERE "FamilyUUID" = '{}'"#,
+        family.uuid
+    ));
+    let (code, text) = verify();
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains(&format!("family {} (tblFamilies ", e.family))
+            && text.contains("Poverty store=false central=true;"),
+        "{text}"
+    );
+    assert!(text.contains("differences 1"), "{text}");
+}
+
+/// The renewal is then paid through GePG (the simulator posts a signed payment notification
+/// to the server): the premium, the activated policy with the Idle state kept as a history
+/// row, the covered member rows (each with its history row) and the matched payment arrive.
+#[test]
+fn a_gepg_payment_activates_the_renewal_in_the_central_tables_with_history_rows() {
+    let pg = Pg::start();
+    let dir = tempfile::tempdir().unwrap();
+    let server = mirrored_server(&pg, dir.path());
+    let u = common::ussd::Ussd::new(&server);
+    let cn = renew_by_ussd(&u);
+    let applied = wait_mirrored(&u, 1)["applied_total"].as_u64().unwrap();
+    let (status, body) = u.rt.block_on(async {
+        let r = u
+            .client
+            .post(format!("{}/gepg-sim/pay", u.base))
+            .json(&serde_json::json!({"control_number": cn}))
+            .send()
+            .await
+            .expect("POST /gepg-sim/pay");
+        (r.status().as_u16(), r.text().await.expect("body"))
+    });
+    assert_eq!(status, 200, "{body}");
+    wait_mirrored(&u, applied + 1);
+    let (status, logs) = server.terminate();
+    assert!(status.success(), "{}", logs.join("\n"));
+
+    let store = Store::open(dir.path(), Default::default()).unwrap();
+    let payment = store.payment_by_control_number(&cn).unwrap().unwrap();
+    assert_eq!(payment.status, PaymentStatus::Matched, "{payment:?}");
+    let policy = store
+        .policy(payment.details[0].policy.unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(policy.status, PolicyStatus::Active);
+    let effective = policy.effective_date.unwrap();
+    let premium = &store.premiums_of_policy(policy.id).unwrap()[0];
+    // The policy: Active (2) in place, its Idle (1) state kept as a history row.
+    assert_eq!(
+        pg.query(&format!(
+            r#"SELECT c."PolicyStatus", c."EffectiveDate", c."AuditUserID", h."PolicyStatus",
+                      h."EffectiveDate" IS NULL, h."LegacyID" = c."PolicyID", h."PolicyStage"
+               FROM "tblPolicy" c JOIN "tblPolicy" h ON h."LegacyID" = c."PolicyID"
+               WHERE c."PolicyUUID" = '{}' AND c."ValidityTo" IS NULL"#,
+            policy.uuid
+        )),
+        format!("2|{effective}|-3|1|t|t|R")
+    );
+    // The premium, on the renewal policy.
+    assert_eq!(
+        pg.query(&format!(
+            r#"SELECT pr."Amount", pr."PayType", pr."Receipt", pr."PayDate", pr."AuditUserID",
+                      p."PolicyUUID" = '{}'
+               FROM "tblPremium" pr JOIN "tblPolicy" p ON p."PolicyID" = pr."PolicyID"
+               WHERE pr."PremiumUUID" = '{}'"#,
+            policy.uuid, premium.uuid
+        )),
+        format!(
+            "30000.00|{}|{}|{}|-3|t",
+            premium.pay_type.code(),
+            premium.receipt,
+            premium.pay_date
+        )
+    );
+    // Every member covered from the effective date; the uncovered rows are history.
+    let members = store.family_members(policy.family).unwrap().len();
+    assert_eq!(
+        pg.query(&format!(
+            r#"SELECT count(*) FILTER (WHERE ip."ValidityTo" IS NULL AND ip."EffectiveDate" = '{effective}'),
+                      count(*) FILTER (WHERE ip."ValidityTo" IS NOT NULL AND ip."EffectiveDate" IS NULL
+                                       AND ip."LegacyID" IS NOT NULL)
+               FROM "tblInsureePolicy" ip JOIN "tblPolicy" p ON p."PolicyID" = ip."PolicyId"
+               WHERE p."PolicyUUID" = '{}'"#,
+            policy.uuid
+        )),
+        format!("{members}|{members}")
+    );
+    // The payment: matched (5) with the amount received, the assigned state (3) as history;
+    // its detail line points at the premium.
+    assert_eq!(
+        pg.query(&format!(
+            r#"SELECT c."PaymentStatus", c."ReceivedAmount", c."TransactionNo" IS NOT NULL,
+                      c."MatchedDate" IS NOT NULL, c."AuditedUSerID",
+                      string_agg(h."PaymentStatus"::text, ',' ORDER BY h."PaymentID")
+               FROM "tblPayment" c LEFT JOIN "tblPayment" h ON h."LegacyID" = c."PaymentID"
+               WHERE c."PaymentUUID" = '{}' AND c."ValidityTo" IS NULL
+               GROUP BY 1, 2, 3, 4, 5"#,
+            payment.uuid
+        )),
+        "5|30000.00|t|t|-1|3"
+    );
+    assert_eq!(
+        pg.query(&format!(
+            r#"SELECT d."Amount", pr."PremiumUUID" = '{}', d."AuditedUserId"
+               FROM "tblPaymentDetails" d JOIN "tblPremium" pr ON pr."PremiumId" = d."PremiumID"
+               WHERE d."ValidityTo" IS NULL"#,
+            premium.uuid
+        )),
+        "30000.00|t|-1"
+    );
+}
+
+/// TLS is chosen by the DSN, as with libpq: verify-full checks the chain and the host name,
+/// verify-ca only the chain, and the mirror writes over the verified connection.
+#[test]
+fn the_mirror_connects_over_tls_as_the_dsn_asks_and_refuses_an_unverifiable_server() {
+    let (pg, store) = seeded();
+    let crt = pg.enable_tls();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let base = format!("port={} user=postgres dbname=postgres connect_timeout=5", pg.port);
+    let root = format!("sslrootcert={}", crt.display());
+    let connects = |dsn: String| {
+        rt.block_on(async {
+            match imis_gateway::mirror::connect(&dsn).await {
+                Ok(c) => {
+                    let r = c
+                        .query_one(
+                            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                            &[],
+                        )
+                        .await
+                        .unwrap();
+                    Ok(r.get::<_, bool>(0))
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    };
+    let full = format!("host=localhost {base} sslmode=verify-full {root}");
+    assert_eq!(connects(full.clone()), Ok(true));
+    assert_eq!(
+        connects(format!("host=127.0.0.1 {base} sslmode=verify-ca {root}")),
+        Ok(true)
+    );
+    assert_eq!(connects(format!("host=127.0.0.1 {base}")), Ok(false));
+    // The certificate names localhost, not 127.0.0.1; and it is not in the system roots.
+    assert!(connects(format!("host=127.0.0.1 {base} sslmode=verify-full {root}")).is_err());
+    assert!(connects(format!("host=localhost {base} sslmode=verify-ca")).is_err());
+    assert!(connects(format!("host=localhost {base} sslmode=requir")).is_err());
+
+    let e = enrol(&store, 1, "Hamisi");
+    let w = MirrorWriter::new(store.clone(), full, WriterOptions::default());
+    rt.block_on(drain(&w, &store));
+    let u = store.policy(e.policy).unwrap().unwrap().uuid;
+    assert_eq!(
+        pg.query(&format!(
+            r#"SELECT count(*) FROM "tblPolicy" WHERE "PolicyUUID" = '{u}'"#
+        )),
+        "1"
     );
 }

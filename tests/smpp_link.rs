@@ -168,9 +168,13 @@ fn ussd_over_smpp_full_journey() {
     let server = start(dir.path(), &smsc, &[]);
     smsc.wait("bound", Duration::from_secs(20), |s| s.bound() == 1);
     let msisdn = "255754100001";
+    // The middle hop comes as data_sm, as some operators' USSD gateways send it.
     let hop = |op: u8, text: &str, n: usize| {
-        smsc.mo(json!({"from": msisdn, "to": "*152*00#", "text": text,
-                       "ussd_service_op": op, "its_session_info": [7, 0]}));
+        let command = if n == 2 { "data_sm" } else { "deliver_sm" };
+        smsc.mo(
+            json!({"command": command, "from": msisdn, "to": "*152*00#", "text": text,
+                       "ussd_service_op": op, "its_session_info": [7, 0]}),
+        );
         smsc.wait("USSD reply", Duration::from_secs(10), |s| {
             s.submits().len() >= n
         });
@@ -199,6 +203,11 @@ fn ussd_over_smpp_full_journey() {
     );
     assert!(done["text"].as_str().unwrap().contains("English"), "{done}");
     assert_eq!(smsc.stats()["mo_resp_status"], json!([0, 0, 0]));
+    assert_eq!(
+        smsc.stats()["data_sm_resp"],
+        1,
+        "data_sm answered with data_sm_resp"
+    );
     let (st, _) = server.terminate();
     assert!(st.success());
 }

@@ -204,3 +204,39 @@ fn http_inbound_stores_before_200_dedupes_by_id_and_explains_400() {
         "one HELP reply each"
     );
 }
+
+#[test]
+fn tx_rx_mode_receives_on_the_receiver_and_replies_on_the_transmitter() {
+    let smsc = Smsc::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = smsc.gateway_env();
+    env.push(("IMIS_GATEWAY_SMPP__BIND_MODE".into(), "tx_rx".into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let server = Server::start(dir.path(), &[], &env);
+    smsc.wait("two binds", Duration::from_secs(20), |s| s.bound() == 2);
+    let mut cmds: Vec<String> = smsc.stats()["bind_commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    cmds.sort();
+    assert_eq!(cmds, ["bind_receiver", "bind_transmitter"]);
+    let from = "255754000011";
+    assert_eq!(
+        smsc.mo(json!({"from": from, "text": "HELP"})),
+        1,
+        "one receiver"
+    );
+    smsc.wait("resp", Duration::from_secs(10), |s| {
+        s.stats()["mo_resp"] == 1
+    });
+    smsc.wait("HELP reply", Duration::from_secs(10), |s| {
+        replies_to(s, from).len() == 1
+    });
+    // A submit on the receiver would have been refused with ESME_RINVBNDSTS.
+    assert_eq!(smsc.stats()["submit_sm"], 1);
+    let (st, _) = server.terminate();
+    assert!(st.success());
+    assert_eq!(stored(dir.path()).len(), 1);
+}

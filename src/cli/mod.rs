@@ -5,10 +5,13 @@
 //! library functions that tests call directly).
 
 pub mod demo_data;
+pub mod gepg_sim;
 pub mod import;
 pub mod jobs;
 pub mod menus;
 pub mod mirror;
+pub mod officer;
+pub mod payments;
 pub mod serve;
 pub mod simulate;
 pub mod sms;
@@ -48,6 +51,12 @@ pub enum Command {
     Simulate(simulate::SimulateArgs),
     /// SMS: `sms send --to N --template T`, `sms check-templates [DIR]`.
     Sms(sms::SmsArgs),
+    /// GePG payments: `payments show --control-number N`, `payments reconcile --date D`.
+    Payments(payments::PaymentsArgs),
+    /// Enrolment officers: `officer unlock --code C`, `officer audit --code C`.
+    Officer(officer::OfficerArgs),
+    /// The GePG simulator of a running demo server: `gepg-sim pay --control-number N`.
+    GepgSim(gepg_sim::GepgSimArgs),
 }
 
 /// Flags shared by commands that open the store.

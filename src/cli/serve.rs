@@ -58,6 +58,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         sweep_every,
         shutdown.signal(),
     ));
+    if config.officer.enabled {
+        let officers = crate::officer::Officers::from_config(&config)
+            .context("loading the officer command grammar")?;
+        crate::officer::worker::spawn(officers, store.clone(), shutdown.signal());
+    }
     if config.smpp.enabled {
         let templates = crate::sms::Templates::load(&config.sms.templates_dir)
             .context("loading SMS templates")?;

@@ -28,6 +28,7 @@ pub mod pull;
 pub mod rows;
 pub mod sql;
 pub mod status;
+pub mod tls;
 pub mod verify;
 pub mod writer;
 
@@ -64,6 +65,8 @@ pub enum MirrorError {
     },
     #[error("the store is not empty; import only into an empty store")]
     NotEmpty,
+    #[error("TLS to the central database: {0}")]
+    Tls(String),
 }
 
 impl MirrorError {
@@ -96,14 +99,26 @@ fn is_conversion(e: &tokio_postgres::Error) -> bool {
     m.starts_with("error serializing") || m.starts_with("error deserializing")
 }
 
-/// Connects to the central database (no TLS: see the README), driving the connection on a
-/// task of its own.
+/// Connects to the central database, driving the connection on a task of its own. TLS is
+/// chosen by the DSN's `sslmode` / `sslrootcert`, as with libpq (see [`tls`]).
 pub async fn connect(dsn: &str) -> Result<tokio_postgres::Client, MirrorError> {
-    let (client, conn) = tokio_postgres::connect(dsn, tokio_postgres::NoTls).await?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(error = %e, "central database connection closed");
-        }
-    });
+    let choice = tls::choose(dsn).map_err(MirrorError::Tls)?;
+    if choice.mode == tls::Mode::Off {
+        let (client, conn) = tokio_postgres::connect(&choice.dsn, tokio_postgres::NoTls).await?;
+        tokio::spawn(drive(conn));
+        return Ok(client);
+    }
+    let connector = tls::connector(&choice).map_err(|e| MirrorError::Tls(e.to_string()))?;
+    let (client, conn) = tokio_postgres::connect(&choice.dsn, connector).await?;
+    tokio::spawn(drive(conn));
     Ok(client)
+}
+
+async fn drive<F>(conn: F)
+where
+    F: std::future::Future<Output = Result<(), tokio_postgres::Error>>,
+{
+    if let Err(e) = conn.await {
+        tracing::debug!(error = %e, "central database connection closed");
+    }
 }

@@ -32,6 +32,9 @@ const NS_WATERMARK: &str = "mirror.pull";
 /// How far before the watermark each pull looks again (see the module doc).
 const OVERLAP: Duration = Duration::from_secs(60);
 
+/// Entries kept in [`LocalIds`]' cache.
+const CACHE_CAP: usize = 1_000_000;
+
 /// Allocates local ids for central rows, remembering them in the id map.
 struct LocalIds<'a> {
     store: &'a Store,
@@ -42,6 +45,11 @@ impl LocalIds<'_> {
     fn get(&mut self, kind: &'static str, central: i64) -> Result<Id, MirrorError> {
         if let Some(id) = self.cache.get(&(kind, central)) {
             return Ok(*id);
+        }
+        // Bounded: a million-family import maps ~10 million ids; past the cap the id map in
+        // the store answers (a point read) until the cache warms up again.
+        if self.cache.len() >= CACHE_CAP {
+            self.cache.clear();
         }
         let id = match idmap::local(self.store, kind, central)? {
             Some(id) => id,
@@ -578,7 +586,11 @@ pub async fn import(
     Ok(out)
 }
 
-/// Drives a row stream in chunks of 5,000 rows; returns the row count.
+/// Rows per import chunk: each chunk is one bulk load, which ends with a flush of the store,
+/// so chunks are large (a few MB of records) to keep flushes rare.
+const CHUNK: usize = 25_000;
+
+/// Drives a row stream in chunks of [`CHUNK`] rows; returns the row count.
 async fn stream_chunks(
     stream: tokio_postgres::RowStream,
     mut each: impl FnMut(&[PgRow]) -> Result<(), MirrorError>,
@@ -586,11 +598,11 @@ async fn stream_chunks(
 ) -> Result<u64, MirrorError> {
     use futures_util::TryStreamExt;
     let mut stream = std::pin::pin!(stream);
-    let mut buf = Vec::with_capacity(5000);
+    let mut buf = Vec::with_capacity(CHUNK);
     let mut n = 0u64;
     while let Some(row) = stream.try_next().await? {
         buf.push(row);
-        if buf.len() == 5000 {
+        if buf.len() == CHUNK {
             each(&buf)?;
             n += buf.len() as u64;
             buf.clear();

@@ -6,7 +6,7 @@
 //! column names of [`Table`] are spliced, quoted).
 
 use chrono::{DateTime, NaiveDate, Utc};
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Transaction;
 use uuid::Uuid;
 
@@ -40,6 +40,20 @@ impl Val {
             Val::Text(v) | Val::UuidType(v) => v,
             Val::Date(v) => v,
             Val::Ts(v) => v,
+        }
+    }
+
+    /// The parameter's type as sent (queries are typed, so each runs in one round trip
+    /// without a separate prepare).
+    fn ty(&self) -> Type {
+        match self {
+            Val::I16(_) => Type::INT2,
+            Val::I32(_) => Type::INT4,
+            Val::I64(_) | Val::Money(_) => Type::INT8,
+            Val::Bool(_) => Type::BOOL,
+            Val::Text(_) | Val::UuidType(_) => Type::TEXT,
+            Val::Date(_) => Type::DATE,
+            Val::Ts(_) => Type::TIMESTAMPTZ,
         }
     }
 
@@ -87,8 +101,11 @@ pub fn q(ident: &str) -> String {
     format!("\"{ident}\"")
 }
 
-fn params(row: &Row) -> Vec<&(dyn ToSql + Sync)> {
-    row.iter().map(|(_, v)| v.param()).collect()
+/// A typed query parameter.
+type Param<'a> = (&'a (dyn ToSql + Sync), Type);
+
+fn params(row: &Row) -> Vec<Param<'_>> {
+    row.iter().map(|(_, v)| (v.param(), v.ty())).collect()
 }
 
 impl Table {
@@ -111,7 +128,7 @@ impl Table {
     /// A fresh key from the table's sequence.
     pub async fn next_key(&self, tx: &Transaction<'_>) -> Result<i64, tokio_postgres::Error> {
         let r = tx
-            .query_one(&format!("SELECT nextval('{}')::int8", q(self.seq)), &[])
+            .query_typed_one(&format!("SELECT nextval('{}')::int8", q(self.seq)), &[])
             .await?;
         Ok(r.get(0))
     }
@@ -131,7 +148,8 @@ impl Table {
             q(self.name),
             self.uuid_match(col, 1)
         );
-        let r = tx.query_opt(&sql, &[&u.to_string()]).await?;
+        let u = u.to_string();
+        let r = tx.query_typed_opt(&sql, &[(&u, Type::TEXT)]).await?;
         Ok(r.map(|r| r.get(0)))
     }
 
@@ -152,7 +170,7 @@ impl Table {
             q(self.name),
             conds.join(" AND ")
         );
-        let r = tx.query_opt(&sql, &params(key)).await?;
+        let r = tx.query_typed_opt(&sql, &params(key)).await?;
         Ok(r.map(|r| r.get(0)))
     }
 
@@ -190,7 +208,7 @@ impl Table {
             cols.join(", "),
             vals.join(", ")
         );
-        tx.execute(&sql, &params(&full)).await?;
+        tx.execute_typed(&sql, &params(&full)).await?;
         Ok(key)
     }
 
@@ -206,15 +224,16 @@ impl Table {
             .enumerate()
             .map(|(i, (c, v))| format!("{} IS NOT DISTINCT FROM {}", q(c), v.expr(i + 2)))
             .collect();
-        let mut where_ = format!("{}::int8 = $1", q(self.pk));
+        // `pk = $1` with an int8 parameter still uses the pk's index (no cast on the column).
+        let mut where_ = format!("{} = $1", q(self.pk));
         for c in conds {
             where_.push_str(" AND ");
             where_.push_str(&c);
         }
         let sql = format!("SELECT 1 FROM {} WHERE {where_}", q(self.name));
-        let mut p: Vec<&(dyn ToSql + Sync)> = vec![&key];
+        let mut p: Vec<Param<'_>> = vec![(&key, Type::INT8)];
         p.extend(params(row));
-        Ok(tx.query_opt(&sql, &p).await?.is_some())
+        Ok(tx.query_typed_opt(&sql, &p).await?.is_some())
     }
 
     /// The history-row convention: copy the current row `key` as a history row (ValidityTo =
@@ -238,7 +257,7 @@ impl Table {
         src.push("$2".into());
         dst.push(q("LegacyID"));
         src.push(q(self.pk));
-        let mut p: Vec<&(dyn ToSql + Sync)> = vec![&key, &now];
+        let mut p: Vec<Param<'_>> = vec![(&key, Type::INT8), (&now, Type::TIMESTAMPTZ)];
         let hist = history_uuid.map(|u| u.to_string());
         if let (Some(col), Some(h)) = (self.uuid, hist.as_ref()) {
             dst.push(q(col));
@@ -247,18 +266,18 @@ impl Table {
             } else {
                 "$3".into()
             });
-            p.push(h);
+            p.push((h, Type::TEXT));
         }
         dst.push(q(self.pk));
         src.push(format!("nextval('{}')", q(self.seq)));
         let sql = format!(
-            "INSERT INTO {t} ({}) SELECT {} FROM {t} WHERE {}::int8 = $1",
+            "INSERT INTO {t} ({}) SELECT {} FROM {t} WHERE {} = $1",
             dst.join(", "),
             src.join(", "),
             q(self.pk),
             t = q(self.name)
         );
-        tx.execute(&sql, &p).await?;
+        tx.execute_typed(&sql, &p).await?;
         let mut full = row.clone();
         full.push((self.audit, Val::I32(Some(audit))));
         full.push(("ValidityFrom", Val::Ts(Some(now))));
@@ -268,14 +287,14 @@ impl Table {
             .map(|(i, (c, v))| format!("{} = {}", q(c), v.expr(i + 2)))
             .collect();
         let sql = format!(
-            "UPDATE {} SET {} WHERE {}::int8 = $1",
+            "UPDATE {} SET {} WHERE {} = $1",
             q(self.name),
             sets.join(", "),
             q(self.pk)
         );
-        let mut p: Vec<&(dyn ToSql + Sync)> = vec![&key];
+        let mut p: Vec<Param<'_>> = vec![(&key, Type::INT8)];
         p.extend(params(&full));
-        tx.execute(&sql, &p).await?;
+        tx.execute_typed(&sql, &p).await?;
         Ok(())
     }
 }

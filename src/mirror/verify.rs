@@ -66,6 +66,13 @@ fn canon(v: &Val) -> Canon {
     }
 }
 
+/// Equal, or a central NULL where the store holds 0: the store has no NULL for amounts,
+/// periods and percentages, and the import reads a NULL one as 0 (tblProduct's optional
+/// numeric columns), so that is the same value.
+fn same(ours: &Canon, theirs: &Canon) -> bool {
+    ours == theirs || matches!((ours, theirs), (Canon::Int(Some(0)), Canon::Int(None)))
+}
+
 /// The SELECT expression that reads column `col` back in the form of `v`.
 fn read_expr(col: &str, v: &Val) -> String {
     match v {
@@ -259,7 +266,7 @@ async fn compare(
                 .find(|(c, _)| c == col)
                 .map(|(_, v)| canon(v))
                 .unwrap_or(Canon::Text(None));
-            if ours != theirs {
+            if !same(&ours, &theirs) {
                 diffs.push((*col, ours, theirs));
             }
         }
@@ -321,4 +328,40 @@ pub async fn verify(client: &Client, store: &Store) -> Result<VerifyReport, Mirr
     verify_kind!(client, store, r, Payment, Payment, "payment", false);
     verify_kind!(client, store, r, ControlNumber, ControlNumber, "control_number", false);
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_compare_in_one_form_and_a_central_null_amount_equals_zero() {
+        assert_eq!(canon(&Val::I16(Some(4))), canon(&Val::I64(Some(4))));
+        assert_eq!(canon(&Val::Money(Some(3_000_000))), Canon::Int(Some(3_000_000)));
+        assert!(same(&Canon::Int(Some(0)), &Canon::Int(None)));
+        assert!(!same(&Canon::Int(Some(2)), &Canon::Int(None)));
+        assert!(!same(&Canon::Int(None), &Canon::Int(Some(0))));
+        assert!(!same(&Canon::Text(Some(String::new())), &Canon::Text(None)));
+        let t = DateTime::<Utc>::from_timestamp(1_700_000_000, 123_456_789).unwrap();
+        assert_eq!(
+            canon(&Val::Ts(Some(t))),
+            Canon::Micros(Some(1_700_000_000_123_456)),
+            "PostgreSQL keeps microseconds"
+        );
+        assert_eq!(read_expr("LumpSum", &Val::Money(None)), "round(\"LumpSum\" * 100)::int8");
+    }
+
+    #[test]
+    fn differences_read_as_one_line_each() {
+        let d = Difference::Differs {
+            kind: "policy",
+            id: 8,
+            table: "tblPolicy",
+            central: 1,
+            columns: vec![("PolicyStatus", Canon::Int(Some(2)), Canon::Int(Some(4)))],
+        };
+        assert_eq!(d.to_string(), "policy 8 (tblPolicy 1): PolicyStatus store=2 central=4;");
+        let m = Difference::OnlyCentral { table: "tblFamilies", central: 9 };
+        assert_eq!(m.to_string(), "tblFamilies 9: only in the central database");
+    }
 }

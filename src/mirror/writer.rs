@@ -12,6 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Transaction};
 
 use super::rows::{self, Entity, Ref, Resolved};
@@ -495,26 +496,31 @@ impl Ctx<'_, '_> {
         let lang = f.sms.language.code();
         let same = self
             .tx
-            .query_opt(
+            .query_typed_opt(
                 "SELECT 1 FROM \"tblFamilySMS\" WHERE \"FamilyID\" = $1 AND \"ValidityTo\" IS NULL \
                  AND \"ApprovalOfSMS\" IS NOT DISTINCT FROM $2 AND \"LanguageOfSMS\" IS NOT DISTINCT FROM $3",
-                &[&fid, &f.sms.approved, &lang],
+                &[(&fid, Type::INT4), (&f.sms.approved, Type::BOOL), (&lang, Type::TEXT)],
             )
             .await?;
         if same.is_some() {
             return Ok(());
         }
         self.tx
-            .execute(
+            .execute_typed(
                 "UPDATE \"tblFamilySMS\" SET \"ValidityTo\" = $2 WHERE \"FamilyID\" = $1 AND \"ValidityTo\" IS NULL",
-                &[&fid, &self.now],
+                &[(&fid, Type::INT4), (&self.now, Type::TIMESTAMPTZ)],
             )
             .await?;
         self.tx
-            .execute(
+            .execute_typed(
                 "INSERT INTO \"tblFamilySMS\" (\"FamilyID\", \"ApprovalOfSMS\", \"LanguageOfSMS\", \"ValidityFrom\") \
                  VALUES ($1, $2, $3, $4)",
-                &[&fid, &f.sms.approved, &lang, &self.now],
+                &[
+                    (&fid, Type::INT4),
+                    (&f.sms.approved, Type::BOOL),
+                    (&lang, Type::TEXT),
+                    (&self.now, Type::TIMESTAMPTZ),
+                ],
             )
             .await?;
         Ok(())

@@ -23,10 +23,18 @@ pub fn run(ctx: &Ctx<'_>, a: &AddMember) -> Result<Plan, OfficerError> {
     let store = ctx.store;
     let shown_family = show_chfid(a.family);
     let Some(named) = store.insuree_by_chfid(a.family)? else {
-        return Ok(Plan::reject(not_registered(ctx, Field::FamilyChfid, &shown_family)));
+        return Ok(Plan::reject(not_registered(
+            ctx,
+            Field::FamilyChfid,
+            &shown_family,
+        )));
     };
     let Some(family) = store.family(named.family)? else {
-        return Ok(Plan::reject(not_registered(ctx, Field::FamilyChfid, &shown_family)));
+        return Ok(Plan::reject(not_registered(
+            ctx,
+            Field::FamilyChfid,
+            &shown_family,
+        )));
     };
     if !auth::may_enrol_in(ctx, family.village)? {
         let village = store
@@ -141,7 +149,7 @@ pub fn run(ctx: &Ctx<'_>, a: &AddMember) -> Result<Plan, OfficerError> {
                 }
             }
         } else if !covered_now {
-            let due = Money(value.0 - p.value.0).to_string();
+            let due = (value - p.value).to_string();
             extra = g.text("added_due", lang, &[("due", &due), ("name", &name)]);
         }
         // The Idle (unpaid) policy is the one the officer needs to hear about first.

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Ctx;
+use super::{Command, Ctx};
 use crate::domain::Id;
 use crate::sms::inbound::fnv64;
 use crate::store::{codec, Store, StoreError, TxError, WriteTx};
@@ -77,24 +77,18 @@ pub fn of_officer(store: &Store, officer: Id) -> Result<Vec<AuditEntry>, StoreEr
         .collect()
 }
 
-/// The text as compared for resends: words upper-cased, separators and spacing ignored.
-pub fn normalise(text: &str) -> String {
-    text.split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '*' | '#' | '|'))
-        .filter(|w| !w.is_empty())
-        .map(|w| w.trim_end_matches('.').to_uppercase())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-pub fn recent_key(ctx: &Ctx<'_>, text: &str) -> Vec<u8> {
+/// The key of a command for resend detection: the officer and a hash of the parsed
+/// command without its PINs.
+pub fn recent_key(ctx: &Ctx<'_>, cmd: &Command) -> Vec<u8> {
     let mut key = ctx.officer.id.to_be_bytes().to_vec();
-    key.extend_from_slice(&fnv64(&[normalise(text).as_bytes()]).to_be_bytes());
+    let canonical = format!("{:?}", cmd.without_pins());
+    key.extend_from_slice(&fnv64(&[canonical.as_bytes()]).to_be_bytes());
     key
 }
 
-/// The reply to the same text from this officer within the window, if any.
-pub fn recent_reply(ctx: &Ctx<'_>, text: &str) -> Result<Option<String>, StoreError> {
-    let Some(raw) = ctx.store.aux_get(NS_RECENT, &recent_key(ctx, text))? else {
+/// The reply to the same command from this officer within the window, if any.
+pub fn recent_reply(ctx: &Ctx<'_>, cmd: &Command) -> Result<Option<String>, StoreError> {
+    let Some(raw) = ctx.store.aux_get(NS_RECENT, &recent_key(ctx, cmd))? else {
         return Ok(None);
     };
     let Ok(r) = codec::decode::<Recent>(&raw) else {
@@ -160,9 +154,11 @@ mod tests {
             mask_text("REG 1234 NEW Mushi 12/03/1990", &["1234".into()]),
             "REG **** NEW Mushi 12/03/1990"
         );
-        assert_eq!(mask_text("PIN 1234,5678", &["1234".into(), "5678".into()]), "PIN ****,****");
+        assert_eq!(
+            mask_text("PIN 1234,5678", &["1234".into(), "5678".into()]),
+            "PIN ****,****"
+        );
         assert_eq!(pin_like_second_word("REG 12a4 x"), Vec::<String>::new());
         assert_eq!(pin_like_second_word("reg 9999 x"), vec!["9999".to_string()]);
-        assert_eq!(normalise(" reg  1234,new "), normalise("REG 1234 NEW."));
     }
 }

@@ -9,7 +9,7 @@
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{plan::Plan, show_date, Ctx, OfficerError};
+use super::{plan::Plan, Ctx, OfficerError};
 use crate::domain::{effective_officer, pin, Id, Officer};
 use crate::store::{codec, Store, StoreError};
 
@@ -50,7 +50,11 @@ fn encode(s: &PinState) -> Vec<u8> {
 
 fn show_time(ms: i64) -> String {
     DateTime::<Utc>::from_timestamp_millis(ms)
-        .map(|t| (t + Duration::hours(3)).format("%d/%m/%Y %H:%M").to_string())
+        .map(|t| {
+            (t + Duration::hours(3))
+                .format("%d/%m/%Y %H:%M")
+                .to_string()
+        })
         .unwrap_or_default()
 }
 
@@ -161,9 +165,4 @@ pub fn area_codes(ctx: &Ctx<'_>) -> Result<String, StoreError> {
         return Ok("-".into());
     }
     Ok(codes.join(" "))
-}
-
-/// The date shown when an account ended.
-pub fn ended(officer: &Officer) -> String {
-    officer.works_to.map(show_date).unwrap_or_default()
 }

@@ -9,7 +9,11 @@ use crate::domain::pin;
 
 pub fn run(ctx: &Ctx<'_>, new: &str, repeat: &str) -> Result<Plan, OfficerError> {
     if new != repeat {
-        return Ok(Plan::reject(ctx.grammar.text("pin_mismatch", ctx.lang, &[])));
+        return Ok(Plan::reject(ctx.grammar.text(
+            "pin_mismatch",
+            ctx.lang,
+            &[],
+        )));
     }
     let mut salt = [0u8; 16];
     rand::thread_rng().fill_bytes(&mut salt);

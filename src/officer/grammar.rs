@@ -160,6 +160,7 @@ const TEXTS: &[&str] = &[
     "head_registered",
     "head_renewed",
     "cn_pending",
+    "incomplete",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -293,7 +294,8 @@ impl Grammar {
         {
             return Err(format!("[commands.{extra}] is not a command"));
         }
-        let upper = |v: &[String]| -> Vec<String> { v.iter().map(|w| w.trim().to_uppercase()).collect() };
+        let upper =
+            |v: &[String]| -> Vec<String> { v.iter().map(|w| w.trim().to_uppercase()).collect() };
         let mut genders = HashMap::new();
         for (words, g) in [
             (&file.words.male, Gender::Male),
@@ -310,7 +312,9 @@ impl Grammar {
                 .parse::<u8>()
                 .ok()
                 .and_then(Relationship::from_id)
-                .ok_or_else(|| format!("[relations] {id:?} is not an openIMIS relation id (1-8)"))?;
+                .ok_or_else(|| {
+                    format!("[relations] {id:?} is not an openIMIS relation id (1-8)")
+                })?;
             relations.insert(id.clone(), rel);
             for w in upper(words) {
                 relations.insert(w, rel);
@@ -458,7 +462,12 @@ mod tests {
         let t = g.text(
             "bad_field",
             Language::En,
-            &[("field", "DOB"), ("got", "31/02/1990"), ("bad", "is not a date"), ("expect", "use DD/MM/YYYY")],
+            &[
+                ("field", "DOB"),
+                ("got", "31/02/1990"),
+                ("bad", "is not a date"),
+                ("expect", "use DD/MM/YYYY"),
+            ],
         );
         assert_eq!(t, "DOB \"31/02/1990\" is not a date; use DD/MM/YYYY");
     }
@@ -469,10 +478,15 @@ mod tests {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("sms-templates/officer/commands.toml"),
         )
         .unwrap();
-        let dup = shipped.replace("keywords = [\"ADD\", \"ONGEZA\"]", "keywords = [\"ADD\", \"REG\"]");
+        let dup = shipped.replace(
+            "keywords = [\"ADD\", \"ONGEZA\"]",
+            "keywords = [\"ADD\", \"REG\"]",
+        );
         assert!(Grammar::parse(&dup).unwrap_err().contains("REG"));
         let no_text = shipped.replace("pin_changed = ", "pin_changed_x = ");
-        assert!(Grammar::parse(&no_text).unwrap_err().contains("pin_changed"));
+        assert!(Grammar::parse(&no_text)
+            .unwrap_err()
+            .contains("pin_changed"));
         let bad_rel = shipped.replace("8 = [\"SPOUSE\"", "9 = [\"SPOUSE\"");
         assert!(Grammar::parse(&bad_rel).unwrap_err().contains("9"));
     }

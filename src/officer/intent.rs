@@ -1,52 +1,45 @@
-//! The payment intent of a new or renewed policy, and its control number.
-//!
-//! Until the GePG payments module offers a pool/request function, this does what the USSD
-//! renewal does: in `[gepg] mode = "simulator"` the control number is "99" + the zero-padded
-//! payment id, Assigned at once; in live mode the intent waits (IntentCreated) with no
-//! number, and the officer is told it will follow by SMS.
+//! The payment intent of a new or renewed policy. Its control number is given inside the
+//! command's transaction by `payments::assign_control_number` (the product's pool, the
+//! simulator, or a GePG bill whose number comes later by SMS to the officer), so replies
+//! carry [`CN_MARK`] until then.
 //! Must never: create a payment without its detail line naming the policy.
 
-use super::plan::{uuid, Rec};
+use super::plan::uuid;
 use super::Ctx;
-use crate::config::GepgMode;
 use crate::domain::{
-    Chfid, ControlNumber, ControlNumberStatus, Id, Money, Payment, PaymentDetail, PaymentStatus,
-    PolicyStage, Product,
+    Chfid, Id, Money, Payment, PaymentDetail, PaymentStatus, PolicyStage, Product,
 };
 
+/// Stands for the control number in a rendered text until the transaction knows it.
+pub const CN_MARK: &str = "\u{1}CN\u{1}";
+
+/// A payment to create, and the product whose pool may give its control number.
+#[derive(Debug, Clone)]
 pub struct Intent {
-    pub payment: Id,
-    pub records: Vec<Rec>,
-    /// The control number, when one is assigned now.
-    pub control_number: Option<String>,
+    pub payment: Payment,
+    pub product: Product,
 }
 
 pub fn create(
     ctx: &Ctx<'_>,
-    (payment_id, cn_id): (Id, Id),
+    payment_id: Id,
     chfid: Chfid,
     product: &Product,
     policy: Id,
     stage: PolicyStage,
     amount: Money,
 ) -> Intent {
-    let simulator = ctx.gepg == GepgMode::Simulator;
-    let number = simulator.then(|| format!("99{payment_id:010}"));
     let payment = Payment {
         id: payment_id,
         uuid: uuid(),
-        status: if simulator {
-            PaymentStatus::Assigned
-        } else {
-            PaymentStatus::IntentCreated
-        },
+        status: PaymentStatus::IntentCreated,
         expected_amount: amount,
         received_amount: None,
         officer_code: Some(ctx.officer.code.clone()),
         phone: ctx.officer.phone.clone(),
         language: ctx.lang,
         request_date: ctx.now,
-        control_number: number.clone(),
+        control_number: None,
         received_date: None,
         payment_date: None,
         matched_date: None,
@@ -64,29 +57,25 @@ pub fn create(
             premium: None,
         }],
     };
-    let mut records = vec![Rec::Payment(payment)];
-    if let Some(n) = &number {
-        records.push(Rec::ControlNumber(ControlNumber {
-            id: cn_id,
-            number: n.clone(),
-            status: ControlNumberStatus::Assigned,
-            payment: Some(payment_id),
-            product: Some(product.id),
-            requested_date: ctx.now,
-            received_date: Some(ctx.now),
-        }));
-    }
     Intent {
-        payment: payment_id,
-        records,
-        control_number: number,
+        payment,
+        product: product.clone(),
     }
 }
 
-/// The control number as shown in a reply.
-pub fn show(ctx: &Ctx<'_>, number: &Option<String>) -> String {
-    match number {
-        Some(n) => n.clone(),
-        None => ctx.grammar.text("cn_pending", ctx.lang, &[]),
+/// `text` with [`CN_MARK`] replaced by the number, or by "to follow by SMS".
+pub fn fill(ctx: &Ctx<'_>, text: &str, number: Option<&str>) -> String {
+    if !text.contains(CN_MARK) {
+        return text.to_string();
     }
+    let shown = match number {
+        Some(n) => n.to_string(),
+        None => ctx.grammar.text("cn_pending", ctx.lang, &[]),
+    };
+    text.replace(CN_MARK, &shown)
+}
+
+/// The control number as shown in a reply, when it is known before the transaction.
+pub fn show(ctx: &Ctx<'_>, number: &Option<String>) -> String {
+    fill(ctx, CN_MARK, number.as_deref())
 }

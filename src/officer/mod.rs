@@ -82,7 +82,11 @@ pub struct Ctx<'a> {
 pub enum Processed {
     /// Replied (and, for a successful writing command, stored its effects); the outbox
     /// seqs of the SMS enqueued.
-    Replied { command: String, ok: bool, sms: Vec<u64> },
+    Replied {
+        command: String,
+        ok: bool,
+        sms: Vec<u64>,
+    },
     /// Processed before (a re-run after a crash, or a redelivered job): nothing done.
     AlreadyDone,
     /// Not from an officer's phone any more, or no such MO: nothing to answer.
@@ -155,11 +159,7 @@ impl Officers {
 fn run(ctx: &Ctx<'_>) -> Result<(String, Plan, Vec<String>), OfficerError> {
     let g = ctx.grammar;
     if !auth::is_working(ctx.officer, ctx.today) {
-        let date = ctx
-            .officer
-            .works_to
-            .map(show_date)
-            .unwrap_or_default();
+        let date = ctx.officer.works_to.map(show_date).unwrap_or_default();
         let reply = g.text(
             "not_active",
             ctx.lang,
@@ -167,11 +167,20 @@ fn run(ctx: &Ctx<'_>) -> Result<(String, Plan, Vec<String>), OfficerError> {
         );
         return Ok(("inactive".into(), Plan::reject(reply), Vec::new()));
     }
+    if !ctx.mo.complete {
+        let reply = g.text("incomplete", ctx.lang, &[]);
+        let pins = audit::pin_like_second_word(&ctx.mo.text);
+        return Ok(("incomplete".into(), Plan::reject(reply), pins));
+    }
     let cmd = match parse::parse(g, &ctx.mo.text, ctx.today) {
         Ok(c) => c,
         Err(e) => {
             let pins = audit::pin_like_second_word(&ctx.mo.text);
-            return Ok(("invalid".into(), Plan::reject(error_reply(ctx, &e)), pins));
+            return Ok((
+                "invalid".into(),
+                Plan::reject(error_reply(g, ctx.lang, &e)),
+                pins,
+            ));
         }
     };
     let kind = cmd.kind();
@@ -190,7 +199,7 @@ fn run(ctx: &Ctx<'_>) -> Result<(String, Plan, Vec<String>), OfficerError> {
         return Ok((kind.name().into(), plan, pins));
     }
     // A resend within the window: the first reply again, no second effect.
-    if let Some(reply) = audit::recent_reply(ctx, &ctx.mo.text)? {
+    if let Some(reply) = audit::recent_reply(ctx, &cmd)? {
         let mut plan = Plan::reject(reply);
         plan.ok = true;
         return Ok((format!("{}-repeat", kind.name()), plan, pins));
@@ -201,13 +210,15 @@ fn run(ctx: &Ctx<'_>) -> Result<(String, Plan, Vec<String>), OfficerError> {
             let mut plan = match &cmd {
                 Command::Register(r) => register::run(ctx, r)?,
                 Command::Add(a) => add_member::run(ctx, a)?,
-                Command::Renew { chfid, product, .. } => renew::run(ctx, *chfid, product.as_deref())?,
+                Command::Renew { chfid, product, .. } => {
+                    renew::run(ctx, *chfid, product.as_deref())?
+                }
                 Command::ChangePin { new, repeat, .. } => change_pin::run(ctx, new, repeat)?,
                 _ => Plan::reject(String::new()),
             };
             plan.state.extend(state);
             if plan.ok && kind != CommandKind::Pin {
-                plan.remember = Some(audit::recent_key(ctx, &ctx.mo.text));
+                plan.remember = Some(audit::recent_key(ctx, &cmd));
             }
             plan
         }
@@ -218,9 +229,7 @@ fn run(ctx: &Ctx<'_>) -> Result<(String, Plan, Vec<String>), OfficerError> {
 }
 
 /// The reply to a text that is not a valid command.
-pub fn error_reply(ctx: &Ctx<'_>, e: &ParseError) -> String {
-    let g = ctx.grammar;
-    let lang = ctx.lang;
+pub fn error_reply(g: &Grammar, lang: Language, e: &ParseError) -> String {
     let text = match e {
         ParseError::UnknownCommand { got } => {
             if got.is_empty() {
@@ -230,7 +239,12 @@ pub fn error_reply(ctx: &Ctx<'_>, e: &ParseError) -> String {
                 g.text(
                     "bad_field",
                     lang,
-                    &[("field", &f.name), ("got", got), ("bad", &f.bad), ("expect", &f.expect)],
+                    &[
+                        ("field", &f.name),
+                        ("got", got),
+                        ("bad", &f.bad),
+                        ("expect", &f.expect),
+                    ],
                 )
             }
         }
@@ -239,7 +253,11 @@ pub fn error_reply(ctx: &Ctx<'_>, e: &ParseError) -> String {
             g.text(
                 "missing_field",
                 lang,
-                &[("field", &f.name), ("expect", &f.expect), ("usage", g.usage(*command, lang))],
+                &[
+                    ("field", &f.name),
+                    ("expect", &f.expect),
+                    ("usage", g.usage(*command, lang)),
+                ],
             )
         }
         ParseError::Bad { field, got } => {
@@ -247,7 +265,12 @@ pub fn error_reply(ctx: &Ctx<'_>, e: &ParseError) -> String {
             g.text(
                 "bad_field",
                 lang,
-                &[("field", &f.name), ("got", got), ("bad", &f.bad), ("expect", &f.expect)],
+                &[
+                    ("field", &f.name),
+                    ("got", got),
+                    ("bad", &f.bad),
+                    ("expect", &f.expect),
+                ],
             )
         }
         ParseError::DobInFuture { got } => g.text("dob_future", lang, &[("got", got)]),
@@ -266,15 +289,23 @@ pub fn bad_field(ctx: &Ctx<'_>, field: Field, got: &str) -> String {
     ctx.grammar.text(
         "bad_field",
         ctx.lang,
-        &[("field", &f.name), ("got", got), ("bad", &f.bad), ("expect", &f.expect)],
+        &[
+            ("field", &f.name),
+            ("got", got),
+            ("bad", &f.bad),
+            ("expect", &f.expect),
+        ],
     )
 }
 
 /// "{field} "{got}" is not registered."
 pub fn not_registered(ctx: &Ctx<'_>, field: Field, got: &str) -> String {
     let f = ctx.grammar.field(field, ctx.lang);
-    ctx.grammar
-        .text("not_registered", ctx.lang, &[("field", &f.name), ("got", got)])
+    ctx.grammar.text(
+        "not_registered",
+        ctx.lang,
+        &[("field", &f.name), ("got", got)],
+    )
 }
 
 /// "CHFID {chfid} is already used ({name})."
@@ -387,7 +418,9 @@ pub fn district_and_region(
     let mut region = None;
     for _ in 0..4 {
         let Some(id) = current else { break };
-        let Some(loc) = store.location(id)? else { break };
+        let Some(loc) = store.location(id)? else {
+            break;
+        };
         match loc.kind {
             LocationKind::District => district = Some(loc.id),
             LocationKind::Region => region = Some(loc.id),

@@ -87,6 +87,24 @@ impl Command {
         }
     }
 
+    /// The command with its PINs blanked: what resend detection compares, so that the
+    /// same command typed with other spacing, case or date format is the same command.
+    pub fn without_pins(&self) -> Command {
+        let mut c = self.clone();
+        match &mut c {
+            Command::Register(r) => r.pin.clear(),
+            Command::Add(a) => a.pin.clear(),
+            Command::Renew { pin, .. } => pin.clear(),
+            Command::ChangePin { old, new, repeat } => {
+                old.clear();
+                new.clear();
+                repeat.clear();
+            }
+            _ => {}
+        }
+        c
+    }
+
     /// The PIN the command carries, if it writes.
     pub fn pin(&self) -> Option<&str> {
         match self {
@@ -103,7 +121,9 @@ impl Command {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ParseError {
     /// Empty, or the first word is no keyword.
-    UnknownCommand { got: String },
+    UnknownCommand {
+        got: String,
+    },
     Missing {
         command: CommandKind,
         field: Field,
@@ -307,13 +327,11 @@ pub fn parse(grammar: &Grammar, text: &str, today: NaiveDate) -> Result<Command,
         }
         CommandKind::Help => {
             let topic = match c.peek() {
-                Some(t) => {
-                    Some(
-                        grammar
-                            .command(&t.text)
-                            .ok_or_else(|| bad(Field::Command, &t.text))?,
-                    )
-                }
+                Some(t) => Some(
+                    grammar
+                        .command(&t.text)
+                        .ok_or_else(|| bad(Field::Command, &t.text))?,
+                ),
                 None => None,
             };
             // HELP is forgiving: whatever follows the topic is ignored.
@@ -520,10 +538,26 @@ mod tests {
 
     #[test]
     fn dates_in_every_accepted_form() {
-        for s in ["12/03/1990", "12-03-1990", "1990-03-12", "12031990", "12.3.1990", "1990/3/12"] {
+        for s in [
+            "12/03/1990",
+            "12-03-1990",
+            "1990-03-12",
+            "12031990",
+            "12.3.1990",
+            "1990/3/12",
+        ] {
             assert_eq!(parse_date(s), Some(d(1990, 3, 12)), "{s}");
         }
-        for s in ["31/02/1990", "1990", "12/03/90", "00/01/2000", "12/13/1990", "1/1/1800", "ab/cd/efgh", ""] {
+        for s in [
+            "31/02/1990",
+            "1990",
+            "12/03/90",
+            "00/01/2000",
+            "12/13/1990",
+            "1/1/1800",
+            "ab/cd/efgh",
+            "",
+        ] {
             assert_eq!(parse_date(s), None, "{s}");
         }
     }
@@ -560,24 +594,75 @@ mod tests {
         assert_eq!(r.head.last_name, "Van");
         let sep = p("REG,1234,NEW,Van Mushi,Neema,12/03/1990,M,V0111").unwrap();
         let Command::Register(r) = sep else { panic!() };
-        assert_eq!((r.head.last_name.as_str(), r.head.other_names.as_str()), ("Van Mushi", "Neema"));
+        assert_eq!(
+            (r.head.last_name.as_str(), r.head.other_names.as_str()),
+            ("Van Mushi", "Neema")
+        );
     }
 
     #[test]
     fn every_field_error_names_the_field_and_what_was_received() {
         let cases: &[(&str, Field, &str)] = &[
-            ("REG 12a4 NEW Mushi Neema 12/03/1990 F V0111", Field::Pin, "12a4"),
-            ("REG 1234 123 Mushi Neema 12/03/1990 F V0111", Field::Chfid, "123"),
-            ("REG 1234 070707071 Mushi Neema 12/03/1990 F V0111", Field::Chfid, "070707071"),
-            ("REG 1234 NEW Mu$hi Neema 12/03/1990 F V0111", Field::LastName, "Mu$hi"),
-            ("REG 1234 NEW Mushi Ne_ema 12/03/1990 F V0111", Field::OtherNames, "Ne_ema"),
-            ("REG 1234 NEW Mushi Neema 31/02/1990 F V0111", Field::Dob, "31/02/1990"),
-            ("REG 1234 NEW Mushi Neema 12/03/1990 X V0111", Field::Gender, "X"),
-            ("REG 1234 NEW Mushi Neema 12/03/1990 F V0111 07541", Field::Phone, "07541"),
-            ("REG 1234 NEW Mushi Neema 12/03/1990 F V0111 CHF_01", Field::Product, "CHF_01"),
-            ("REG 1234 NEW Mushi Neema 12/03/1990 F V0111 075411122233344", Field::Phone, "075411122233344"),
-            ("ADD 1234 070707070 NEW Hamisi Asha 01/02/2015 F COUSIN", Field::Relationship, "COUSIN"),
-            ("ADD 1234 0707 NEW Hamisi Asha 01/02/2015 F CHILD", Field::FamilyChfid, "0707"),
+            (
+                "REG 12a4 NEW Mushi Neema 12/03/1990 F V0111",
+                Field::Pin,
+                "12a4",
+            ),
+            (
+                "REG 1234 123 Mushi Neema 12/03/1990 F V0111",
+                Field::Chfid,
+                "123",
+            ),
+            (
+                "REG 1234 070707071 Mushi Neema 12/03/1990 F V0111",
+                Field::Chfid,
+                "070707071",
+            ),
+            (
+                "REG 1234 NEW Mu$hi Neema 12/03/1990 F V0111",
+                Field::LastName,
+                "Mu$hi",
+            ),
+            (
+                "REG 1234 NEW Mushi Ne_ema 12/03/1990 F V0111",
+                Field::OtherNames,
+                "Ne_ema",
+            ),
+            (
+                "REG 1234 NEW Mushi Neema 31/02/1990 F V0111",
+                Field::Dob,
+                "31/02/1990",
+            ),
+            (
+                "REG 1234 NEW Mushi Neema 12/03/1990 X V0111",
+                Field::Gender,
+                "X",
+            ),
+            (
+                "REG 1234 NEW Mushi Neema 12/03/1990 F V0111 07541",
+                Field::Phone,
+                "07541",
+            ),
+            (
+                "REG 1234 NEW Mushi Neema 12/03/1990 F V0111 CHF_01",
+                Field::Product,
+                "CHF_01",
+            ),
+            (
+                "REG 1234 NEW Mushi Neema 12/03/1990 F V0111 075411122233344",
+                Field::Phone,
+                "075411122233344",
+            ),
+            (
+                "ADD 1234 070707070 NEW Hamisi Asha 01/02/2015 F COUSIN",
+                Field::Relationship,
+                "COUSIN",
+            ),
+            (
+                "ADD 1234 0707 NEW Hamisi Asha 01/02/2015 F CHILD",
+                Field::FamilyChfid,
+                "0707",
+            ),
             ("PENDING x", Field::Page, "x"),
             ("PIN 1234 12 12", Field::NewPin, "**"),
             ("HELP FOO", Field::Command, "FOO"),
@@ -594,7 +679,9 @@ mod tests {
         }
         assert_eq!(
             p("REG 1234 NEW Mushi Neema 12/03/2030 F V0111"),
-            Err(ParseError::DobInFuture { got: "12/03/2030".into() })
+            Err(ParseError::DobInFuture {
+                got: "12/03/2030".into()
+            })
         );
         assert_eq!(
             p("REG 1234 NEW Mushi 12/03/1990 F V0111"),
@@ -617,8 +704,16 @@ mod tests {
                 got: "now".into()
             })
         );
-        assert_eq!(p("HELLO"), Err(ParseError::UnknownCommand { got: "HELLO".into() }));
-        assert_eq!(p("   "), Err(ParseError::UnknownCommand { got: String::new() }));
+        assert_eq!(
+            p("HELLO"),
+            Err(ParseError::UnknownCommand {
+                got: "HELLO".into()
+            })
+        );
+        assert_eq!(
+            p("   "),
+            Err(ParseError::UnknownCommand { got: String::new() })
+        );
     }
 
     #[test]
@@ -631,10 +726,20 @@ mod tests {
                 product: Some("CHF01".into())
             })
         );
-        assert_eq!(p("hali 070707070"), Ok(Command::Status { chfid: Chfid::parse("070707070").unwrap() }));
+        assert_eq!(
+            p("hali 070707070"),
+            Ok(Command::Status {
+                chfid: Chfid::parse("070707070").unwrap()
+            })
+        );
         assert_eq!(p("PENDING"), Ok(Command::Pending { page: 1 }));
         assert_eq!(p("subiri 3"), Ok(Command::Pending { page: 3 }));
-        assert_eq!(p("msaada ongeza"), Ok(Command::Help { topic: Some(CommandKind::Add) }));
+        assert_eq!(
+            p("msaada ongeza"),
+            Ok(Command::Help {
+                topic: Some(CommandKind::Add)
+            })
+        );
         assert_eq!(p("?"), Ok(Command::Help { topic: None }));
         let add = p("ONGEZA 1234 070707070 MPYA Hamisi Asha 01/02/2015 KE MTOTO").unwrap();
         let Command::Add(a) = add else { panic!() };

@@ -21,8 +21,10 @@ pub fn officer_policy_key(officer: Id, policy: Id) -> Vec<u8> {
     k
 }
 
-/// Indexes every stored policy that names an officer; returns how many were missing.
+/// Indexes every stored policy that names an officer; returns how many were missing. Also
+/// backfills the family → payment index that add/renew read (idempotent).
 pub fn backfill(store: &Store) -> Result<usize, StoreError> {
+    crate::ussd::actions::payments::backfill(store)?;
     let mut missing = Vec::new();
     store.for_each_policy(|p| {
         if let Some(o) = p.officer {
@@ -61,8 +63,12 @@ pub fn run(ctx: &Ctx<'_>, page: u32) -> Result<Plan, OfficerError> {
     for o in officers {
         for p in policies_of(store, o)? {
             let family_policies = store.family_policies(p.family)?;
-            if !needs_renewal_prompt(&p, &family_policies, ctx.today, DEFAULT_RENEWAL_INTERVAL_DAYS)
-            {
+            if !needs_renewal_prompt(
+                &p,
+                &family_policies,
+                ctx.today,
+                DEFAULT_RENEWAL_INTERVAL_DAYS,
+            ) {
                 continue;
             }
             let Some(family) = store.family(p.family)? else {
@@ -71,7 +77,10 @@ pub fn run(ctx: &Ctx<'_>, page: u32) -> Result<Plan, OfficerError> {
             let Some(head) = store.insuree(family.head)? else {
                 continue;
             };
-            let code = store.product(p.product)?.map(|x| x.code).unwrap_or_default();
+            let code = store
+                .product(p.product)?
+                .map(|x| x.code)
+                .unwrap_or_default();
             due.push((
                 p.expiry_date,
                 format!(
@@ -91,14 +100,20 @@ pub fn run(ctx: &Ctx<'_>, page: u32) -> Result<Plan, OfficerError> {
     let lines: Vec<String> = due.into_iter().map(|(_, l)| l).collect();
     let pages = paginate(ctx, &lines);
     let total = pages.len();
-    let index = usize::try_from(page).unwrap_or(usize::MAX).saturating_sub(1).min(total - 1);
+    let index = usize::try_from(page)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(1)
+        .min(total - 1);
     Ok(Plan::answer(render(ctx, &pages[index], index + 1, total)))
 }
 
 fn render(ctx: &Ctx<'_>, lines: &[String], page: usize, pages: usize) -> String {
     let next = if page < pages {
-        ctx.grammar
-            .text("pending_next", ctx.lang, &[("page", &(page + 1).to_string())])
+        ctx.grammar.text(
+            "pending_next",
+            ctx.lang,
+            &[("page", &(page + 1).to_string())],
+        )
     } else {
         String::new()
     };

@@ -8,14 +8,15 @@
 use uuid::Uuid;
 
 use super::audit::{self, AuditEntry};
-use super::{fit, Ctx, OfficerError, Processed};
+use super::{fit, intent, Ctx, OfficerError, Processed};
 use crate::domain::{
     Chfid, ControlNumber, Family, Id, Insuree, InsureePolicy, Officer, Payment, Policy,
 };
 use crate::sms::{self, OutboundSms};
 use crate::store::{TxResult, WriteError, WriteTx};
 
-/// A record the command writes.
+/// A record the command writes. Plans hold a handful, briefly: no need to box the larger.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Rec {
     Family(Family),
@@ -48,6 +49,9 @@ pub struct Plan {
     pub indexes: Vec<(&'static str, Vec<u8>, Vec<u8>)>,
     /// Family → payment entries of the payment index (until the payments module owns one).
     pub payment_index: Vec<(Id, Id)>,
+    /// A payment to create; its control number is assigned in the transaction and fills
+    /// [`super::intent::CN_MARK`] in the reply and the notices.
+    pub intent: Option<super::intent::Intent>,
     /// Resend-detection key under which the reply is remembered on success.
     pub remember: Option<Vec<u8>>,
 }
@@ -96,69 +100,91 @@ pub fn commit(
     let Some(to) = mo.msisdn() else {
         return Ok(Processed::Ignored);
     };
-    let reply_fit = fit(&plan.reply);
     let taken_fit = fit(&plan.taken_reply);
-    let written = ctx.store.write_durable_blocking(|tx| -> TxResult<Option<(bool, Vec<u64>)>> {
-        if audit::is_done_in(tx, mo.id)? {
-            return Ok(None);
-        }
-        let mut ok = plan.ok;
-        let mut reply = reply_fit.clone();
-        let mut effects = true;
-        for c in &plan.fresh_chfids {
-            if tx.chfid_taken(*c)? {
-                effects = false;
-                ok = false;
-                reply = taken_fit.clone();
+    let written = ctx
+        .store
+        .write_durable_blocking(|tx| -> TxResult<Option<(bool, Vec<u64>)>> {
+            if audit::is_done_in(tx, mo.id)? {
+                return Ok(None);
             }
-        }
-        for (ns, key, value) in &plan.state {
-            match value {
-                Some(v) => tx.aux_put(ns, key, v)?,
-                None => tx.aux_remove(ns, key)?,
+            let mut ok = plan.ok;
+            let mut reply = plan.reply.clone();
+            let mut effects = true;
+            for c in &plan.fresh_chfids {
+                if tx.chfid_taken(*c)? {
+                    effects = false;
+                    ok = false;
+                    reply = taken_fit.clone();
+                }
             }
-        }
-        let mut seqs = Vec::new();
-        if effects {
-            for r in &plan.records {
-                put(tx, r)?;
+            for (ns, key, value) in &plan.state {
+                match value {
+                    Some(v) => tx.aux_put(ns, key, v)?,
+                    None => tx.aux_remove(ns, key)?,
+                }
             }
-            for (ns, key, value) in &plan.indexes {
-                tx.aux_put(ns, key, value)?;
+            let mut seqs = Vec::new();
+            if effects {
+                for r in &plan.records {
+                    put(tx, r)?;
+                }
+                let mut number: Option<String> = None;
+                if let Some(i) = &plan.intent {
+                    let mut payment = i.payment.clone();
+                    number = crate::payments::assign_control_number(
+                        tx,
+                        &mut payment,
+                        &i.product,
+                        ctx.gepg,
+                    )?
+                    .number()
+                    .map(String::from);
+                    tx.put_payment(&payment)?;
+                }
+                reply = intent::fill(ctx, &reply, number.as_deref());
+                for (ns, key, value) in &plan.indexes {
+                    tx.aux_put(ns, key, value)?;
+                }
+                for (family, payment) in &plan.payment_index {
+                    crate::ussd::actions::payments::index_in_tx(tx, *family, *payment)?;
+                }
+                for (suffix, sms) in &plan.notices {
+                    let mut sms = sms.clone();
+                    sms.text = fit(&intent::fill(ctx, &sms.text, number.as_deref()));
+                    seqs.push(sms::enqueue(
+                        tx,
+                        &format!("mo:{}:officer:{suffix}", mo.id),
+                        &sms,
+                    )?);
+                }
             }
-            for (family, payment) in &plan.payment_index {
-                crate::ussd::actions::payments::index_in_tx(tx, *family, *payment)?;
-            }
-            for (suffix, sms) in &plan.notices {
-                seqs.push(sms::enqueue(tx, &format!("mo:{}:officer:{suffix}", mo.id), sms)?);
-            }
-            if let (true, Some(key)) = (ok, &plan.remember) {
+            let reply = fit(&reply);
+            if let (true, true, Some(key)) = (effects, ok, &plan.remember) {
                 audit::remember_in(tx, key, &reply)?;
             }
-        }
-        let sms = OutboundSms {
-            to: to.clone(),
-            text: reply.clone(),
-            template: format!("officer.{command}"),
-            language: ctx.lang,
-            reference: format!("mo:{}", mo.id),
-        };
-        seqs.insert(0, sms::enqueue(tx, &format!("mo:{}:officer", mo.id), &sms)?);
-        let entry = AuditEntry {
-            mo_id: mo.id,
-            officer: officer.id,
-            officer_code: officer.code.clone(),
-            at_ms: tx.now().timestamp_millis(),
-            received_ms: mo.received_ms,
-            command: command.clone(),
-            text: masked_text.to_string(),
-            ok,
-            reply,
-            notices: plan.notices.len() as u32,
-        };
-        audit::record_in(tx, &entry)?;
-        Ok(Some((ok, seqs)))
-    });
+            let sms = OutboundSms {
+                to: to.clone(),
+                text: reply.clone(),
+                template: format!("officer.{command}"),
+                language: ctx.lang,
+                reference: format!("mo:{}", mo.id),
+            };
+            seqs.insert(0, sms::enqueue(tx, &format!("mo:{}:officer", mo.id), &sms)?);
+            let entry = AuditEntry {
+                mo_id: mo.id,
+                officer: officer.id,
+                officer_code: officer.code.clone(),
+                at_ms: tx.now().timestamp_millis(),
+                received_ms: mo.received_ms,
+                command: command.clone(),
+                text: masked_text.to_string(),
+                ok,
+                reply,
+                notices: plan.notices.len() as u32,
+            };
+            audit::record_in(tx, &entry)?;
+            Ok(Some((ok, seqs)))
+        });
     match written {
         Ok(Some((ok, sms))) => Ok(Processed::Replied { command, ok, sms }),
         Ok(None) => Ok(Processed::AlreadyDone),

@@ -126,14 +126,14 @@ pub fn run(ctx: &Ctx<'_>, r: &Register) -> Result<Plan, OfficerError> {
     };
     let pay = intent::create(
         ctx,
-        (store.next_id()?, store.next_id()?),
+        store.next_id()?,
         chfid,
         &product,
         policy.id,
         PolicyStage::New,
         value,
     );
-    let cn = intent::show(ctx, &pay.control_number);
+    let cn = intent::CN_MARK.to_string();
     let shown = show_chfid(chfid);
     let amount = value.to_string();
     let name = full_name(&head);
@@ -167,7 +167,7 @@ pub fn run(ctx: &Ctx<'_>, r: &Register) -> Result<Plan, OfficerError> {
             "head".into(),
             OutboundSms {
                 to: phone.clone(),
-                text: super::fit(&text),
+                text,
                 template: "officer.head_registered".into(),
                 language: family.sms.language,
                 reference: format!("policy:{}", policy.id),
@@ -179,12 +179,12 @@ pub fn run(ctx: &Ctx<'_>, r: &Register) -> Result<Plan, OfficerError> {
         officer_policy_key(ctx.officer.id, policy.id),
         Vec::new(),
     ));
-    plan.payment_index.push((family_id, pay.payment));
+    plan.payment_index.push((family_id, pay.payment.id));
     plan.records.push(Rec::Insuree(head));
     plan.records.push(Rec::Family(family));
     plan.records.push(Rec::Policy(policy));
     plan.records.push(Rec::InsureePolicy(row));
-    plan.records.extend(pay.records);
+    plan.intent = Some(pay);
     plan.fresh_chfids.push(chfid);
     plan.taken_reply = chfid_taken(ctx, chfid)?;
     Ok(plan)

@@ -59,7 +59,9 @@ pub fn run(ctx: &Ctx<'_>, chfid: Chfid, wanted: Option<&str>) -> Result<Plan, Of
     };
     let (target, previous) = match wanted {
         Some(code) => {
-            let Some(target) = products.values().find(|p| p.code.eq_ignore_ascii_case(code))
+            let Some(target) = products
+                .values()
+                .find(|p| p.code.eq_ignore_ascii_case(code))
             else {
                 return Ok(Plan::reject(bad_field(ctx, Field::Product, code)));
             };
@@ -163,14 +165,14 @@ pub fn run(ctx: &Ctx<'_>, chfid: Chfid, wanted: Option<&str>) -> Result<Plan, Of
     }
     let pay = intent::create(
         ctx,
-        (store.next_id()?, store.next_id()?),
+        store.next_id()?,
         head.chfid,
         target,
         policy.id,
         PolicyStage::Renewal,
         value,
     );
-    let cn = intent::show(ctx, &pay.control_number);
+    let cn = intent::CN_MARK.to_string();
     let amount = value.to_string();
     plan.reply = g.text(
         "renewed",
@@ -198,7 +200,7 @@ pub fn run(ctx: &Ctx<'_>, chfid: Chfid, wanted: Option<&str>) -> Result<Plan, Of
             "head".into(),
             OutboundSms {
                 to: phone.clone(),
-                text: super::fit(&text),
+                text,
                 template: "officer.head_renewed".into(),
                 language: family.sms.language,
                 reference: format!("policy:{}", policy.id),
@@ -210,8 +212,8 @@ pub fn run(ctx: &Ctx<'_>, chfid: Chfid, wanted: Option<&str>) -> Result<Plan, Of
         officer_policy_key(ctx.officer.id, policy.id),
         Vec::new(),
     ));
-    plan.payment_index.push((family.id, pay.payment));
+    plan.payment_index.push((family.id, pay.payment.id));
     plan.records.insert(0, Rec::Policy(policy));
-    plan.records.extend(pay.records);
+    plan.intent = Some(pay);
     Ok(plan)
 }

@@ -63,6 +63,10 @@ pub fn run(ctx: &Ctx<'_>, chfid: Chfid) -> Result<Plan, OfficerError> {
     Ok(Plan::answer(g.text(
         "status",
         ctx.lang,
-        &[("chfid", &shown), ("name", &name), ("coverage", &parts.join("; "))],
+        &[
+            ("chfid", &shown),
+            ("name", &name),
+            ("coverage", &parts.join("; ")),
+        ],
     )))
 }

@@ -17,8 +17,8 @@ use tokio::sync::Notify;
 
 use super::{pending, Officers, Processed};
 use crate::domain::Id;
-use crate::shutdown::Signal;
 use crate::domain::Msisdn;
+use crate::shutdown::Signal;
 use crate::sms::inbound::StoredMo;
 use crate::sms::router::{MoHandler, Reply};
 use crate::sms::Templates;

@@ -149,13 +149,24 @@ pub fn assign_control_number(
     };
     if let Some(number) = pool::take(tx, product.id, payment.expected_amount)? {
         give(tx, payment, &number)?;
-        story(tx, payment.id, &format!("control number {number} assigned from the {} pool", product.code))?;
+        story(
+            tx,
+            payment.id,
+            &format!(
+                "control number {number} assigned from the {} pool",
+                product.code
+            ),
+        )?;
         return Ok(Assignment::Pooled(number));
     }
     if mode == GepgMode::Simulator {
         let number = format!("99{:010}", payment.id);
         give(tx, payment, &number)?;
-        story(tx, payment.id, &format!("control number {number} assigned by the simulator"))?;
+        story(
+            tx,
+            payment.id,
+            &format!("control number {number} assigned by the simulator"),
+        )?;
         return Ok(Assignment::Simulated(number));
     }
     let detail = payment.details.first();
@@ -184,7 +195,11 @@ pub fn assign_control_number(
         },
     )?;
     payment.status = PaymentStatus::ControlNumberRequested;
-    story(tx, payment.id, &format!("control number requested from GePG (BillId {})", payment.id))?;
+    story(
+        tx,
+        payment.id,
+        &format!("control number requested from GePG (BillId {})", payment.id),
+    )?;
     Ok(Assignment::Requested)
 }
 
@@ -271,7 +286,14 @@ async fn submit(p: &Payments, bill: &BillRecord) -> Result<Vec<String>, String> 
         .ours
         .envelope(&req.to_xml())
         .map_err(|e| e.to_string())?;
-    send_signed(p, "/api/bill/sigqrequest", &sp_code, body, "gepgBillSubReqAck").await
+    send_signed(
+        p,
+        "/api/bill/sigqrequest",
+        &sp_code,
+        body,
+        "gepgBillSubReqAck",
+    )
+    .await
 }
 
 /// POSTs a signed request to GePG and returns the codes of its verified, signed ack.
@@ -310,6 +332,9 @@ pub(crate) async fn send_signed(
 
 /// Drains the bill outbox and keeps the pools topped up, until shutdown.
 pub async fn run_worker(p: Arc<Payments>, mut signal: Signal) {
+    if p.disabled.is_some() {
+        return;
+    }
     let lease = Duration::from_secs(p.config.request_timeout_secs.max(1) + 10);
     let mut last_top_up: Option<std::time::Instant> = None;
     loop {
@@ -335,7 +360,9 @@ pub async fn run_worker(p: Arc<Payments>, mut signal: Signal) {
                 .ok()
                 .map(u64::from_be_bytes)
             else {
-                let _ = p.store.dead_letter(BILL_TOPIC, item.seq, "bad payload", Utc::now());
+                let _ = p
+                    .store
+                    .dead_letter(BILL_TOPIC, item.seq, "bad payload", Utc::now());
                 continue;
             };
             let bill = p
@@ -345,7 +372,9 @@ pub async fn run_worker(p: Arc<Payments>, mut signal: Signal) {
                 .flatten()
                 .and_then(|b| codec::decode::<BillRecord>(&b).ok());
             let Some(bill) = bill else {
-                let _ = p.store.dead_letter(BILL_TOPIC, item.seq, "no bill record", Utc::now());
+                let _ = p
+                    .store
+                    .dead_letter(BILL_TOPIC, item.seq, "no bill record", Utc::now());
                 continue;
             };
             if bill.state != BillState::Queued {
@@ -370,7 +399,11 @@ pub async fn run_worker(p: Arc<Payments>, mut signal: Signal) {
                                         tx.put_payment(&pay)?;
                                     }
                                 }
-                                story(tx, payment, &format!("bill submitted to GePG: {}", codes.join(";")))?;
+                                story(
+                                    tx,
+                                    payment,
+                                    &format!("bill submitted to GePG: {}", codes.join(";")),
+                                )?;
                             }
                         }
                         Ok(())
@@ -402,7 +435,11 @@ pub async fn run_worker(p: Arc<Payments>, mut signal: Signal) {
                 }
             }
         }
-        let pause = if idle { Duration::from_millis(500) } else { Duration::ZERO };
+        let pause = if idle {
+            Duration::from_millis(500)
+        } else {
+            Duration::ZERO
+        };
         tokio::select! {
             _ = signal.recv() => return,
             _ = tokio::time::sleep(pause) => {}
@@ -426,7 +463,14 @@ pub fn apply_result(
     r: &ControlNumberResult,
     templates: &crate::sms::Templates,
 ) -> TxResult<CallbackResult, crate::sms::TemplateError> {
-    let Some(mut bill) = r.bill_id.parse::<Id>().ok().map(|id| bill_in_tx(tx, id)).transpose()?.flatten() else {
+    let Some(mut bill) = r
+        .bill_id
+        .parse::<Id>()
+        .ok()
+        .map(|id| bill_in_tx(tx, id))
+        .transpose()?
+        .flatten()
+    else {
         return Ok(CallbackResult::UnknownBill);
     };
     if matches!(bill.state, BillState::Assigned(_) | BillState::Rejected(_)) {
@@ -444,7 +488,11 @@ pub fn apply_result(
                     pay.rejected_reason = Some(format!("GePG: {}", r.codes.join(";")));
                     tx.put_payment(&pay)?;
                 }
-                story(tx, payment, &format!("GePG refused the bill: {}", r.codes.join(";")))?;
+                story(
+                    tx,
+                    payment,
+                    &format!("GePG refused the bill: {}", r.codes.join(";")),
+                )?;
             }
         }
         return Ok(CallbackResult::Refused);
@@ -503,7 +551,11 @@ pub fn apply_result(
             pay.control_number = Some(number.clone());
             pay.status = PaymentStatus::Assigned;
             tx.put_payment(&pay)?;
-            story(tx, pay.id, &format!("control number {number} received from GePG"))?;
+            story(
+                tx,
+                pay.id,
+                &format!("control number {number} received from GePG"),
+            )?;
             if let Some(to) = pay.phone.clone() {
                 let detail = pay.details.first();
                 let vars = HashMap::from([
@@ -592,5 +644,105 @@ pub async fn on_callback(p: &Payments, raw: &[u8]) -> Reply {
             tracing::error!(error = %e, "control number task failed");
             p.reply(ACK, "7201", 503)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::fixtures::{payment, product};
+    use crate::store::Store;
+
+    fn assign(store: &Store, id: Id, amount: Money, mode: GepgMode) -> (Assignment, Payment) {
+        let product = product(1, "CHF01");
+        store
+            .write(|tx| -> TxResult<(Assignment, Payment)> {
+                let mut p = Payment {
+                    status: PaymentStatus::IntentCreated,
+                    expected_amount: amount,
+                    ..payment(id, None)
+                };
+                let a = assign_control_number(tx, &mut p, &product, mode)?;
+                tx.put_payment(&p)?;
+                Ok((a, p))
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn a_payment_gets_a_pooled_number_else_the_simulators_else_a_queued_bill() {
+        let store = Store::open_temporary().unwrap();
+        store
+            .write(|tx| -> TxResult<()> {
+                tx.put_product(&product(1, "CHF01"))?;
+                tx.put_control_number(&ControlNumber {
+                    id: 90,
+                    number: "991000000090".into(),
+                    status: ControlNumberStatus::Pooled,
+                    payment: None,
+                    product: Some(1),
+                    requested_date: tx.now(),
+                    received_date: Some(tx.now()),
+                })?;
+                pool::push(
+                    tx,
+                    1,
+                    &PoolEntry {
+                        number: "991000000090".into(),
+                        amount: Money::tzs(30_000),
+                    },
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        // Another amount does not take the pooled number.
+        let (a, _) = assign(&store, 40, Money::tzs(25_000), GepgMode::Live);
+        assert_eq!(a, Assignment::Requested);
+        let (a, p) = assign(&store, 41, Money::tzs(30_000), GepgMode::Live);
+        assert_eq!(a, Assignment::Pooled("991000000090".into()));
+        assert_eq!(p.status, PaymentStatus::Assigned);
+        let cn = store
+            .control_number_by_number("991000000090")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (cn.status, cn.payment),
+            (ControlNumberStatus::Assigned, Some(41))
+        );
+        assert_eq!(
+            store
+                .payment_by_control_number("991000000090")
+                .unwrap()
+                .map(|p| p.id),
+            Some(41)
+        );
+        // Pool empty: the simulator answers at once; live mode queues a bill.
+        let (a, _) = assign(&store, 42, Money::tzs(30_000), GepgMode::Simulator);
+        assert_eq!(a, Assignment::Simulated("990000000042".into()));
+        let (a, p) = assign(&store, 43, Money::tzs(30_000), GepgMode::Live);
+        assert_eq!(a, Assignment::Requested);
+        assert_eq!(
+            (p.status, p.control_number),
+            (PaymentStatus::ControlNumberRequested, None)
+        );
+        // One bill per payment, with the payment id as BillId.
+        assert_eq!(store.pending_count(BILL_TOPIC).unwrap(), 2);
+        let bill: BillRecord = codec::decode(
+            &store
+                .aux_get(BILL_NS, &43u64.to_be_bytes())
+                .unwrap()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(bill.purpose, BillPurpose::Member { payment: 43 });
+        assert_eq!(bill.state, BillState::Queued);
+        store
+            .write(|tx| -> TxResult<()> { Ok(queue_bill(tx, &bill)?) })
+            .unwrap();
+        assert_eq!(
+            store.pending_count(BILL_TOPIC).unwrap(),
+            2,
+            "re-queueing is a no-op"
+        );
     }
 }

@@ -117,7 +117,10 @@ mod tests {
         let sig = hmac_hex(b"s3cret", body).unwrap();
         assert_eq!(sig.len(), 64);
         let n = verify_and_parse("s3cret", Some(&sig), body).unwrap();
-        assert_eq!((n.sp_code.as_str(), n.trx_id.as_str()), ("MM-MPESA", "RKL51ZDR4F"));
+        assert_eq!(
+            (n.sp_code.as_str(), n.trx_id.as_str()),
+            ("MM-MPESA", "RKL51ZDR4F")
+        );
         assert_eq!(n.paid, Money::tzs(30_000));
         let prefixed = format!("sha256={}", sig.to_uppercase());
         assert!(verify_and_parse("s3cret", Some(&prefixed), body).is_ok());
@@ -125,15 +128,22 @@ mod tests {
             verify_and_parse("other", Some(&sig), body),
             Err(MobileError::Signature)
         );
-        assert_eq!(verify_and_parse("s3cret", None, body), Err(MobileError::Signature));
-        assert_eq!(verify_and_parse("", Some(&sig), body), Err(MobileError::Signature));
+        assert_eq!(
+            verify_and_parse("s3cret", None, body),
+            Err(MobileError::Signature)
+        );
+        assert_eq!(
+            verify_and_parse("", Some(&sig), body),
+            Err(MobileError::Signature)
+        );
         let mut tampered = body.to_vec();
         tampered[60] ^= 1;
         assert_eq!(
             verify_and_parse("s3cret", Some(&sig), &tampered),
             Err(MobileError::Signature)
         );
-        let bad = br#"{"provider":"mpesa","transaction_id":"X","control_number":"1","amount":"-5"}"#;
+        let bad =
+            br#"{"provider":"mpesa","transaction_id":"X","control_number":"1","amount":"-5"}"#;
         let sig = hmac_hex(b"s3cret", bad).unwrap();
         assert!(matches!(
             verify_and_parse("s3cret", Some(&sig), bad),

@@ -35,7 +35,7 @@ use crate::store::{TxError, WriteTx};
 
 /// (SpCode, TrxId) → [`notify::TrxRecord`].
 pub const TRX_NS: &str = "payments.trx";
-/// (SpCode, PayRefId) → the (SpCode, TrxId) key it was applied under.
+/// PayRefId → the (SpCode, TrxId) key it was applied under.
 pub const PAYREF_NS: &str = "payments.payref";
 /// Policy id → total paid through payments (cents, BE i64).
 pub const PAID_NS: &str = "payments.paid";
@@ -60,7 +60,10 @@ pub fn story(tx: &mut WriteTx<'_>, payment: Id, line: &str) -> Result<(), TxErro
 }
 
 /// The story of a payment, oldest first.
-pub fn story_of(store: &crate::store::Store, payment: Id) -> Result<Vec<String>, crate::store::StoreError> {
+pub fn story_of(
+    store: &crate::store::Store,
+    payment: Id,
+) -> Result<Vec<String>, crate::store::StoreError> {
     Ok(store
         .aux_scan(STORY_NS, &payment.to_be_bytes())?
         .into_iter()

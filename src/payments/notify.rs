@@ -82,8 +82,10 @@ impl PaymentNotice {
         format!("{}:{}", self.sp_code, self.trx_id).into_bytes()
     }
 
+    /// GePG's payment reference is unique across GePG, whatever SP code a report files it
+    /// under, so it is keyed alone.
     fn payref_key(&self) -> Vec<u8> {
-        format!("{}:{}", self.sp_code, self.pay_ref_id).into_bytes()
+        self.pay_ref_id.as_bytes().to_vec()
     }
 
     /// Bank channels pay by bank; everything else through GePG is mobile money.
@@ -302,11 +304,7 @@ pub fn apply(
         outcome: outcome.label(),
         recorded_at: tx.now(),
     };
-    tx.aux_put(
-        TRX_NS,
-        &tkey,
-        &codec::encode(&record).map_err(codec_err)?,
-    )?;
+    tx.aux_put(TRX_NS, &tkey, &codec::encode(&record).map_err(codec_err)?)?;
     if !n.pay_ref_id.is_empty() {
         tx.aux_put(PAYREF_NS, &n.payref_key(), &tkey)?;
     }
@@ -365,7 +363,10 @@ fn apply_to_payment(
     };
     let currency_ok = n.currency.is_empty() || n.currency.eq_ignore_ascii_case("TZS");
     let (outcome, premium) = match (policy, currency_ok) {
-        (_, false) => (not_applied(&mut payment, format!("currency {}", n.currency)), None),
+        (_, false) => (
+            not_applied(&mut payment, format!("currency {}", n.currency)),
+            None,
+        ),
         (None, _) => (not_applied(&mut payment, "no policy to pay".into()), None),
         (Some(mut policy), true) => {
             let before = paid_before(tx, policy.id)?;
@@ -481,7 +482,10 @@ fn confirm_by_sms(
         .map_err(|e| Abort::User(NotifyError::from(e)))?;
     sms::enqueue(
         tx,
-        &format!("payment:{}:{}:{}:{}", payment.id, n.sp_code, n.trx_id, template),
+        &format!(
+            "payment:{}:{}:{}:{}",
+            payment.id, n.sp_code, n.trx_id, template
+        ),
         &OutboundSms {
             to,
             text,
@@ -494,7 +498,11 @@ fn confirm_by_sms(
 }
 
 /// The record of a transaction we hold, by (SpCode, TrxId).
-pub fn transaction(store: &Store, sp_code: &str, trx_id: &str) -> Result<Option<TrxRecord>, StoreError> {
+pub fn transaction(
+    store: &Store,
+    sp_code: &str,
+    trx_id: &str,
+) -> Result<Option<TrxRecord>, StoreError> {
     match store.aux_get(TRX_NS, format!("{sp_code}:{trx_id}").as_bytes())? {
         Some(b) => codec::decode(&b).map(Some).map_err(|e| StoreError::Codec {
             tree: "aux",
@@ -519,8 +527,263 @@ pub fn transactions(store: &Store) -> Result<Vec<TrxRecord>, StoreError> {
 }
 
 /// Whether a PayRefId was already applied.
-pub fn pay_ref_known(store: &Store, sp_code: &str, pay_ref_id: &str) -> Result<bool, StoreError> {
-    Ok(store
-        .aux_get(PAYREF_NS, format!("{sp_code}:{pay_ref_id}").as_bytes())?
-        .is_some())
+pub fn pay_ref_known(store: &Store, pay_ref_id: &str) -> Result<bool, StoreError> {
+    Ok(store.aux_get(PAYREF_NS, pay_ref_id.as_bytes())?.is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{PaymentDetail, PolicyStage};
+    use crate::sms::SMS_TOPIC;
+    use crate::store::fixtures::{
+        chfid, d, family, insuree, insuree_policy, payment, policy, product,
+    };
+    use crate::store::WriteError;
+
+    const CN: &str = "991110000025";
+
+    fn templates() -> Templates {
+        Templates::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sms-templates"))
+            .unwrap()
+    }
+
+    /// A family with an Idle renewal (policy 20, 30,000 from 1 Jan 2024) and its payment 30
+    /// with control number CN.
+    fn seeded() -> Store {
+        let store = Store::open_temporary().unwrap();
+        store
+            .write(|tx| -> TxResult<()> {
+                tx.put_product(&product(1, "CHF01"))?;
+                tx.put_family(&family(10, 11))?;
+                tx.put_insuree(&insuree(11, 10, 7_070_707, Some("0754100001")))?;
+                tx.put_insuree(&insuree(12, 10, 7_070_708, None))?;
+                tx.put_policy(&Policy {
+                    status: PolicyStatus::Idle,
+                    effective_date: None,
+                    stage: PolicyStage::Renewal,
+                    ..policy(20, 10)
+                })?;
+                for (id, who) in [(21, 11), (22, 12)] {
+                    tx.put_insuree_policy(&crate::domain::InsureePolicy {
+                        effective_date: None,
+                        ..insuree_policy(id, who, 20)
+                    })?;
+                }
+                tx.put_payment(&Payment {
+                    details: vec![PaymentDetail {
+                        product_code: "CHF01".into(),
+                        chfid: chfid(7_070_707),
+                        stage: PolicyStage::Renewal,
+                        policy: Some(20),
+                        expected_amount: Money::tzs(30_000),
+                        amount: None,
+                        premium: None,
+                    }],
+                    ..payment(30, Some(CN))
+                })?;
+                Ok(())
+            })
+            .unwrap();
+        store
+    }
+
+    fn notice(trx: &str, amount: i64) -> PaymentNotice {
+        PaymentNotice {
+            source: Source::Gepg,
+            sp_code: "SP111".into(),
+            trx_id: trx.into(),
+            pay_ref_id: format!("PR-{trx}"),
+            bill_id: "30".into(),
+            control_number: CN.into(),
+            paid: Money::tzs(amount),
+            currency: "TZS".into(),
+            paid_at: "2024-01-15T08:01:44".into(),
+            channel: "MOBILE".into(),
+            psp_name: "M-PESA".into(),
+            payer_phone: "255754000000".into(),
+            receipt: format!("R-{trx}"),
+        }
+    }
+
+    fn run(store: &Store, n: PaymentNotice) -> Applied {
+        let t = templates();
+        let p = prepare(store, n).unwrap();
+        let r: Result<Applied, WriteError<NotifyError>> =
+            store.write(|tx| apply(tx, &p, &t, d(2024, 1, 20)));
+        r.unwrap()
+    }
+
+    fn sms_texts(store: &Store) -> Vec<String> {
+        store
+            .claim(
+                SMS_TOPIC,
+                100,
+                std::time::Duration::from_secs(60),
+                Utc::now(),
+            )
+            .unwrap()
+            .iter()
+            .map(|i| sms::outbound::decode(&i.payload).unwrap().text)
+            .collect()
+    }
+
+    #[test]
+    fn a_full_payment_activates_once_and_a_redelivery_does_nothing() {
+        let store = seeded();
+        let first = run(&store, notice("T1", 30_000));
+        assert_eq!(
+            first,
+            Applied::New(Outcome::Activated {
+                payment: 30,
+                policy: 20,
+                effective: d(2024, 1, 15)
+            })
+        );
+        assert_eq!(run(&store, notice("T1", 30_000)), Applied::Duplicate);
+        let p = store.policy(20).unwrap().unwrap();
+        assert_eq!(
+            (p.status, p.effective_date),
+            (PolicyStatus::Active, Some(d(2024, 1, 15)))
+        );
+        let covered: Vec<_> = store
+            .insuree_policies_of_policy(20)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.effective_date)
+            .collect();
+        assert_eq!(covered, [Some(d(2024, 1, 15)); 2]);
+        let premiums = store.premiums_of_policy(20).unwrap();
+        assert_eq!(premiums.len(), 1);
+        assert_eq!(
+            (premiums[0].amount, premiums[0].pay_type),
+            (Money::tzs(30_000), PayType::Mobile)
+        );
+        let pay = store.payment(30).unwrap().unwrap();
+        assert_eq!(pay.status, PaymentStatus::Matched);
+        assert_eq!(pay.received_amount, Some(Money::tzs(30_000)));
+        assert_eq!(pay.transaction_no.as_deref(), Some("T1"));
+        let texts = sms_texts(&store);
+        assert_eq!(texts.len(), 1, "{texts:?}");
+        assert!(
+            texts[0].contains("070707070") && texts[0].contains("15/01/2024"),
+            "{texts:?}"
+        );
+        let rec = transaction(&store, "SP111", "T1").unwrap().unwrap();
+        assert_eq!((rec.payment, rec.premium), (Some(30), Some(premiums[0].id)));
+        assert!(!super::super::story_of(&store, 30).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_same_trx_or_payref_with_another_amount_or_bill_is_a_conflict_not_applied() {
+        let store = seeded();
+        run(&store, notice("T1", 10_000));
+        let other_amount = run(&store, notice("T1", 20_000));
+        assert!(
+            matches!(other_amount, Applied::Conflict(ref w) if w.contains("TrxId T1")),
+            "{other_amount:?}"
+        );
+        let other_bill = run(
+            &store,
+            PaymentNotice {
+                control_number: "991110000099".into(),
+                ..notice("T1", 10_000)
+            },
+        );
+        assert!(matches!(other_bill, Applied::Conflict(_)));
+        // Another TrxId reusing the PayRefId with another amount.
+        let reused = run(
+            &store,
+            PaymentNotice {
+                pay_ref_id: "PR-T1".into(),
+                ..notice("T2", 5_000)
+            },
+        );
+        assert!(
+            matches!(reused, Applied::Conflict(ref w) if w.contains("PayRefId")),
+            "{reused:?}"
+        );
+        // The same money reported under another id (reconciliation) is a duplicate.
+        let recon = run(
+            &store,
+            PaymentNotice {
+                source: Source::Reconciliation,
+                trx_id: "RECON:x".into(),
+                pay_ref_id: "PR-T1".into(),
+                ..notice("T1", 10_000)
+            },
+        );
+        assert_eq!(recon, Applied::Duplicate);
+        assert_eq!(store.premiums_of_policy(20).unwrap().len(), 1);
+        assert_eq!(
+            store.payment(30).unwrap().unwrap().received_amount,
+            Some(Money::tzs(10_000))
+        );
+    }
+
+    #[test]
+    fn underpayments_keep_the_policy_idle_with_a_balance_until_installments_add_up() {
+        let store = seeded();
+        assert_eq!(
+            run(&store, notice("T1", 20_000)),
+            Applied::New(Outcome::Underpaid {
+                payment: 30,
+                balance: Money::tzs(10_000)
+            })
+        );
+        assert_eq!(
+            store.policy(20).unwrap().unwrap().status,
+            PolicyStatus::Idle
+        );
+        let texts = sms_texts(&store);
+        assert!(texts[0].contains("10,000"), "{texts:?}");
+        assert!(matches!(
+            run(&store, notice("T2", 10_000)),
+            Applied::New(Outcome::Activated { .. })
+        ));
+        assert_eq!(
+            store.policy(20).unwrap().unwrap().status,
+            PolicyStatus::Active
+        );
+        assert_eq!(store.premiums_of_policy(20).unwrap().len(), 2);
+        assert!(matches!(
+            run(&store, notice("T3", 1_000)),
+            Applied::New(Outcome::AlreadyActive { .. })
+        ));
+    }
+
+    #[test]
+    fn unknown_control_numbers_and_foreign_currencies_are_kept_but_not_applied() {
+        let store = seeded();
+        let unknown = run(
+            &store,
+            PaymentNotice {
+                control_number: "990000000001".into(),
+                bill_id: "999".into(),
+                ..notice("T9", 30_000)
+            },
+        );
+        assert!(matches!(unknown, Applied::New(Outcome::Unmatched { .. })));
+        assert!(transaction(&store, "SP111", "T9").unwrap().is_some());
+        let usd = run(
+            &store,
+            PaymentNotice {
+                currency: "USD".into(),
+                ..notice("T8", 30_000)
+            },
+        );
+        assert!(
+            matches!(usd, Applied::New(Outcome::NotApplied { ref reason, .. }) if reason.contains("USD")),
+            "{usd:?}"
+        );
+        assert_eq!(
+            store.policy(20).unwrap().unwrap().status,
+            PolicyStatus::Idle
+        );
+        assert!(store.premiums_of_policy(20).unwrap().is_empty());
+        assert_eq!(
+            store.payment(30).unwrap().unwrap().status,
+            PaymentStatus::Received
+        );
+    }
 }

@@ -62,7 +62,11 @@ pub fn take(tx: &mut WriteTx<'_>, product: Id, amount: Money) -> Result<Option<S
         return Ok(None);
     }
     tx.aux_remove(POOL_NS, &ekey)?;
-    tx.aux_put(POOL_NS, &key(product, HEAD, None), &(head + 1).to_be_bytes())?;
+    tx.aux_put(
+        POOL_NS,
+        &key(product, HEAD, None),
+        &(head + 1).to_be_bytes(),
+    )?;
     Ok(Some(entry.number))
 }
 
@@ -71,7 +75,11 @@ pub fn push(tx: &mut WriteTx<'_>, product: Id, entry: &PoolEntry) -> Result<(), 
     let tail = read_u64(tx.aux_get(POOL_NS, &key(product, TAIL, None))?);
     let bytes = codec::encode(entry).map_err(codec_err)?;
     tx.aux_put(POOL_NS, &key(product, ENTRY, Some(tail)), &bytes)?;
-    tx.aux_put(POOL_NS, &key(product, TAIL, None), &(tail + 1).to_be_bytes())
+    tx.aux_put(
+        POOL_NS,
+        &key(product, TAIL, None),
+        &(tail + 1).to_be_bytes(),
+    )
 }
 
 /// Adds `delta` to the pool bills of `product` awaiting a number (never below 0).
@@ -168,7 +176,10 @@ mod tests {
                 })
             })
             .collect();
-        let mut got: Vec<String> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+        let mut got: Vec<String> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
         assert_eq!(got.len(), 20, "32 requests for 20 numbers");
         got.sort();
         got.dedup();

@@ -37,6 +37,9 @@ fn sp_codes(p: &Payments) -> Result<Vec<String>, PaymentsError> {
 /// Requests the reconciliation of `date` for every SP code and waits for GePG's reports;
 /// returns them as text.
 pub async fn request(p: &Arc<Payments>, date: NaiveDate) -> Result<String, PaymentsError> {
+    if let Some(why) = &p.disabled {
+        return Err(PaymentsError::Config(why.clone()));
+    }
     let mut report = String::new();
     let codes = {
         let p2 = p.clone();
@@ -58,6 +61,12 @@ pub async fn request(p: &Arc<Payments>, date: NaiveDate) -> Result<String, Payme
             date,
             option: 1,
         };
+        // Remember the day, so the report can list what we hold that GePG does not.
+        p.store.aux_put(
+            RECON_NS,
+            format!("req:{req_id}").as_bytes(),
+            date.to_string().as_bytes(),
+        )?;
         let body = p.keys.ours.envelope(&req.to_xml())?;
         let acked = send_signed(
             p,
@@ -77,7 +86,10 @@ pub async fn request(p: &Arc<Payments>, date: NaiveDate) -> Result<String, Payme
                     )),
                 }
             }
-            Ok(codes) => report.push_str(&format!("{sp_code} {date}: GePG refused: {}\n", codes.join(";"))),
+            Ok(codes) => report.push_str(&format!(
+                "{sp_code} {date}: GePG refused: {}\n",
+                codes.join(";")
+            )),
             Err(e) => report.push_str(&format!("{sp_code} {date}: request failed: {e}\n")),
         }
         p.recon_waiters
@@ -163,7 +175,29 @@ pub async fn on_callback(p: &Payments, raw: &[u8]) -> Reply {
         missing.len(),
         conflicts.len()
     );
-    for l in missing.iter().chain(&conflicts) {
+    // The other side: GePG notifications we applied for that day that the report lacks.
+    let day = p
+        .store
+        .aux_get(RECON_NS, format!("req:{}", resp.req_id).as_bytes())
+        .ok()
+        .flatten()
+        .and_then(|b| NaiveDate::parse_from_str(&String::from_utf8_lossy(&b), "%Y-%m-%d").ok());
+    let mut extra = Vec::new();
+    if let Some(day) = day {
+        let listed: BTreeSet<&str> = resp.lines.iter().map(|l| l.pay_ref_id.as_str()).collect();
+        for r in held_on(p, day).unwrap_or_default() {
+            if r.notice.source == Source::Gepg
+                && r.notice.sp_code == sp_code
+                && !listed.contains(r.notice.pay_ref_id.as_str())
+            {
+                extra.push(format!(
+                    "  NOT IN GePG's REPORT: TrxId {} PayRefId {} control number {} TZS {}",
+                    r.notice.trx_id, r.notice.pay_ref_id, r.notice.control_number, r.notice.paid
+                ));
+            }
+        }
+    }
+    for l in missing.iter().chain(&conflicts).chain(&extra) {
         text.push_str(l);
         text.push('\n');
     }
@@ -193,14 +227,15 @@ pub async fn on_callback(p: &Payments, raw: &[u8]) -> Reply {
 pub fn held_on(p: &Payments, date: NaiveDate) -> Result<Vec<notify::TrxRecord>, PaymentsError> {
     Ok(notify::transactions(&p.store)?
         .into_iter()
-        .filter(|r| {
-            xml::parse_timestamp(&r.notice.paid_at).map(|t| t.date()) == Some(date)
-        })
+        .filter(|r| xml::parse_timestamp(&r.notice.paid_at).map(|t| t.date()) == Some(date))
         .collect())
 }
 
 /// Runs the reconciliation of the previous day every day at `[gepg] reconcile_at` (EAT).
 pub async fn run_daily(p: Arc<Payments>, mut signal: Signal) {
+    if p.disabled.is_some() {
+        return;
+    }
     let Ok(at) = NaiveTime::parse_from_str(p.config.reconcile_at.trim(), "%H:%M") else {
         if !p.config.reconcile_at.trim().is_empty() {
             tracing::warn!(at = %p.config.reconcile_at, "[gepg] reconcile_at is not HH:MM; daily reconciliation off");

@@ -68,6 +68,13 @@ impl Keys {
                 "mode = \"live\" needs key_p12 and gepg_cert_p12".into(),
             ));
         }
+        Keys::load_or_generate(c)
+    }
+
+    /// Loads the configured files, generating whatever is not configured.
+    fn load_or_generate(c: &GepgConfig) -> Result<Keys, PaymentsError> {
+        let set = |p: &std::path::Path| !p.as_os_str().is_empty();
+        let simulator = c.mode == GepgMode::Simulator;
         let ours = if set(&c.key_p12) {
             sign::load_signing_key(&c.key_p12, &c.key_password)?
         } else {
@@ -121,20 +128,70 @@ impl Metrics {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let mut out = String::new();
         for (name, v, help) in [
-            ("gepg_notifications_total", g(&self.notifications), "Payment transactions received"),
-            ("gepg_payments_applied_total", g(&self.applied), "Payments applied (first delivery)"),
-            ("gepg_payments_duplicate_total", g(&self.duplicates), "Redeliveries acknowledged without effect"),
-            ("gepg_payments_conflict_total", g(&self.conflicts), "Same TrxId or PayRefId with another amount or bill (ALARM)"),
-            ("gepg_payments_unmatched_total", g(&self.unmatched), "Payments for an unknown control number"),
-            ("gepg_bad_signature_total", g(&self.bad_signature), "Callbacks refused with 7303"),
-            ("gepg_malformed_total", g(&self.malformed), "Callbacks refused as malformed"),
-            ("gepg_store_failures_total", g(&self.store_failures), "Callbacks not acknowledged: store failure"),
-            ("gepg_control_numbers_total", g(&self.control_numbers), "Control numbers received"),
-            ("gepg_bills_sent_total", g(&self.bills_sent), "Bill submissions acknowledged by GePG"),
-            ("gepg_bill_failures_total", g(&self.bill_failures), "Bill submissions failed or rejected"),
-            ("gepg_reconciled_missing_total", g(&self.reconciled_missing), "Payments found only by reconciliation"),
+            (
+                "gepg_notifications_total",
+                g(&self.notifications),
+                "Payment transactions received",
+            ),
+            (
+                "gepg_payments_applied_total",
+                g(&self.applied),
+                "Payments applied (first delivery)",
+            ),
+            (
+                "gepg_payments_duplicate_total",
+                g(&self.duplicates),
+                "Redeliveries acknowledged without effect",
+            ),
+            (
+                "gepg_payments_conflict_total",
+                g(&self.conflicts),
+                "Same TrxId or PayRefId with another amount or bill (ALARM)",
+            ),
+            (
+                "gepg_payments_unmatched_total",
+                g(&self.unmatched),
+                "Payments for an unknown control number",
+            ),
+            (
+                "gepg_bad_signature_total",
+                g(&self.bad_signature),
+                "Callbacks refused with 7303",
+            ),
+            (
+                "gepg_malformed_total",
+                g(&self.malformed),
+                "Callbacks refused as malformed",
+            ),
+            (
+                "gepg_store_failures_total",
+                g(&self.store_failures),
+                "Callbacks not acknowledged: store failure",
+            ),
+            (
+                "gepg_control_numbers_total",
+                g(&self.control_numbers),
+                "Control numbers received",
+            ),
+            (
+                "gepg_bills_sent_total",
+                g(&self.bills_sent),
+                "Bill submissions acknowledged by GePG",
+            ),
+            (
+                "gepg_bill_failures_total",
+                g(&self.bill_failures),
+                "Bill submissions failed or rejected",
+            ),
+            (
+                "gepg_reconciled_missing_total",
+                g(&self.reconciled_missing),
+                "Payments found only by reconciliation",
+            ),
         ] {
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"));
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
+            ));
         }
         out
     }
@@ -168,6 +225,9 @@ pub struct Payments {
     /// Our own base URL (where the simulator calls back).
     pub self_url: String,
     pub(crate) recon_waiters: ReconWaiters,
+    /// Why payments are off (live mode without keys or URL): callbacks then answer 503 and
+    /// no bill is sent, so GePG retries once the configuration is fixed.
+    pub disabled: Option<String>,
     /// The built-in simulator's memory (bills seen, payments made), one per server.
     pub(crate) simulator: Mutex<super::simulator::SimState>,
 }
@@ -182,17 +242,36 @@ impl std::fmt::Debug for Payments {
 
 impl Payments {
     /// `self_url` is this server's base URL (`http://127.0.0.1:8080`).
+    /// In live mode, missing keys or URL do not stop the server (USSD and SMS still work):
+    /// payments stay [`Payments::disabled`] and the error is logged.
     pub fn new(store: Store, config: &Config, self_url: &str) -> Result<Payments, PaymentsError> {
         let c = config.gepg.clone();
-        let keys = Keys::from_config(&c)?;
+        let mut disabled = None;
+        let keys = match Keys::from_config(&c) {
+            Ok(k) => k,
+            Err(PaymentsError::Config(why)) => {
+                disabled = Some(why);
+                Keys::load_or_generate(&GepgConfig {
+                    key_p12: Default::default(),
+                    gepg_cert_p12: Default::default(),
+                    simulator_key_p12: Default::default(),
+                    ..c.clone()
+                })?
+            }
+            Err(e) => return Err(e),
+        };
         let templates = Arc::new(Templates::load(&config.sms.templates_dir)?);
         let gepg_url = match (c.mode, c.url.is_empty()) {
             (GepgMode::Simulator, true) => format!("{self_url}/gepg-sim"),
             (GepgMode::Live, true) => {
-                return Err(PaymentsError::Config("mode = \"live\" needs url".into()))
+                disabled.get_or_insert_with(|| "mode = \"live\" needs url".into());
+                String::new()
             }
             (_, false) => c.url.trim_end_matches('/').to_string(),
         };
+        if let Some(why) = &disabled {
+            tracing::error!(%why, "[gepg] GePG payments are OFF: callbacks answer 503, no bills are sent");
+        }
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(c.request_timeout_secs.max(1)))
             .build()
@@ -207,6 +286,7 @@ impl Payments {
             gepg_url,
             self_url: self_url.trim_end_matches('/').to_string(),
             recon_waiters: Mutex::new(HashMap::new()),
+            disabled,
             simulator: Mutex::new(Default::default()),
         })
     }
@@ -236,9 +316,15 @@ impl Payments {
     /// is the signed reply to send.
     pub fn open<'a>(&self, raw: &'a [u8], expected: &str) -> Result<Signed<'a>, Reply> {
         let ack = format!("{expected}Ack");
+        if self.disabled.is_some() {
+            return Err(self.reply(&ack, "7201", 503));
+        }
         if raw.len() > self.config.max_body_bytes {
             inc(&self.metrics.malformed, 1);
-            tracing::warn!(len = raw.len(), "GePG callback over the size limit: refused");
+            tracing::warn!(
+                len = raw.len(),
+                "GePG callback over the size limit: refused"
+            );
             return Err(self.reply(&ack, "7242", 413));
         }
         let signed = match xml::split_envelope(raw, self.config.max_body_bytes) {
@@ -256,7 +342,10 @@ impl Payments {
         };
         if !self.keys.gepg.verify(signed.inner, &signed.signature) {
             inc(&self.metrics.bad_signature, 1);
-            tracing::warn!(message = expected, "GePG callback with an invalid signature: refused (7303)");
+            tracing::warn!(
+                message = expected,
+                "GePG callback with an invalid signature: refused (7303)"
+            );
             return Err(self.reply(&ack, "7303", 200));
         }
         Ok(signed)
@@ -301,21 +390,22 @@ impl Payments {
         let templates = self.templates.clone();
         let today = crate::demo::today_eat();
         let for_log = notices.clone();
-        let results = tokio::task::spawn_blocking(move || -> Result<Vec<Applied>, PaymentsError> {
-            let prepared = notices
-                .into_iter()
-                .map(|n| notify::prepare(&store, n))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(store.write(|tx| {
-                let mut out = Vec::with_capacity(prepared.len());
-                for p in &prepared {
-                    out.push(notify::apply(tx, p, &templates, today)?);
-                }
-                Ok(out)
-            })?)
-        })
-        .await
-        .map_err(|e| PaymentsError::Task(e.to_string()))??;
+        let results =
+            tokio::task::spawn_blocking(move || -> Result<Vec<Applied>, PaymentsError> {
+                let prepared = notices
+                    .into_iter()
+                    .map(|n| notify::prepare(&store, n))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(store.write(|tx| {
+                    let mut out = Vec::with_capacity(prepared.len());
+                    for p in &prepared {
+                        out.push(notify::apply(tx, p, &templates, today)?);
+                    }
+                    Ok(out)
+                })?)
+            })
+            .await
+            .map_err(|e| PaymentsError::Task(e.to_string()))??;
         self.store.flushed().await?;
         for (n, r) in for_log.iter().zip(&results) {
             let span = tracing::info_span!("payment", trx_id = %n.trx_id, sp_code = %n.sp_code, control_number = %n.control_number);

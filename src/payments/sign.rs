@@ -152,13 +152,13 @@ pub fn load_verifying_key(path: &Path, password: &str) -> Result<VerifyingKey, S
     let p = parse_p12(path, password)?;
     let cert = match p.cert {
         Some(c) => c,
-        None => p
-            .ca
-            .and_then(|mut ca| ca.pop())
-            .ok_or_else(|| SignError::Keystore {
-                path: path.display().to_string(),
-                message: "no certificate inside".into(),
-            })?,
+        None => {
+            p.ca.and_then(|mut ca| ca.pop())
+                .ok_or_else(|| SignError::Keystore {
+                    path: path.display().to_string(),
+                    message: "no certificate inside".into(),
+                })?
+        }
     };
     VerifyingKey::from_cert(&cert)
 }
@@ -207,8 +207,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let private = dir.path().join("ours.p12");
         let public = dir.path().join("gepg.p12");
-        std::fs::write(&private, p12_der(Some(&key), &cert, "passpass", "gepgclient").unwrap())
-            .unwrap();
+        std::fs::write(
+            &private,
+            p12_der(Some(&key), &cert, "passpass", "gepgclient").unwrap(),
+        )
+        .unwrap();
         std::fs::write(&public, p12_der(None, &cert, "gepg@2018", "gepg").unwrap()).unwrap();
         let signer = load_signing_key(&private, "passpass").unwrap();
         let verifier = load_verifying_key(&public, "gepg@2018").unwrap();

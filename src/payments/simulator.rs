@@ -28,8 +28,8 @@ use crate::domain::Money;
 pub struct SimState {
     /// BillId → control number.
     bills: HashMap<String, String>,
-    /// Payments made, by EAT date, for reconciliation.
-    paid: Vec<(NaiveDate, ReconcLine)>,
+    /// Payments made, by EAT date and SP code, for reconciliation.
+    paid: Vec<(NaiveDate, String, ReconcLine)>,
     seq: u64,
 }
 
@@ -85,7 +85,12 @@ fn open_ours<'a>(p: &Payments, raw: &'a [u8], name: &str) -> Result<&'a [u8], St
 }
 
 /// Sends a message signed by the simulator to one of our callbacks; our ack's codes.
-async fn post_signed(p: &Payments, path: &str, inner: &str, ack: &str) -> Result<Vec<String>, String> {
+async fn post_signed(
+    p: &Payments,
+    path: &str,
+    inner: &str,
+    ack: &str,
+) -> Result<Vec<String>, String> {
     let key = p.keys.simulator.as_ref().ok_or("simulator not enabled")?;
     let body = key.envelope(inner).map_err(|e| e.to_string())?;
     let resp = p
@@ -119,7 +124,16 @@ pub async fn on_bill(p: Arc<Payments>, raw: &[u8]) -> Reply {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(error = %e, "simulator: bad bill submission");
-            return sim_reply(&p, ACK, if e.contains("signature") { "7303" } else { "7242" }, 200);
+            return sim_reply(
+                &p,
+                ACK,
+                if e.contains("signature") {
+                    "7303"
+                } else {
+                    "7242"
+                },
+                200,
+            );
         }
     };
     let mut fresh = Vec::new();
@@ -151,8 +165,12 @@ pub async fn on_bill(p: Arc<Payments>, raw: &[u8]) -> Reply {
             for attempt in 0..5u64 {
                 match post_signed(&p2, "/gepg/control-number", &inner, "gepgBillSubRespAck").await {
                     Ok(codes) if codes.iter().any(|c| c == "7101") => return,
-                    Ok(codes) => tracing::warn!(?codes, "simulator: control number callback refused"),
-                    Err(e) => tracing::warn!(error = %e, "simulator: control number callback failed"),
+                    Ok(codes) => {
+                        tracing::warn!(?codes, "simulator: control number callback refused")
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "simulator: control number callback failed")
+                    }
                 }
                 tokio::time::sleep(Duration::from_millis(200 * (attempt + 1))).await;
             }
@@ -180,7 +198,11 @@ pub async fn pay(p: Arc<Payments>, req: PayRequest) -> Result<PayResult, String>
     let product_code = payment.details.first().map(|d| d.product_code.clone());
     let store = p.store.clone();
     let sp_code = tokio::task::spawn_blocking(move || match product_code {
-        Some(c) => store.product_by_code(&c).ok().flatten().and_then(|p| p.sp_code),
+        Some(c) => store
+            .product_by_code(&c)
+            .ok()
+            .flatten()
+            .and_then(|p| p.sp_code),
         None => None,
     })
     .await
@@ -221,6 +243,7 @@ pub async fn pay(p: Arc<Payments>, req: PayRequest) -> Result<PayResult, String>
         let mut st = p.simulator.lock().unwrap_or_else(|e| e.into_inner());
         st.paid.push((
             now_eat.date(),
+            sp_code.clone(),
             ReconcLine {
                 bill_id: trx.bill_id.clone(),
                 control_number: trx.control_number.clone(),
@@ -285,8 +308,8 @@ pub async fn on_reconcile(p: Arc<Payments>, raw: &[u8]) -> Reply {
         let st = p.simulator.lock().unwrap_or_else(|e| e.into_inner());
         st.paid
             .iter()
-            .filter(|(d, _)| *d == req.date)
-            .map(|(_, l)| l.clone())
+            .filter(|(d, sp, _)| *d == req.date && *sp == req.sp_code)
+            .map(|(_, _, l)| l.clone())
             .collect()
     };
     let resp = ReconcResp {
@@ -299,7 +322,9 @@ pub async fn on_reconcile(p: Arc<Payments>, raw: &[u8]) -> Reply {
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let inner = resp.to_xml();
-        if let Err(e) = post_signed(&p2, "/gepg/reconciliation", &inner, "gepgSpReconcRespAck").await {
+        if let Err(e) =
+            post_signed(&p2, "/gepg/reconciliation", &inner, "gepgSpReconcRespAck").await
+        {
             tracing::warn!(error = %e, "simulator: reconciliation callback failed");
         }
     });
@@ -309,5 +334,5 @@ pub async fn on_reconcile(p: Arc<Payments>, raw: &[u8]) -> Reply {
 /// Total paid through the simulator (for the demo page and tests).
 pub fn total_paid(p: &Payments) -> Money {
     let st = p.simulator.lock().unwrap_or_else(|e| e.into_inner());
-    st.paid.iter().map(|(_, l)| l.paid_amt).sum()
+    st.paid.iter().map(|(_, _, l)| l.paid_amt).sum()
 }

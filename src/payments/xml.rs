@@ -53,7 +53,9 @@ pub struct Element {
 impl Element {
     /// The first child with any of `names`.
     pub fn child(&self, names: &[&str]) -> Option<&Element> {
-        self.children.iter().find(|c| names.contains(&c.name.as_str()))
+        self.children
+            .iter()
+            .find(|c| names.contains(&c.name.as_str()))
     }
 
     /// Every child named `name`.
@@ -864,7 +866,10 @@ mod tests {
             (t.trx_id.as_str(), t.ccy.as_str(), t.payer_name.as_str()),
             ("T-9", "TZS", "Asha")
         );
-        assert_eq!((t.paid_amt, t.bill_amt), (Money::tzs(20_000), Money::tzs(30_000)));
+        assert_eq!(
+            (t.paid_amt, t.bill_amt),
+            (Money::tzs(20_000), Money::tzs(30_000))
+        );
     }
 
     #[test]
@@ -879,14 +884,28 @@ mod tests {
                 field: "TrxId"
             }
         );
-        let bad_amt = no_trx.replace("<SpCode>", "<TrxId>T</TrxId><SpCode>").replace(
-            "<PaidAmt>1</PaidAmt>",
-            "<PaidAmt>1e3</PaidAmt>",
-        );
+        let bad_amt = no_trx
+            .replace("<SpCode>", "<TrxId>T</TrxId><SpCode>")
+            .replace("<PaidAmt>1</PaidAmt>", "<PaidAmt>1e3</PaidAmt>");
         let err = PmtSpInfo::parse(&parse(bad_amt.as_bytes(), MAX).unwrap()).unwrap_err();
-        assert!(matches!(err, XmlError::Invalid { field: "PaidAmt", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                XmlError::Invalid {
+                    field: "PaidAmt",
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let empty = PmtSpInfo::parse(&parse(b"<gepgPmtSpInfo/>", MAX).unwrap()).unwrap_err();
-        assert!(matches!(empty, XmlError::Missing { field: "PymtTrxInf", .. }));
+        assert!(matches!(
+            empty,
+            XmlError::Missing {
+                field: "PymtTrxInf",
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -905,10 +924,19 @@ mod tests {
             parse(&big, 10),
             Err(XmlError::TooLarge { len: 100, max: 10 })
         );
-        assert!(matches!(parse(b"<a><b></a>", MAX), Err(XmlError::Malformed(_))));
-        assert!(matches!(parse(b"<a></a><b/>", MAX), Err(XmlError::Malformed(_))));
+        assert!(matches!(
+            parse(b"<a><b></a>", MAX),
+            Err(XmlError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse(b"<a></a><b/>", MAX),
+            Err(XmlError::Malformed(_))
+        ));
         let deep = format!("{}{}", "<a>".repeat(40), "</a>".repeat(40));
-        assert!(matches!(parse(deep.as_bytes(), MAX), Err(XmlError::Malformed(_))));
+        assert!(matches!(
+            parse(deep.as_bytes(), MAX),
+            Err(XmlError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -921,7 +949,10 @@ mod tests {
         assert_eq!(s.signature, "c2ln");
         // Signature first works too.
         let raw = format!("<Gepg><gepgSignature>c2ln</gepgSignature>{inner}</Gepg>");
-        assert_eq!(split_envelope(raw.as_bytes(), MAX).unwrap().inner, inner.as_bytes());
+        assert_eq!(
+            split_envelope(raw.as_bytes(), MAX).unwrap().inner,
+            inner.as_bytes()
+        );
         for bad in [
             format!("<Other>{inner}<gepgSignature>x</gepgSignature></Other>"),
             format!("<Gepg>{inner}</Gepg>"),
@@ -929,7 +960,10 @@ mod tests {
             format!("<Gepg>{inner}{inner}<gepgSignature>x</gepgSignature></Gepg>"),
         ] {
             assert!(
-                matches!(split_envelope(bad.as_bytes(), MAX), Err(XmlError::Envelope(_))),
+                matches!(
+                    split_envelope(bad.as_bytes(), MAX),
+                    Err(XmlError::Envelope(_))
+                ),
                 "{bad}"
             );
         }
@@ -961,7 +995,10 @@ mod tests {
         };
         let xml = req.to_xml();
         assert!(xml.contains("<Ccy>TZS</Ccy>") && xml.contains("<BillPayOpt>3</BillPayOpt>"));
-        assert_eq!(BillSubReq::parse(&parse(xml.as_bytes(), MAX).unwrap()).unwrap(), req);
+        assert_eq!(
+            BillSubReq::parse(&parse(xml.as_bytes(), MAX).unwrap()).unwrap(),
+            req
+        );
 
         let resp = BillSubResp {
             results: vec![
@@ -979,7 +1016,10 @@ mod tests {
         };
         let xml = resp.to_xml();
         assert!(xml.contains("<TrxStsCode>7242;7627</TrxStsCode>"));
-        assert_eq!(BillSubResp::parse(&parse(xml.as_bytes(), MAX).unwrap()).unwrap(), resp);
+        assert_eq!(
+            BillSubResp::parse(&parse(xml.as_bytes(), MAX).unwrap()).unwrap(),
+            resp
+        );
 
         let rq = ReconcReq {
             req_id: "1825734690".into(),
@@ -990,7 +1030,10 @@ mod tests {
         };
         let xml = rq.to_xml();
         assert!(xml.contains("<TnxDt>2025-06-14</TnxDt>"));
-        assert_eq!(ReconcReq::parse(&parse(xml.as_bytes(), MAX).unwrap()).unwrap(), rq);
+        assert_eq!(
+            ReconcReq::parse(&parse(xml.as_bytes(), MAX).unwrap()).unwrap(),
+            rq
+        );
 
         let rs = ReconcResp {
             req_id: "1825734690".into(),
@@ -1012,14 +1055,23 @@ mod tests {
             }],
         };
         let xml = rs.to_xml();
-        assert_eq!(ReconcResp::parse(&parse(xml.as_bytes(), MAX).unwrap()).unwrap(), rs);
+        assert_eq!(
+            ReconcResp::parse(&parse(xml.as_bytes(), MAX).unwrap()).unwrap(),
+            rs
+        );
 
         let ack = Ack::to_xml("gepgSpReconcRespAck", "7101");
         assert_eq!(
             ack,
             "<gepgSpReconcRespAck><ReconcStsCode>7101</ReconcStsCode></gepgSpReconcRespAck>"
         );
-        let parsed = Ack::parse(&parse(b"<gepgBillSubReqAck><TrxStsCode>7242;7226</TrxStsCode></gepgBillSubReqAck>", MAX).unwrap());
+        let parsed = Ack::parse(
+            &parse(
+                b"<gepgBillSubReqAck><TrxStsCode>7242;7226</TrxStsCode></gepgBillSubReqAck>",
+                MAX,
+            )
+            .unwrap(),
+        );
         assert!(!parsed.is_success());
         assert_eq!(parsed.codes, ["7242", "7226"]);
     }
@@ -1034,7 +1086,11 @@ mod tests {
         assert_eq!(parse_amount("-5"), None);
         assert_eq!(parse_amount("1.005"), None);
         assert_eq!(format_amount(Money(7_693_739)), "76937.39");
-        for raw in ["2023-01-03 14:47:14.0", "2023-01-03T14:47:14", "20230103144714"] {
+        for raw in [
+            "2023-01-03 14:47:14.0",
+            "2023-01-03T14:47:14",
+            "20230103144714",
+        ] {
             let t = parse_timestamp(raw).unwrap();
             assert_eq!(format_timestamp(t), "2023-01-03T14:47:14", "{raw}");
         }

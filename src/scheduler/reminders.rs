@@ -16,7 +16,11 @@ use super::{JobReport, Scheduler, SchedulerError};
 use crate::domain::renewal::{needs_renewal_prompt, renewal_date};
 use crate::domain::{policy_value, MemberForValue, Policy, PolicyStage};
 use crate::sms::{enqueue, OutboundSms};
-use crate::store::TxResult;
+use crate::store::{Store, TxResult};
+
+/// Reminders per transaction: enough to amortise the commit, short enough not to hold up
+/// USSD writes (sled serializes transactions).
+const BATCH: usize = 128;
 
 /// Aux namespace: `policy:event` → window the reminder went out.
 pub const SENT_NS: &str = "reminder.sent";
@@ -79,6 +83,7 @@ pub fn run(
         }
         Ok(true)
     })?;
+    let mut owed: Vec<(String, OutboundSms)> = Vec::new();
     for (p, event) in due {
         report.examined += 1;
         let key = format!("{}:{}", p.id, event.name());
@@ -164,20 +169,43 @@ pub fn run(
             report.changed += 1;
             continue;
         }
-        let window_s = window.to_string();
-        let sent = store.write_at(now, |tx| -> TxResult<bool, Infallible> {
-            if tx.aux_get(SENT_NS, key.as_bytes())?.is_some() {
-                return Ok(false);
-            }
-            tx.aux_put(SENT_NS, key.as_bytes(), window_s.as_bytes())?;
-            enqueue(tx, &format!("reminder:{key}"), &sms)?;
-            Ok(true)
-        })?;
-        if sent {
-            report.changed += 1;
-            report.sms += 1;
+        owed.push((key, sms));
+        if owed.len() >= BATCH {
+            enqueue_batch(store, window, now, &mut owed, report)?;
         }
     }
+    enqueue_batch(store, window, now, &mut owed, report)?;
+    Ok(())
+}
+
+/// Records and enqueues `owed` reminders in one transaction, skipping any a concurrent or
+/// earlier run already sent.
+fn enqueue_batch(
+    store: &Store,
+    window: NaiveDate,
+    now: DateTime<Utc>,
+    owed: &mut Vec<(String, OutboundSms)>,
+    report: &mut JobReport,
+) -> Result<(), SchedulerError> {
+    if owed.is_empty() {
+        return Ok(());
+    }
+    let window_s = window.to_string();
+    let sent = store.write_at(now, |tx| -> TxResult<u64, Infallible> {
+        let mut sent = 0;
+        for (key, sms) in owed.iter() {
+            if tx.aux_get(SENT_NS, key.as_bytes())?.is_some() {
+                continue;
+            }
+            tx.aux_put(SENT_NS, key.as_bytes(), window_s.as_bytes())?;
+            enqueue(tx, &format!("reminder:{key}"), sms)?;
+            sent += 1;
+        }
+        Ok(sent)
+    })?;
+    report.changed += sent;
+    report.sms += sent;
+    owed.clear();
     Ok(())
 }
 

@@ -41,7 +41,10 @@ pub fn routes() -> Router<AppState> {
         .route("/payments/status", get(status))
         .route("/payments/reconcile", post(reconcile))
         .route("/gepg-sim/api/bill/sigqrequest", post(sim_bill))
-        .route("/gepg-sim/api/reconciliations/sig_sp_qrequest", post(sim_reconcile))
+        .route(
+            "/gepg-sim/api/reconciliations/sig_sp_qrequest",
+            post(sim_reconcile),
+        )
         .route("/gepg-sim/pay", post(sim_pay))
 }
 
@@ -90,11 +93,17 @@ async fn mobile_money(
         Err(e @ mobile::MobileError::Signature) => {
             p.count(|m| &m.bad_signature, 1);
             tracing::warn!(error = %e, "mobile-money callback refused");
-            return (StatusCode::UNAUTHORIZED, Json(json!({"error": e.to_string()})));
+            return (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({"error": e.to_string()})),
+            );
         }
         Err(e) => {
             p.count(|m| &m.malformed, 1);
-            return (StatusCode::BAD_REQUEST, Json(json!({"error": e.to_string()})));
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": e.to_string()})),
+            );
         }
     };
     match p.apply(vec![notice]).await.map(|mut r| r.pop()) {
@@ -159,7 +168,10 @@ async fn reconcile(State(state): State<AppState>, body: Bytes) -> (StatusCode, J
         );
     };
     match crate::payments::reconcile::request(&state.payments, date).await {
-        Ok(report) => (StatusCode::OK, Json(json!({"date": date.to_string(), "report": report}))),
+        Ok(report) => (
+            StatusCode::OK,
+            Json(json!({"date": date.to_string(), "report": report})),
+        ),
         Err(e) => (
             StatusCode::BAD_GATEWAY,
             Json(json!({"error": e.to_string()})),

@@ -3,16 +3,17 @@
 //! Owns: claim with a lease → encode (GSM-7 or UCS2, concatenated with a rotating UDH
 //! reference) → one submit job per segment → record the message ids → ack, only after
 //! every segment's submit_sm_resp; the retry policy (temporary errors back off through the
-//! outbox, permanent ones fail the SMS) and the batch flush that bounds duplicates.
-//! Must never: ack before the SMSC accepted the last segment, or claim the next batch
-//! before the previous one's acks are flushed (so a crash re-sends at most one batch,
-//! i.e. window × binds messages).
+//! outbox, permanent ones fail the SMS) and the slots that bound duplicates.
+//! Must never: ack before the SMSC accepted the last segment, or hold more than
+//! window × binds entries claimed and not durably acked (so a crash re-sends at most that
+//! many messages).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::metrics::{inc, metrics};
@@ -34,14 +35,34 @@ pub fn permanent(status: u32) -> bool {
 }
 
 /// Runs until shutdown.
+///
+/// A slot (one of window × binds) is taken before an entry is claimed and given back only
+/// once that entry's ack (or retry) is flushed. So the entries claimed and not yet durably
+/// acknowledged never exceed window × binds, whatever the timing, and the pipe stays full
+/// without batch boundaries (a batch that waits for its slowest response, then for a flush,
+/// leaves the link idle and meets the peer's Nagle delay).
 pub(crate) async fn run(shared: Arc<Shared>, mut stop: Signal) {
     let s = &shared.settings;
-    let batch = s.window * s.binds.max(1);
+    let slots = s.window * s.binds.max(1);
+    let free = Arc::new(Semaphore::new(slots));
+    let mut tasks = JoinSet::new();
     loop {
-        if stop.is_triggered() {
-            break;
+        while tasks.try_join_next().is_some() {}
+        let first = tokio::select! {
+            p = free.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = stop.recv() => break,
+        };
+        let mut permits = vec![first];
+        while let Ok(p) = free.clone().try_acquire_owned() {
+            permits.push(p);
         }
-        let items = match shared.store.claim(SMS_TOPIC, batch, s.lease, Utc::now()) {
+        let items = match shared
+            .store
+            .claim(SMS_TOPIC, permits.len(), s.lease, Utc::now())
+        {
             Ok(items) => items,
             Err(e) => {
                 tracing::warn!(error = %e, "claiming SMS from the outbox failed");
@@ -49,28 +70,33 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: Signal) {
             }
         };
         if items.is_empty() {
+            drop(permits);
             tokio::select! {
                 _ = tokio::time::sleep(s.poll) => continue,
                 _ = stop.recv() => break,
             }
         }
-        let mut set = JoinSet::new();
-        for item in items {
-            set.spawn(send(shared.clone(), item));
-        }
-        loop {
-            tokio::select! {
-                r = set.join_next() => if r.is_none() { break },
-                _ = stop.recv(), if !shared.stopping.load(Ordering::Relaxed) => {
-                    shared.stopping.store(true, Ordering::Relaxed);
+        for (item, permit) in items.into_iter().zip(permits) {
+            let shared = shared.clone();
+            tasks.spawn(async move {
+                send(&shared, item).await;
+                if let Err(e) = shared.store.flushed().await {
+                    tracing::warn!(error = %e, "flushing an SMS ack failed");
                 }
-            }
-        }
-        if let Err(e) = shared.store.flushed().await {
-            tracing::warn!(error = %e, "flushing SMS acks failed");
+                drop(permit);
+            });
         }
     }
     shared.stopping.store(true, Ordering::Relaxed);
+    // Let what is in flight finish; what does not stays leased and is claimed again after
+    // the restart (not acked, so not lost).
+    let drain = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(3), drain)
+        .await
+        .is_err()
+    {
+        tasks.abort_all();
+    }
 }
 
 enum Fate {
@@ -81,7 +107,7 @@ enum Fate {
     Abandoned,
 }
 
-async fn send(shared: Arc<Shared>, item: OutboxItem) {
+async fn send(shared: &Shared, item: OutboxItem) {
     let s = &shared.settings;
     let store = &shared.store;
     let now = Utc::now;
@@ -89,7 +115,7 @@ async fn send(shared: Arc<Shared>, item: OutboxItem) {
         Ok(sms) => sms,
         Err(e) => {
             finish(
-                &shared,
+                shared,
                 item.seq,
                 Fate::Permanent(format!("undecodable outbox entry: {e}")),
             );
@@ -117,7 +143,7 @@ async fn send(shared: Arc<Shared>, item: OutboxItem) {
                     ussd_service_op: None,
                     its_session_info: None,
                 };
-                match submit(&shared, req).await {
+                match submit(shared, req).await {
                     Ok(id) => ids.push(s.id_format.submit_key(&id)),
                     Err(f) => {
                         fate = Some(f);
@@ -134,7 +160,7 @@ async fn send(shared: Arc<Shared>, item: OutboxItem) {
         }
         tracing::debug!(message_ids = ?ids, "submitted");
     }
-    finish(&shared, item.seq, fate);
+    finish(shared, item.seq, fate);
 }
 
 async fn submit(shared: &Shared, req: SubmitReq) -> Result<String, Fate> {

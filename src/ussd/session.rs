@@ -140,8 +140,11 @@ pub fn set_language(store: &Store, msisdn: &Msisdn, lang: Language) -> Result<()
     Ok(())
 }
 
+/// A stored session's key, and the session unless its record does not decode.
+pub type StoredSession = (Vec<u8>, Option<Session>);
+
 /// Every stored session (for the sweeper); undecodable records are returned as `None`.
-pub fn all(store: &Store) -> Result<Vec<(Vec<u8>, Option<Session>)>, SessionError> {
+pub fn all(store: &Store) -> Result<Vec<StoredSession>, SessionError> {
     Ok(store
         .aux_scan(SESSION_NS, b"")?
         .into_iter()

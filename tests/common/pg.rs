@@ -149,6 +149,55 @@ impl Pg {
             .output();
     }
 
+    /// Turns TLS on with a fresh self-signed certificate for `localhost` (made with the
+    /// `openssl` tool); returns the certificate's path, to trust as a root.
+    pub fn enable_tls(&self) -> PathBuf {
+        let data = self.data();
+        let (crt, key) = (data.join("server.crt"), data.join("server.key"));
+        let out = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args([
+                "-subj",
+                "/CN=localhost",
+                "-addext",
+                "subjectAltName=DNS:localhost",
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&crt)
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "openssl req: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if is_root() {
+            let ok = Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(&crt)
+                .arg(&key)
+                .status()
+                .expect("chown")
+                .success();
+            assert!(ok, "chown the TLS files to postgres");
+        }
+        // PostgreSQL refuses a private key others can read.
+        let ok = Command::new("chmod")
+            .arg("600")
+            .arg(&key)
+            .status()
+            .expect("chmod")
+            .success();
+        assert!(ok, "chmod 600 server.key");
+        self.query("ALTER SYSTEM SET ssl = on");
+        self.query("SELECT pg_reload_conf()");
+        crt
+    }
+
     pub fn dsn(&self) -> String {
         format!(
             "host=127.0.0.1 port={} user=postgres dbname=postgres connect_timeout=5",

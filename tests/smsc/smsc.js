@@ -20,7 +20,8 @@
 //   POST /config           {"throttle_next":N, "throttle_status":S|[S,...], "reject_next":N, "reject_status":S,
 //                           "resp_delay_ms":ms, "dlr_delay_ms":ms, "dlr_before_resp":bool,
 //                           "dlr_stat":"DELIVRD"|"UNDELIV"|"EXPIRED", "dlr_tlvs":bool}
-//   POST /mo               {"from","to","text","data_coding","udh":"hex","ussd_service_op",
+//   POST /mo               {"command":"deliver_sm"|"data_sm","from","to","text","data_coding",
+//                           "udh":"hex","ussd_service_op",
 //                           "its_session_info":[a,b],"extra":{...raw PDU fields}}
 //   POST /raw              {"hex":"..."} writes raw bytes to every bound session
 //   POST /drop             destroys every session's socket (no unbind)
@@ -51,7 +52,7 @@ const stats = {
   dlr_sent: 0, mo_sent: 0, deliver_sm_resp: 0, deliver_sm_resp_status: [], mo_resp: 0,
   mo_resp_status: [], dlr_resp: 0, enquire_link: 0,
   unbind: 0, unbind_resp: 0, generic_nack: 0, generic_nack_seq: [], sessions: 0,
-  max_outstanding: 0, throttle_statuses: [],
+  max_outstanding: 0, throttle_statuses: [], data_sm_resp: 0,
 };
 const submits = [];
 // Distinct accepted texts: lets a test wait for N messages without fetching every submit.
@@ -125,6 +126,13 @@ const server = smpp.createServer({ debug: !!process.env.SMSC_DEBUG }, (session) 
       stats.mo_resp_status.push(pdu.command_status);
     } else {
       stats.dlr_resp++;
+    }
+  });
+  session.on('data_sm_resp', (pdu) => {
+    stats.data_sm_resp++;
+    if (session.moSeqs.delete(pdu.sequence_number)) {
+      stats.mo_resp++;
+      stats.mo_resp_status.push(pdu.command_status);
     }
   });
   session.on('generic_nack', (pdu) => {
@@ -219,10 +227,16 @@ const ctrl = http.createServer((req, res) => {
       if (mo.udh) fields.esm_class = 0x40;
       if (mo.ussd_service_op !== undefined) fields.ussd_service_op = mo.ussd_service_op;
       if (mo.its_session_info !== undefined) fields.its_session_info = Buffer.from(mo.its_session_info);
+      // "command": "data_sm" sends the text in message_payload (USSD gateways that use data_sm).
+      const command = mo.command === 'data_sm' ? 'data_sm' : 'deliver_sm';
+      if (command === 'data_sm') {
+        fields.message_payload = fields.short_message;
+        delete fields.short_message;
+      }
       Object.assign(fields, mo.extra || {});
       const targets = receivers();
       for (const s of targets) {
-        const pdu = new smpp.PDU('deliver_sm', fields);
+        const pdu = new smpp.PDU(command, fields);
         s.send(pdu);
         s.moSeqs.add(pdu.sequence_number);
       }

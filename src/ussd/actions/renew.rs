@@ -2,9 +2,10 @@
 //! it in one durable transaction.
 //!
 //! Confirm writes, atomically and flushed before the member sees the number: an Idle 'R'
-//! policy with its member rows, a payment intent with its detail, a control number (in
-//! `[gepg] mode = "simulator"`, "99" + the zero-padded payment id, Assigned), the journal
-//! entry of this step, the family → payment index entry, and the control-number SMS.
+//! policy with its member rows, a payment intent with its detail, a control number (given by
+//! `payments::assign_control_number`: from the product's pool, the simulator, or a queued
+//! GePG bill whose number comes later by SMS), the journal entry of this step, the family →
+//! payment index entry, and the control-number SMS.
 //! A family that already has an Idle renewal of that product is shown that one instead; a
 //! resumed or replayed confirm finds its journal entry and creates nothing.
 
@@ -14,11 +15,10 @@ use uuid::Uuid;
 
 use super::payments::{index_in_tx, of_family};
 use super::{show_date, ActionCtx, ActionError, Outcome};
-use crate::config::GepgMode;
 use crate::domain::{
-    policy_value, renewal_period, renewal_product, Chfid, ControlNumber, ControlNumberStatus, Id,
-    Insuree, InsureePolicy, MemberForValue, Money, Payment, PaymentDetail, PaymentStatus, Policy,
-    PolicyStage, PolicyStatus, Product,
+    policy_value, renewal_period, renewal_product, Chfid, Id, Insuree, InsureePolicy,
+    MemberForValue, Money, Payment, PaymentDetail, PaymentStatus, Policy, PolicyStage,
+    PolicyStatus, Product,
 };
 use crate::sms::{self, OutboundSms};
 use crate::store::{codec, Abort, StoreError, WriteError};
@@ -191,7 +191,6 @@ fn write_renewal(
     q: &Quote,
     base: Outcome,
 ) -> Result<Outcome, ActionError> {
-    let simulator = ctx.gepg == GepgMode::Simulator;
     let head_chfid = format!("{:09}", view.head.chfid.value());
     let written = ctx.store.write_durable_blocking(|tx| {
         // A replay that raced the first run finds the entry here, inside the transaction.
@@ -234,22 +233,17 @@ fn write_renewal(
             })?;
         }
         let payment_id = tx.next_id()?;
-        let number = simulator.then(|| format!("99{payment_id:010}"));
-        tx.put_payment(&Payment {
+        let mut payment = Payment {
             id: payment_id,
             uuid: Uuid::new_v4(),
-            status: if simulator {
-                PaymentStatus::Assigned
-            } else {
-                PaymentStatus::IntentCreated
-            },
+            status: PaymentStatus::IntentCreated,
             expected_amount: q.value,
             received_amount: None,
             officer_code: None,
             phone: Some(ctx.msisdn.clone()),
             language: ctx.lang,
             request_date: ctx.now,
-            control_number: number.clone(),
+            control_number: None,
             received_date: None,
             payment_date: None,
             matched_date: None,
@@ -266,19 +260,15 @@ fn write_renewal(
                 amount: None,
                 premium: None,
             }],
-        })?;
+        };
+        let number =
+            crate::payments::assign_control_number(tx, &mut payment, &q.product, ctx.gepg)?
+                .number()
+                .map(String::from);
+        tx.put_payment(&payment)?;
         index_in_tx(tx, policy.family, payment_id)?;
         let outcome = match &number {
             Some(cn) => {
-                tx.put_control_number(&ControlNumber {
-                    id: tx.next_id()?,
-                    number: cn.clone(),
-                    status: ControlNumberStatus::Assigned,
-                    payment: Some(payment_id),
-                    product: Some(q.product.id),
-                    requested_date: ctx.now,
-                    received_date: Some(ctx.now),
-                })?;
                 let vars = HashMap::from([
                     ("control_number", cn.clone()),
                     ("amount", q.value.to_string()),
@@ -329,6 +319,7 @@ fn write_renewal(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::GepgMode;
     use crate::demo::{self, DemoOptions};
     use crate::domain::{Language, Msisdn};
     use crate::store::{Store, TxResult};
