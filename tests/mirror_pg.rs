@@ -890,3 +890,106 @@ fn the_mirror_connects_over_tls_as_the_dsn_asks_and_refuses_an_unverifiable_serv
         "1"
     );
 }
+
+/// An enrolment officer registers a family by SMS (`POST /sms/inbound`, the real server,
+/// mirror enabled): the family, its head, the New Idle policy with the officer, the member
+/// row, the family's SMS preference and the payment intent arrive in the central tables.
+#[test]
+fn an_sms_enrolment_produces_the_family_head_policy_and_member_rows() {
+    let pg = Pg::start();
+    let dir = tempfile::tempdir().unwrap();
+    let server = mirrored_server(&pg, dir.path());
+    let u = common::ussd::Ussd::new(&server);
+    let (status, body) = u.rt.block_on(async {
+        let r = u
+            .client
+            .post(format!("{}/sms/inbound", u.base))
+            .json(&serde_json::json!({
+                "from": "255754000001", "to": "15200", "id": "mirror-reg-1",
+                "text": "SAJILI 1234 MPYA Mushi Neema Juma 12/03/1990 KE V0111 0754111222"
+            }))
+            .send()
+            .await
+            .expect("POST /sms/inbound");
+        (r.status().as_u16(), r.text().await.expect("body"))
+    });
+    assert_eq!(status, 200, "{body}");
+    // The officer's command runs after the MO is durable; wait for its head in the central
+    // database, then for the mirror to have nothing pending.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while pg.query(r#"SELECT count(*) FROM "tblInsuree" WHERE "Phone" = '255754111222'"#) != "1" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no enrolment arrived: {}",
+            mirror_health(&u)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    wait_mirrored(&u, 1);
+    let (status, logs) = server.terminate();
+    assert!(status.success(), "{}", logs.join("\n"));
+
+    let store = Store::open(dir.path(), Default::default()).unwrap();
+    let phone = Msisdn::parse("0754111222").unwrap();
+    let family = store.families_by_phone(&phone).unwrap().remove(0);
+    let head = store.insuree(family.head).unwrap().unwrap();
+    let policy = store.family_policies(family.id).unwrap().remove(0);
+    let eo = store.officer_by_code("EO0001").unwrap().unwrap();
+    assert_eq!(
+        pg.query(&format!(
+            r#"SELECT i."CHFID", i."LastName", i."OtherNames", i."DOB", i."Gender", i."IsHead",
+                      i."CardIssued", i."AuditUserID", f."AuditUserID", l."LocationCode",
+                      f."InsureeID" = i."InsureeID", i."FamilyID" = f."FamilyID"
+               FROM "tblFamilies" f JOIN "tblInsuree" i ON i."InsureeUUID" = '{}'
+               JOIN "tblLocations" l ON l."LocationId" = f."LocationId"
+               WHERE f."FamilyUUID" = '{}' AND f."ValidityTo" IS NULL"#,
+            head.uuid, family.uuid
+        )),
+        format!("{}|Mushi|Neema Juma|1990-03-12|F|t|f|-3|-3|V0111|t|t", head.chfid)
+    );
+    assert_eq!(
+        pg.query(r#"SELECT "ApprovalOfSMS", "LanguageOfSMS" FROM "tblFamilySMS" WHERE "ValidityTo" IS NULL"#),
+        "t|sw"
+    );
+    // A New policy, Idle until paid, sold by the officer (mirrored with it: the officer
+    // row carries the code the central office knows).
+    assert_eq!(
+        pg.query(&format!(
+            r#"SELECT p."PolicyStage", p."PolicyStatus", p."EffectiveDate" IS NULL, p."EnrollDate",
+                      p."StartDate", p."ExpiryDate", p."PolicyValue", o."Code", p."AuditUserID",
+                      pr."ProductCode"
+               FROM "tblPolicy" p JOIN "tblOfficer" o ON o."OfficerID" = p."OfficerID"
+               JOIN "tblProduct" pr ON pr."ProdID" = p."ProdID"
+               WHERE p."PolicyUUID" = '{}'"#,
+            policy.uuid
+        )),
+        format!(
+            "N|1|t|{}|{}|{}|{}.00|{}|-3|CHF01",
+            policy.enroll_date,
+            policy.start_date,
+            policy.expiry_date,
+            policy.value.cents() / 100,
+            eo.code
+        )
+    );
+    assert_eq!(
+        pg.query(&format!(
+            r#"SELECT count(*), bool_and(ip."InsureeID" = i."InsureeID"), bool_and(ip."EffectiveDate" IS NULL)
+               FROM "tblInsureePolicy" ip JOIN "tblPolicy" p ON p."PolicyID" = ip."PolicyId"
+               JOIN "tblInsuree" i ON i."InsureeUUID" = '{}'
+               WHERE p."PolicyUUID" = '{}'"#,
+            head.uuid, policy.uuid
+        )),
+        "1|t|t"
+    );
+    // The payment intent for the new policy: stage N, the head's CHFID, the system user.
+    assert_eq!(
+        pg.query(&format!(
+            r#"SELECT d."PolicyStage", d."ProductCode", d."AuditedUserId", p."AuditedUSerID"
+               FROM "tblPaymentDetails" d JOIN "tblPayment" p ON p."PaymentID" = d."PaymentID"
+               WHERE d."InsuranceNumber" = '{}' AND d."ValidityTo" IS NULL"#,
+            head.chfid
+        )),
+        "N|CHF01|-1|-1"
+    );
+}

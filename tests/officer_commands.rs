@@ -476,3 +476,29 @@ fn a_job_run_again_after_a_crash_finds_its_done_marker_and_changes_nothing() {
     assert_eq!(w.store.counts().unwrap(), counts);
     assert_eq!(w.store.pending_count(SMS_TOPIC).unwrap(), 0);
 }
+
+#[test]
+fn a_lockout_ends_by_itself_after_the_configured_time() {
+    let w = World::new();
+    let mut config = Config::default();
+    config.officer.grammar_file =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("sms-templates/officer/commands.toml");
+    config.officer.max_pin_failures = 2;
+    config.officer.lockout_minutes = 0;
+    let w = World {
+        officers: Officers::from_config(&config).unwrap(),
+        ..w
+    };
+    assert!(w
+        .reply(EO2, "RENEW 1111 100000014")
+        .contains("1 tries left"));
+    assert!(w.reply(EO2, "RENEW 2222 100000014").contains("locked"));
+    // A lockout of 0 minutes is over at once: the right PIN works and resets the count.
+    let ok = w.reply(EO2, "RENEW 1234 100000014");
+    assert!(ok.contains("Renewal 100000014"), "{ok}");
+    let eo2 = w.store.officer_by_code("EO0002").unwrap().unwrap();
+    assert_eq!(
+        auth::pin_state(&w.store, eo2.id).unwrap(),
+        auth::PinState::default()
+    );
+}

@@ -197,11 +197,34 @@ fn scenario(s: &Session<'_>) {
         &format!("add 1234 {fam} new LYIMO seventh 01-01-2016 f child"),
     );
     assert!(again.contains("(7 members)"), "{again}");
-    // RENEW: Kiswahili (expired family → control number), English (nothing to renew).
+    // ADD in Kiswahili.
+    s.expect(
+        EO1,
+        &format!(
+            "ONGEZA 1234 {} MPYA Mushi Baraka 05/05/2012 ME MTOTO",
+            chfid
+        ),
+        "(wanachama 2). CHF01 sasa TZS 30,000",
+    );
+    // RENEW: English (expired family → control number), then Kiswahili for the same family
+    // (the renewal waiting for payment, same number), and nothing to renew.
+    let r = s.expect(
+        EO2,
+        "RENEW 1234 100000014",
+        "Renewal 100000014 CHF01: TZS 30,000, control no ",
+    );
+    let cn = r
+        .split("control no ")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
     s.expect(
         EO1,
         "HUISHA 1234 100000014",
-        "Kuhuisha 100000014 CHF01: TZS 30,000, namba ya malipo 99",
+        &format!("Kuhuisha 100000014 CHF01 kunasubiri malipo: TZS 30,000, namba ya malipo {cn}."),
     );
     s.expect(EO1, "HUISHA 1234 100000025", "991110000025");
     s.expect(EO2, &format!("RENEW 1234 {fam}"), "has no policy to renew");
@@ -264,6 +287,7 @@ fn scenario(s: &Session<'_>) {
     // PIN change, then back.
     s.expect(EO2, "PIN 1234 8642 8642", "PIN changed.");
     s.expect(EO2, "PIN 8642 1234 1234", "PIN changed.");
+    s.expect(EO1, "PIN 1234 1234 1234", "PIN imebadilishwa.");
     // Wrong PINs: 4 warnings, then locked; the right PIN is refused while locked.
     for i in 1..=4 {
         s.expect(

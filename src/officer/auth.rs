@@ -9,7 +9,8 @@
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{plan::Plan, Ctx, OfficerError};
+use super::plan::{Plan, StateWrite};
+use super::{Ctx, OfficerError};
 use crate::domain::{effective_officer, pin, Id, Officer};
 use crate::store::{codec, Store, StoreError};
 
@@ -27,9 +28,9 @@ pub struct PinState {
 pub enum PinCheck {
     /// Right PIN; the state change to commit with the command (a reset, if there were
     /// failures).
-    Ok(Vec<(&'static str, Vec<u8>, Option<Vec<u8>>)>),
+    Ok(Vec<StateWrite>),
     /// Refused: the reply and the new failure count, nothing else.
-    Refused(Plan),
+    Refused(Box<Plan>),
 }
 
 /// `WorksTo` is the last working day.
@@ -68,14 +69,14 @@ pub fn check_pin(ctx: &Ctx<'_>, given: &str) -> Result<PinCheck, OfficerError> {
     if let Some(until) = state.locked_until_ms {
         if now_ms < until {
             let reply = g.text("locked", ctx.lang, &[("until", &show_time(until))]);
-            return Ok(PinCheck::Refused(Plan::reject(reply)));
+            return Ok(PinCheck::Refused(Box::new(Plan::reject(reply))));
         }
         // The lockout ran out: a fresh start.
         state = PinState::default();
     }
     let Some(hash) = &officer.pin_hash else {
         let reply = g.text("no_pin", ctx.lang, &[("code", &officer.code)]);
-        return Ok(PinCheck::Refused(Plan::reject(reply)));
+        return Ok(PinCheck::Refused(Box::new(Plan::reject(reply))));
     };
     if pin::verify(given, hash) {
         let reset = if state == PinState::default() {
@@ -99,7 +100,7 @@ pub fn check_pin(ctx: &Ctx<'_>, given: &str) -> Result<PinCheck, OfficerError> {
     };
     let mut plan = Plan::reject(reply);
     plan.state.push((NS_PIN, key, Some(encode(&state))));
-    Ok(PinCheck::Refused(plan))
+    Ok(PinCheck::Refused(Box::new(plan)))
 }
 
 /// Lifts a lockout (an administrator's action). Returns whether the officer had failures.

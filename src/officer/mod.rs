@@ -222,7 +222,7 @@ fn run(ctx: &Ctx<'_>) -> Result<(String, Plan, Vec<String>), OfficerError> {
             }
             plan
         }
-        auth::PinCheck::Refused(plan) => plan,
+        auth::PinCheck::Refused(plan) => *plan,
     };
     plan.reply = fit(&plan.reply);
     Ok((kind.name().into(), plan, pins))

@@ -41,6 +41,20 @@ pub fn backfill(store: &Store) -> Result<usize, StoreError> {
     Ok(missing.len())
 }
 
+/// The officer's most recent policy (highest id in the index), if any.
+pub fn latest_policy_of(store: &Store, officer: Id) -> Result<Option<Policy>, StoreError> {
+    let entries = store.aux_scan(NS_OFFICER_POLICIES, &officer.to_be_bytes())?;
+    for (k, _) in entries.iter().rev() {
+        let Some(id) = k.get(8..16).and_then(|b| <[u8; 8]>::try_from(b).ok()) else {
+            continue;
+        };
+        if let Some(p) = store.policy(u64::from_be_bytes(id))? {
+            return Ok(Some(p));
+        }
+    }
+    Ok(None)
+}
+
 fn policies_of(store: &Store, officer: Id) -> Result<Vec<Policy>, StoreError> {
     let mut out = Vec::new();
     for (k, _) in store.aux_scan(NS_OFFICER_POLICIES, &officer.to_be_bytes())? {

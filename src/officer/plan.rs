@@ -28,6 +28,9 @@ pub enum Rec {
     Officer(Officer),
 }
 
+/// A module-state write: aux namespace, key, value (`None` removes).
+pub type StateWrite = (&'static str, Vec<u8>, Option<Vec<u8>>);
+
 /// What a command does, decided from reads made before the transaction.
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
@@ -44,7 +47,7 @@ pub struct Plan {
     pub notices: Vec<(String, OutboundSms)>,
     /// Module state written whatever the outcome (PIN failure counters): namespace, key,
     /// value (`None` removes).
-    pub state: Vec<(&'static str, Vec<u8>, Option<Vec<u8>>)>,
+    pub state: Vec<StateWrite>,
     /// Module indexes written with the effects: namespace, key, value.
     pub indexes: Vec<(&'static str, Vec<u8>, Vec<u8>)>,
     /// Family → payment entries of the payment index (until the payments module owns one).

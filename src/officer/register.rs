@@ -1,6 +1,7 @@
 //! REG / SAJILI: a new family with its head, an Idle new policy valued by the rules, the
 //! head's coverage row, a payment intent with its control number, the reply, and (if the
-//! family gave a phone for SMS) an SMS to the head.
+//! family gave a phone for SMS) an SMS to the head. Without a product code, the officer's
+//! product: that of their latest policy (while on sale), else `[officer] default_product`.
 
 use super::parse::Register;
 use super::pending::officer_policy_key;
@@ -11,9 +12,10 @@ use super::{
 };
 use crate::domain::{
     is_on_sale, is_sellable_in, policy_period, policy_value, Family, Insuree, InsureePolicy,
-    LocationKind, MemberForValue, Policy, PolicyStage, PolicyStatus, SmsPreference,
+    LocationKind, MemberForValue, Policy, PolicyStage, PolicyStatus, Product, SmsPreference,
 };
 use crate::sms::OutboundSms;
+use crate::store::StoreError;
 
 pub fn run(ctx: &Ctx<'_>, r: &Register) -> Result<Plan, OfficerError> {
     let g = ctx.grammar;
@@ -33,15 +35,15 @@ pub fn run(ctx: &Ctx<'_>, r: &Register) -> Result<Plan, OfficerError> {
             &[("village", &village.code), ("area", &area)],
         )));
     }
-    let code = r
-        .product
-        .clone()
-        .unwrap_or_else(|| ctx.settings.default_product.clone());
-    if code.trim().is_empty() {
-        return Ok(Plan::reject(g.text("no_product", lang, &[])));
-    }
-    let Some(product) = store.product_by_code(&code)? else {
-        return Ok(Plan::reject(bad_field(ctx, Field::Product, &code)));
+    let product = match &r.product {
+        Some(code) => match store.product_by_code(code)? {
+            Some(p) => p,
+            None => return Ok(Plan::reject(bad_field(ctx, Field::Product, code))),
+        },
+        None => match officers_product(ctx)? {
+            Some(p) => p,
+            None => return Ok(Plan::reject(g.text("no_product", lang, &[]))),
+        },
     };
     let (district, region) = district_and_region(store, &village)?;
     let sellable = match (district, region) {
@@ -188,4 +190,21 @@ pub fn run(ctx: &Ctx<'_>, r: &Register) -> Result<Plan, OfficerError> {
     plan.fresh_chfids.push(chfid);
     plan.taken_reply = chfid_taken(ctx, chfid)?;
     Ok(plan)
+}
+
+/// The officer's product: that of their latest policy while it is on sale, else
+/// `[officer] default_product`.
+fn officers_product(ctx: &Ctx<'_>) -> Result<Option<Product>, StoreError> {
+    if let Some(p) = super::pending::latest_policy_of(ctx.store, ctx.officer.id)? {
+        if let Some(product) = ctx.store.product(p.product)? {
+            if is_on_sale(&product, ctx.today) {
+                return Ok(Some(product));
+            }
+        }
+    }
+    let code = ctx.settings.default_product.trim();
+    if code.is_empty() {
+        return Ok(None);
+    }
+    ctx.store.product_by_code(code)
 }

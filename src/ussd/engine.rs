@@ -24,6 +24,7 @@ use tracing::Instrument;
 use super::actions::{self, ActionCtx, Outcome};
 use super::event::{HopEvent, HopKind, Reply};
 use super::inflight::InFlight;
+use super::live::LiveSessions;
 use super::menu::{Kind, MenuError, Menus, NavKeys, Screen, HOME};
 use super::metrics::{inc, GatewayMetrics, Metrics};
 use super::paginate::{paginate, Footer};
@@ -99,6 +100,8 @@ pub struct Engine {
     metrics: Metrics,
     /// Serialises the hops of one session (a re-send racing its original waits for it).
     inflight: InFlight,
+    /// Running sessions in memory; the store keeps the record.
+    live: LiveSessions,
 }
 
 enum ActionRun {
@@ -132,6 +135,7 @@ impl Engine {
             settings,
             metrics: Metrics::default(),
             inflight: InFlight::default(),
+            live: LiveSessions::default(),
         })
     }
 
@@ -163,7 +167,26 @@ impl Engine {
     }
 
     pub fn has_session(&self, gateway: &str, id: &str) -> Result<bool, UssdError> {
+        if self.live.contains(&session::session_key(gateway, id)) {
+            return Ok(true);
+        }
         Ok(session::exists(&self.store, gateway, id)?)
+    }
+
+    /// Reads a session: from memory while it runs, else from the store. Call it only under
+    /// the session's hop lock.
+    fn load_session(&self, gateway: &str, id: &str) -> Result<Option<Session>, UssdError> {
+        if let Some(s) = self.live.get(&session::session_key(gateway, id)) {
+            return Ok(Some(s));
+        }
+        Ok(session::load(&self.store, gateway, id)?)
+    }
+
+    /// Writes a session to the store (unflushed, see the module doc) and to memory.
+    fn save_session(&self, s: &Session) -> Result<(), UssdError> {
+        session::save(&self.store, s)?;
+        self.live.put(session::session_key(&s.gateway, &s.id), s);
+        Ok(())
     }
 
     /// Answers a hop; a failure becomes the `error` screen (and is logged), never a panic.
@@ -216,13 +239,13 @@ impl Engine {
         let menus = self.menus();
         let now_ms = now.timestamp_millis();
         let ttl_ms = millis(self.settings.ttl);
-        let existing = session::load(&self.store, &ev.gateway, &ev.session_id)?;
+        let existing = self.load_session(&ev.gateway, &ev.session_id)?;
         if matches!(ev.kind, HopKind::End | HopKind::Abort) {
             if let Some(mut s) = existing.filter(|s| s.ended.is_none()) {
                 s.ended = Some(Ended::Abandoned);
                 s.ended_ms = Some(now_ms);
                 inc(&gm.abandoned);
-                session::save(&self.store, &s)?;
+                self.save_session(&s)?;
             }
             return Ok(Reply::end(""));
         }
@@ -246,7 +269,7 @@ impl Engine {
                     inc(&gm.timed_out);
                     let r = Reply::end(menus.text("timeout", s.lang));
                     s.last_reply = Some(r.clone());
-                    session::save(&self.store, &s)?;
+                    self.save_session(&s)?;
                     return Ok(r);
                 }
                 let input = ev.input.trim().to_string();
@@ -268,7 +291,7 @@ impl Engine {
         }
         s.last_reply = Some(reply.clone());
         s.last_ms = now_ms;
-        session::save(&self.store, &s)?;
+        self.save_session(&s)?;
         Ok(reply)
     }
 
@@ -305,7 +328,7 @@ impl Engine {
                 prev.ended = Some(Ended::Abandoned);
                 prev.ended_ms = Some(prev.last_ms);
                 inc(&self.metrics.gateway(&prev.gateway).abandoned);
-                session::save(&self.store, &prev)?;
+                self.save_session(&prev)?;
             }
             // Inputs in the dial string say what the member wants: no prompt.
             if let (Some(place), true) = (resumable, inputs.is_empty()) {
@@ -705,6 +728,8 @@ impl Engine {
         let now_ms = now.timestamp_millis();
         let ttl = millis(self.settings.ttl);
         let keep = millis(self.settings.resume_window);
+        // Memory keeps running sessions only; one idle past its TTL reads the store.
+        self.live.evict_idle(now_ms - ttl);
         let mut removed = 0;
         for (key, s) in session::all(&self.store)? {
             let Some(s) = s else {
@@ -720,6 +745,7 @@ impl Engine {
                 inc(&self.metrics.gateway(&s.gateway).timed_out);
             }
             session::remove_key(&self.store, &key)?;
+            self.live.remove(&key);
             removed += 1;
         }
         Ok(removed)

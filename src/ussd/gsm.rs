@@ -38,11 +38,35 @@ impl Encoding {
     }
 }
 
+/// Septets of each ASCII character (0 = not in either table), built from the tables above
+/// so the common case of a screen costs one lookup per character, not a table scan.
+const ASCII_SEPTETS: [u8; 128] = {
+    let mut t = [0u8; 128];
+    let (basic, ext) = (BASIC.as_bytes(), EXTENSION.as_bytes());
+    let mut i = 0;
+    while i < basic.len() {
+        if basic[i] < 128 {
+            t[basic[i] as usize] = 1;
+        }
+        i += 1;
+    }
+    let mut i = 0;
+    while i < ext.len() {
+        if ext[i] < 128 {
+            t[ext[i] as usize] = 2;
+        }
+        i += 1;
+    }
+    t
+};
+
 /// Septets `c` costs in GSM 7-bit, or `None` if it is not in either table.
 pub fn septets(c: char) -> Option<usize> {
-    if c.is_ascii_alphanumeric() || c == ' ' {
-        // The common case, answered without scanning the tables.
-        return Some(1);
+    if c.is_ascii() {
+        return match ASCII_SEPTETS[c as usize] {
+            0 => None,
+            n => Some(usize::from(n)),
+        };
     }
     if BASIC.contains(c) {
         Some(1)
@@ -115,6 +139,24 @@ mod tests {
         assert_eq!(measure("a😀"), (Encoding::Ucs2, 3));
         assert!(fits(&format!("ç{}", "x".repeat(79))));
         assert!(!fits(&format!("ç{}", "x".repeat(80))));
+    }
+
+    #[test]
+    fn the_ascii_table_agrees_with_the_gsm_tables() {
+        for b in 0u8..128 {
+            let c = char::from(b);
+            let slow = if BASIC.contains(c) {
+                Some(1)
+            } else if EXTENSION.contains(c) {
+                Some(2)
+            } else {
+                None
+            };
+            assert_eq!(septets(c), slow, "{b:#x}");
+        }
+        // Not GSM: backquote and DEL.
+        assert_eq!(septets('`'), None);
+        assert_eq!(septets('\u{7f}'), None);
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod event;
 pub mod gsm;
 pub mod inflight;
 pub mod lint;
+pub mod live;
 pub mod menu;
 pub mod metrics;
 pub mod paginate;
