@@ -149,7 +149,7 @@ fn set_status(store: &Store, policy: Id, status: PolicyStatus) {
 }
 
 fn flip(i: u64) -> PolicyStatus {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         PolicyStatus::Suspended
     } else {
         PolicyStatus::Active

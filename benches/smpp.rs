@@ -9,7 +9,7 @@
 //! Needs node and `npm ci` in tests/smsc (run by .ci/run; the harness runs it if missing).
 //! The outbox path: N SMS are queued in a fresh store, then the real pipeline
 //! (`smpp::spawn`: claim with lease → submit within the window → ack after
-//! submit_sm_resp → group-committed flush per batch) drains them; the clock runs from spawn
+//! submit_sm_resp → group-committed flush, then the slot is free) drains them; the clock runs from spawn
 //! until the last SMS is acknowledged by the SMSC. No delivery receipts are requested.
 
 #[path = "../tests/smsc/mod.rs"]
@@ -181,8 +181,8 @@ async fn through_outbox(port: u16, window: usize, n: usize) -> f64 {
     rate
 }
 
-/// What bounds the outbox path: one group-committed flush per batch of window × binds
-/// SMS (so that a crash re-sends at most one batch). Mean latency of one durable write.
+/// The outbox path frees a window slot only once the SMS's ack is flushed (so that a crash
+/// re-sends at most window × binds SMS). Mean latency of one durable write, for context.
 fn flush_latency_ms() -> f64 {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path(), StoreOptions::default()).expect("store");
@@ -213,8 +213,8 @@ fn main() {
             .unwrap_or_default()
     );
     println!(
-        "durable write (commit + fsync) on this disk: {:.1} ms; the outbox path flushes once per \
-         batch of window SMS",
+        "durable write (commit + fsync) on this disk: {:.1} ms; an outbox slot is freed once its \
+         ack is flushed",
         flush_latency_ms()
     );
     println!(

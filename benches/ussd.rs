@@ -37,6 +37,8 @@ struct Args {
     concurrency: usize,
     /// An already running gateway (`host:port`) instead of starting one: for profiling.
     target: Option<String>,
+    /// Its process id, to read its CPU time.
+    target_pid: Option<u32>,
 }
 
 fn args() -> Args {
@@ -47,6 +49,7 @@ fn args() -> Args {
         warmup: 5,
         concurrency: 50,
         target: None,
+        target_pid: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -57,6 +60,7 @@ fn args() -> Args {
             "--seconds" => a.seconds = value().parse().unwrap_or(a.seconds),
             "--warmup" => a.warmup = value().parse().unwrap_or(a.warmup),
             "--target" => a.target = Some(value()),
+            "--target-pid" => a.target_pid = value().parse().ok(),
             "--concurrency" => a.concurrency = value().parse().unwrap_or(a.concurrency),
             _ => {} // cargo passes --bench
         }
@@ -65,6 +69,8 @@ fn args() -> Args {
 }
 
 struct Run {
+    /// CPU seconds the server under test used during the run.
+    server_cpu: f64,
     hops: usize,
     errors: usize,
     secs: f64,
@@ -242,6 +248,7 @@ async fn drive(addr: String, families: u64, concurrency: usize, secs: u64, check
     let secs = started.elapsed().as_secs_f64();
     latencies_us.sort_unstable();
     Run {
+        server_cpu: 0.0,
         hops: latencies_us.len(),
         errors,
         secs,
@@ -259,6 +266,7 @@ fn bare_server() -> std::net::SocketAddr {
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
+            .thread_name("bare-hyper")
             .enable_all()
             .build()
             .expect("bare runtime");
@@ -292,6 +300,36 @@ fn bare_server() -> std::net::SocketAddr {
     rx.recv().expect("bare server address")
 }
 
+/// CPU seconds (user + system) of the threads of process `pid` whose name starts with
+/// `prefix` ("" = every thread), from /proc: what a server spent, however busy the machine.
+fn cpu_secs(pid: u32, prefix: &str) -> f64 {
+    let ticks = 100.0; // USER_HZ on Linux
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    let mut total = 0u64;
+    for t in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        if !stat[open + 1..close].starts_with(prefix) {
+            continue;
+        }
+        // Fields after the name: state is field 3, utime 14 and stime 15.
+        let rest: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        let field = |n: usize| {
+            rest.get(n - 3)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        total += field(14) + field(15);
+    }
+    total as f64 / ticks
+}
+
 /// `GET /metrics` from the gateway, as text (blocking: called once, after the runs).
 fn fetch_metrics(addr: &str) -> String {
     use std::io::{Read, Write};
@@ -323,7 +361,7 @@ fn server_mean_ms(metrics: &str) -> Option<f64> {
 /// Seeds `dir` if it is empty, starts the release server on it, returns it and its address.
 fn start_server(dir: &std::path::Path, families: u64) -> (std::process::Child, String) {
     {
-        let store = Store::open(&dir, StoreOptions::default()).expect("open store");
+        let store = Store::open(dir, StoreOptions::default()).expect("open store");
         let t = Instant::now();
         let opts = DemoOptions {
             families,
@@ -372,14 +410,20 @@ fn main() {
         }
     };
     let families = a.families;
+    let gw_pid = child.as_ref().map(|c| c.id()).or(a.target_pid);
     let bare_addr = bare_server().to_string();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let (bare, gw) = rt.block_on(async {
         // Warm up both (connections, page cache), then measure each in turn.
         drive(bare_addr.clone(), families, a.concurrency, 1, false).await;
         drive(addr.clone(), families, a.concurrency, a.warmup, true).await;
-        let bare = drive(bare_addr, families, a.concurrency, a.seconds, false).await;
-        let gw = drive(addr.clone(), families, a.concurrency, a.seconds, true).await;
+        let me = std::process::id();
+        let cpu0 = cpu_secs(me, "bare-hyper");
+        let mut bare = drive(bare_addr, families, a.concurrency, a.seconds, false).await;
+        bare.server_cpu = cpu_secs(me, "bare-hyper") - cpu0;
+        let cpu0 = gw_pid.map_or(0.0, |p| cpu_secs(p, ""));
+        let mut gw = drive(addr.clone(), families, a.concurrency, a.seconds, true).await;
+        gw.server_cpu = gw_pid.map_or(0.0, |p| cpu_secs(p, "")) - cpu0;
         (bare, gw)
     });
     let server_metrics = fetch_metrics(&addr);
@@ -392,23 +436,30 @@ fn main() {
         a.concurrency, families, a.seconds
     );
     println!(
-        "{:<22} {:>10} {:>10} {:>10} {:>8}",
-        "server", "hops/s", "p50 ms", "p99 ms", "errors"
+        "{:<22} {:>10} {:>10} {:>10} {:>8} {:>14}",
+        "server", "hops/s", "p50 ms", "p99 ms", "errors", "server CPU/hop"
     );
     for (name, r) in [("bare hyper (fixed CON)", &bare), ("imis-gateway", &gw)] {
         println!(
-            "{:<22} {:>10.0} {:>10.2} {:>10.2} {:>8}",
+            "{:<22} {:>10.0} {:>10.2} {:>10.2} {:>8} {:>11.1} us",
             name,
             r.rate(),
             r.pct(0.50),
             r.pct(0.99),
-            r.errors
+            r.errors,
+            r.server_cpu * 1e6 / r.hops.max(1) as f64
         );
     }
     println!(
         "throughput ratio gateway/bare: {:.2} (goal >= 0.50); gateway p99 {:.2} ms (goal < 10 ms)",
         gw.rate() / bare.rate().max(1.0),
         gw.pct(0.99)
+    );
+    println!(
+        "server CPU per hop, bare/gateway: {:.2} (the same ratio, measured in CPU time: less \
+         sensitive to other load on the machine)",
+        (bare.server_cpu / bare.hops.max(1) as f64)
+            / (gw.server_cpu / gw.hops.max(1) as f64).max(f64::MIN_POSITIVE)
     );
     if let Some(ms) = server_mean_ms(&server_metrics) {
         println!("gateway's own mean time per hop (its /metrics, warm-up included): {ms:.3} ms");

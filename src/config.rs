@@ -386,7 +386,7 @@ pub struct OfficerConfig {
     /// Hours during which the same text from the same officer is a resend: same reply,
     /// no second effect.
     pub repeat_window_hours: u64,
-    /// Product of REG when the officer names none.
+    /// Product of REG when the officer names none and has no policy of a product on sale.
     pub default_product: String,
     /// How often the command worker looks for new commands when not woken, ms.
     pub poll_ms: u64,

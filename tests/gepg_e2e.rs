@@ -86,7 +86,7 @@ fn renew_by_ussd_pay_through_the_simulator_policy_active_and_sms_delivered() {
     assert_eq!(paid["acks"], json!(["7101", "7101"]), "{paid}");
     wait_until("the confirmation SMS", Duration::from_secs(30), || {
         let t = texts_to(&smsc, NEEMA);
-        t.matches(NEEMA_CHFID).count() >= 2 && (t.contains("iko hai") || t.contains("is active"))
+        t.matches(NEEMA_CHFID).count() >= 2 && (t.contains("iko hai") || t.contains("is covered"))
     });
 
     // Baraka pays the demo's waiting bill, but GePG's notification never arrives; the

@@ -10,8 +10,8 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use common::pg::Pg;
 use imis_gateway::domain::*;
-use imis_gateway::mirror::writer::{apply_batch, Outcome};
 use imis_gateway::mirror::verify::{verify, VerifyReport};
+use imis_gateway::mirror::writer::{apply_batch, Outcome};
 use imis_gateway::mirror::{pull, MirrorWriter, WriterOptions};
 use imis_gateway::shutdown::Shutdown;
 use imis_gateway::store::{Store, TxResult, MIRROR_TOPIC};
@@ -70,8 +70,6 @@ fn enrol(store: &Store, n: u32, child_name: &str) -> Enrolled {
     let ids: Vec<Id> = (0..7).map(|_| store.next_id().unwrap()).collect();
     let (fam, head, child, pol, ip1, ip2, prem) =
         (ids[0], ids[1], ids[2], ids[3], ids[4], ids[5], ids[6]);
-    let r: TxResult<()> = (|| Ok(()))();
-    r.unwrap();
     let w: Result<(), _> = store.write(|tx| -> TxResult<(), Infallible> {
         tx.put_family(&Family {
             id: fam,
@@ -267,7 +265,9 @@ fn enrolment_and_policy_update_produce_rows_history_rows_and_no_duplicates_on_re
         "2|2024-01-10|2025-01-09|t|-3"
     );
     assert_eq!(
-        pg.query(r#"SELECT "ApprovalOfSMS", "LanguageOfSMS", "ValidityTo" IS NULL FROM "tblFamilySMS""#),
+        pg.query(
+            r#"SELECT "ApprovalOfSMS", "LanguageOfSMS", "ValidityTo" IS NULL FROM "tblFamilySMS""#
+        ),
         "t|sw|t"
     );
     let pol = store.policy(e.policy).unwrap().unwrap();
@@ -719,7 +719,10 @@ fn the_verify_command_lists_differences_and_exits_nonzero_only_when_there_are_so
             &["mirror", "verify", "--data-dir", data_dir, "--dsn", &dsn],
             &[],
         );
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
     };
     let (code, text) = verify();
     assert_eq!(code, Some(0), "{text}");
@@ -848,7 +851,10 @@ fn the_mirror_connects_over_tls_as_the_dsn_asks_and_refuses_an_unverifiable_serv
     let (pg, store) = seeded();
     let crt = pg.enable_tls();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let base = format!("port={} user=postgres dbname=postgres connect_timeout=5", pg.port);
+    let base = format!(
+        "port={} user=postgres dbname=postgres connect_timeout=5",
+        pg.port
+    );
     let root = format!("sslrootcert={}", crt.display());
     let connects = |dsn: String| {
         rt.block_on(async {
@@ -945,7 +951,10 @@ fn an_sms_enrolment_produces_the_family_head_policy_and_member_rows() {
                WHERE f."FamilyUUID" = '{}' AND f."ValidityTo" IS NULL"#,
             head.uuid, family.uuid
         )),
-        format!("{}|Mushi|Neema Juma|1990-03-12|F|t|f|-3|-3|V0111|t|t", head.chfid)
+        format!(
+            "{}|Mushi|Neema Juma|1990-03-12|F|t|f|-3|-3|V0111|t|t",
+            head.chfid
+        )
     );
     assert_eq!(
         pg.query(r#"SELECT "ApprovalOfSMS", "LanguageOfSMS" FROM "tblFamilySMS" WHERE "ValidityTo" IS NULL"#),

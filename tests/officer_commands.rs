@@ -191,6 +191,9 @@ fn a_resend_within_24h_and_a_redelivered_mo_give_the_same_reply_and_no_second_fa
     let again = w.reply(EO1, "reg  1234 new KIMARO asha 01-01-1985 f v0112");
     assert_eq!(again, first);
     assert_eq!(w.families(), n);
+    // A resend is no way around the PIN.
+    let wrong = w.reply(EO1, "REG 9999 NEW Kimaro Asha 01/01/1985 F V0112");
+    assert!(wrong.contains("PIN si sahihi"), "{wrong}");
     // The SMSC/aggregator redelivers the same MO: no job, no reply, nothing stored.
     let _ = w.send_as(EO1, "STATUS 070707070", "same-id");
     assert!(w.send_as(EO1, "STATUS 070707070", "same-id").is_empty());
@@ -501,4 +504,16 @@ fn a_lockout_ends_by_itself_after_the_configured_time() {
         auth::pin_state(&w.store, eo2.id).unwrap(),
         auth::PinState::default()
     );
+}
+
+#[test]
+fn without_a_product_code_reg_uses_the_officer_s_latest_product() {
+    let w = World::new();
+    let r = w.reply(EO2, "REG 1234 NEW Mollel Rose 01/01/1990 F V0211");
+    assert!(r.contains("CHF01 TZS 30,000"), "{r}");
+    // The cycle product: 20,000 lump sum + 2,000 registration, less 10% if early enough.
+    let r = w.reply(EO2, "REG 1234 NEW Mollel Anna 01/01/1990 F V0211 CHFC1");
+    assert!(r.contains("CHFC1 TZS"), "{r}");
+    let r = w.reply(EO2, "REG 1234 NEW Mollel Upendo 01/01/1990 F V0211");
+    assert!(r.contains("CHFC1 TZS"), "{r}");
 }

@@ -297,7 +297,7 @@ fn scenario(s: &Session<'_>) {
         );
     }
     s.expect(EO2, "RENEW 0005 100000014", "locked");
-    s.expect(EO2, "RENEW 1234 100000014", "locked");
+    s.expect(EO2, "RENEW 1234 100000014 CHF01", "locked");
 }
 
 #[test]
@@ -421,7 +421,8 @@ fn a_crash_after_the_mo_is_acknowledged_loses_no_command_and_runs_none_twice() {
         &body,
     );
     assert_eq!(code, 200);
-    std::thread::sleep(Duration::from_secs(4));
+    // A job leased by the killed process comes back after its 5 s lease.
+    std::thread::sleep(Duration::from_secs(9));
     let (st, logs) = server.terminate();
     assert!(st.success(), "{}", logs.join("\n"));
     let store = Store::open(dir.path(), StoreOptions::default()).unwrap();

@@ -206,11 +206,12 @@ fn http_inbound_stores_before_200_dedupes_by_id_and_explains_400() {
 }
 
 #[test]
-fn tx_rx_mode_receives_on_the_receiver_and_replies_on_the_transmitter() {
+fn tx_rx_mode_receives_on_the_receiver_replies_on_the_transmitter_and_keeps_both_alive() {
     let smsc = Smsc::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let mut env = smsc.gateway_env();
     env.push(("IMIS_GATEWAY_SMPP__BIND_MODE".into(), "tx_rx".into()));
+    env.push(("IMIS_GATEWAY_SMPP__ENQUIRE_LINK_SECS".into(), "1".into()));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let server = Server::start(dir.path(), &[], &env);
     smsc.wait("two binds", Duration::from_secs(20), |s| s.bound() == 2);
@@ -236,6 +237,15 @@ fn tx_rx_mode_receives_on_the_receiver_and_replies_on_the_transmitter() {
     });
     // A submit on the receiver would have been refused with ESME_RINVBNDSTS.
     assert_eq!(smsc.stats()["submit_sm"], 1);
+    // Keepalive both ways: each bind sends enquire_link every second and answers the SMSC's.
+    smsc.wait("our enquire_links", Duration::from_secs(10), |s| {
+        s.stats()["enquire_link"].as_u64() >= Some(2)
+    });
+    smsc.enquire_link();
+    smsc.wait("enquire_link_resp", Duration::from_secs(10), |s| {
+        s.stats()["enquire_link_resp"] == 2
+    });
+    assert_eq!(smsc.bound(), 2, "no rebind");
     let (st, _) = server.terminate();
     assert!(st.success());
     assert_eq!(stored(dir.path()).len(), 1);

@@ -244,3 +244,40 @@ fn throttling_pauses_and_retries_and_permanent_errors_fail_without_retry() {
         );
     }
 }
+
+#[test]
+fn receipts_without_tlvs_are_read_from_the_text_and_decimal_ids_meet_hex_ones() {
+    let smsc = Smsc::start(&[("DLR_DELAY_MS", "20")]);
+    // Receipt text only (no receipted_message_id / message_state), ids in decimal while
+    // submit_sm_resp gave them in hex: ids 1..C, so 10, 11, 12 differ between the two.
+    smsc.config(json!({"dlr_tlvs": false, "dlr_id_decimal": true, "dlr_stat": "UNDELIV"}));
+    let dir = tempfile::tempdir().unwrap();
+    let texts: Vec<(String, String)> = (0..12)
+        .map(|i| (format!("2557541001{i:02}"), format!("Ujumbe {i}")))
+        .collect();
+    let seqs = queue(dir.path(), &texts);
+    let env = env_of(
+        &smsc,
+        &[("IMIS_GATEWAY_SMPP__MESSAGE_ID_FORMAT", "hex_then_decimal")],
+    );
+    let server = start(dir.path(), &env);
+    smsc.wait("12 receipts", Duration::from_secs(20), |s| {
+        s.stats()["dlr_resp"] == 12
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, h) = smsc::http(server.addr.port(), "GET", "/health", None);
+        if h["smpp"]["counters"]["sms_failed"].as_u64() >= Some(12) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{h}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (st, logs) = server.terminate();
+    assert!(st.success(), "{}", logs.join("\n"));
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    for seq in seqs {
+        let s = status::get(&store, seq).unwrap().unwrap();
+        assert_eq!(s.state, SmsState::Failed, "UNDELIV: {s:?}");
+    }
+}

@@ -331,6 +331,18 @@ fn malformed_requests_get_a_clear_400_and_metrics_are_per_gateway() {
         (code, body.as_str()),
         (400, "missing string field sessionId")
     );
+    let (code, body) = u.rt.block_on(async {
+        let r = u
+            .client
+            .post(format!("{}/ussd/africastalking/events", u.base))
+            .form(&[("sessionId", "x"), ("phoneNumber", JUMA)])
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    });
+    assert_eq!(code, 400);
+    assert!(body.contains("status"), "{body}");
     // Nothing was stored for the rejected requests: no session started.
     let m = u.metrics();
     assert!(!m.contains("event=\"started\"} 1"), "{m}");

@@ -440,3 +440,31 @@ json = 150
         "{m}"
     );
 }
+
+#[test]
+fn a_control_number_on_screen_survives_a_kill_9_right_after_the_reply() {
+    for gw in Gw::BOTH {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::start(dir.path(), &["--demo"], &[]);
+        let u = Ussd::new(&server);
+        let mut s = to_confirm(&u, gw, "crash-1");
+        let (end, done) = s.send("1");
+        assert!(end, "{done}");
+        let cn = control_number(&done);
+        // No graceful shutdown: what the member saw must already be on disk.
+        server.kill9();
+        let store = imis_gateway::store::Store::open(dir.path(), Default::default()).unwrap();
+        let payment = store
+            .payment_by_control_number(&cn)
+            .unwrap()
+            .unwrap_or_else(|| panic!("{gw:?}: payment for {cn} lost"));
+        let policy = payment.details[0].policy.expect("policy");
+        assert_eq!(
+            store.policy(policy).unwrap().expect("policy").status,
+            PolicyStatus::Idle
+        );
+        drop(store);
+        let sms = queued_sms(dir.path());
+        assert_eq!(sms.iter().filter(|t| t.contains(&cn)).count(), 1, "{sms:?}");
+    }
+}

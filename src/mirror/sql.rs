@@ -1,5 +1,6 @@
-//! Generic SQL over openIMIS tables: typed column values, insert, "is the current row
-//! already this", and update with a history row.
+//! Generic SQL over openIMIS tables: typed column values, insert, lookups by UUID and by
+//! natural key, and the update with a history row (one statement, skipped when the current
+//! row already holds the values or the write's history row exists).
 //!
 //! Owns: the quoting of identifiers and the history-row convention in one place.
 //! Must never: build SQL from data (values are always parameters; only the static table and
@@ -212,42 +213,51 @@ impl Table {
         Ok(key)
     }
 
-    /// Whether the current row `key` already holds every value of `row`.
-    pub async fn same(
-        &self,
-        tx: &Transaction<'_>,
-        key: i64,
-        row: &Row,
-    ) -> Result<bool, tokio_postgres::Error> {
-        let conds: Vec<String> = row
-            .iter()
-            .enumerate()
-            .map(|(i, (c, v))| format!("{} IS NOT DISTINCT FROM {}", q(c), v.expr(i + 2)))
-            .collect();
-        // `pk = $1` with an int8 parameter still uses the pk's index (no cast on the column).
-        let mut where_ = format!("{} = $1", q(self.pk));
-        for c in conds {
-            where_.push_str(" AND ");
-            where_.push_str(&c);
-        }
-        let sql = format!("SELECT 1 FROM {} WHERE {where_}", q(self.name));
-        let mut p: Vec<Param<'_>> = vec![(&key, Type::INT8)];
-        p.extend(params(row));
-        Ok(tx.query_typed_opt(&sql, &p).await?.is_some())
-    }
-
-    /// The history-row convention: copy the current row `key` as a history row (ValidityTo =
-    /// now, LegacyID = key, UUID = `history_uuid`), then update the current row in place
-    /// with `row`, a new ValidityFrom and the audit user.
+    /// The history-row convention, in one statement (one round trip): unless the current row
+    /// `key` already holds every value of `row` (or, with `skip_if_history_exists`, the
+    /// history row `history_uuid` exists: the write was applied before), copy it as a
+    /// history row (ValidityTo = now, LegacyID = key, UUID = `history_uuid`) and update it in
+    /// place with `row`, a new ValidityFrom and the audit user. Returns whether it updated.
+    ///
+    /// All parts of the statement see the same snapshot, so the copy holds the old values.
+    #[allow(clippy::too_many_arguments)]
     pub async fn update_with_history(
         &self,
         tx: &Transaction<'_>,
         key: i64,
         history_uuid: Option<Uuid>,
+        skip_if_history_exists: bool,
         row: &Row,
         audit: i32,
         now: DateTime<Utc>,
-    ) -> Result<(), tokio_postgres::Error> {
+    ) -> Result<bool, tokio_postgres::Error> {
+        let t = q(self.name);
+        let pk = q(self.pk);
+        let mut p: Vec<Param<'_>> = vec![(&key, Type::INT8), (&now, Type::TIMESTAMPTZ)];
+        let hist = history_uuid.map(|u| u.to_string());
+        let uuid_col = match (self.uuid, hist.as_ref()) {
+            (Some(col), Some(h)) => {
+                p.push((h, Type::TEXT));
+                Some(col)
+            }
+            _ => None,
+        };
+        let off = p.len();
+        let expr = |i: usize, v: &Val| v.expr(off + i + 1);
+        // The current row, unless there is nothing to do.
+        let same: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, (c, v))| format!("{} IS NOT DISTINCT FROM {}", q(c), expr(i, v)))
+            .collect();
+        let mut cur = format!("{pk} = $1 AND NOT ({})", same.join(" AND "));
+        if let (Some(col), true) = (uuid_col, skip_if_history_exists) {
+            cur.push_str(&format!(
+                " AND NOT EXISTS (SELECT 1 FROM {t} WHERE {})",
+                self.uuid_match(col, 3)
+            ));
+        }
+        // The history copy.
         let mut cols: Vec<String> = self.copy.iter().map(|c| q(c)).collect();
         cols.push(q(self.audit));
         cols.push(q("ValidityFrom"));
@@ -256,46 +266,40 @@ impl Table {
         dst.push(q("ValidityTo"));
         src.push("$2".into());
         dst.push(q("LegacyID"));
-        src.push(q(self.pk));
-        let mut p: Vec<Param<'_>> = vec![(&key, Type::INT8), (&now, Type::TIMESTAMPTZ)];
-        let hist = history_uuid.map(|u| u.to_string());
-        if let (Some(col), Some(h)) = (self.uuid, hist.as_ref()) {
+        src.push(pk.clone());
+        if let Some(col) = uuid_col {
             dst.push(q(col));
             src.push(if self.uuid_is_uuid_type {
                 "$3::text::uuid".into()
             } else {
                 "$3".into()
             });
-            p.push((h, Type::TEXT));
         }
-        dst.push(q(self.pk));
+        dst.push(pk.clone());
         src.push(format!("nextval('{}')", q(self.seq)));
-        let sql = format!(
-            "INSERT INTO {t} ({}) SELECT {} FROM {t} WHERE {} = $1",
-            dst.join(", "),
-            src.join(", "),
-            q(self.pk),
-            t = q(self.name)
-        );
-        tx.execute_typed(&sql, &p).await?;
-        let mut full = row.clone();
-        full.push((self.audit, Val::I32(Some(audit))));
-        full.push(("ValidityFrom", Val::Ts(Some(now))));
-        let sets: Vec<String> = full
+        // The in-place update.
+        let mut sets: Vec<String> = row
             .iter()
             .enumerate()
-            .map(|(i, (c, v))| format!("{} = {}", q(c), v.expr(i + 2)))
+            .map(|(i, (c, v))| format!("{} = {}", q(c), expr(i, v)))
             .collect();
+        sets.push(format!(
+            "{} = ${}::int4",
+            q(self.audit),
+            off + row.len() + 1
+        ));
+        sets.push(format!("{} = $2", q("ValidityFrom")));
         let sql = format!(
-            "UPDATE {} SET {} WHERE {} = $1",
-            q(self.name),
+            "WITH cur AS (SELECT * FROM {t} WHERE {cur}), \
+             hist AS (INSERT INTO {t} ({}) SELECT {} FROM cur) \
+             UPDATE {t} SET {} WHERE {pk} = $1 AND EXISTS (SELECT 1 FROM cur)",
+            dst.join(", "),
+            src.join(", "),
             sets.join(", "),
-            q(self.pk)
         );
-        let mut p: Vec<Param<'_>> = vec![(&key, Type::INT8)];
-        p.extend(params(&full));
-        tx.execute_typed(&sql, &p).await?;
-        Ok(())
+        p.extend(params(row));
+        p.push((&audit, Type::INT4));
+        Ok(tx.execute_typed(&sql, &p).await? > 0)
     }
 }
 

@@ -21,7 +21,9 @@ use postgres_openssl::MakeTlsConnector;
 pub enum Mode {
     Off,
     /// TLS without checking the certificate (`prefer`, or `require` without a root cert).
-    Unverified { required: bool },
+    Unverified {
+        required: bool,
+    },
     VerifyCa,
     VerifyFull,
 }
@@ -65,7 +67,10 @@ pub fn choose(dsn: &str) -> Result<Choice, String> {
             None => (dsn.to_string(), Vec::new()),
         }
     } else {
-        (String::new(), dsn.split_whitespace().map(str::to_string).collect())
+        (
+            String::new(),
+            dsn.split_whitespace().map(str::to_string).collect(),
+        )
     };
     let mut sslmode = None;
     let mut root = None;
@@ -130,7 +135,10 @@ mod tests {
         assert_eq!(c.mode, Mode::Off);
         assert_eq!(c.dsn, "host=db port=5432 user=imis dbname=imis");
         let u = choose("postgres://imis:pw@db/imis").unwrap();
-        assert_eq!((u.mode, u.dsn.as_str()), (Mode::Off, "postgres://imis:pw@db/imis"));
+        assert_eq!(
+            (u.mode, u.dsn.as_str()),
+            (Mode::Off, "postgres://imis:pw@db/imis")
+        );
     }
 
     #[test]
@@ -141,26 +149,44 @@ mod tests {
         assert_eq!(c.dsn, "host=db user=x sslmode=require");
         let u = choose("postgresql://x@db/imis?sslmode=verify-ca&application_name=gw").unwrap();
         assert_eq!(u.mode, Mode::VerifyCa);
-        assert_eq!(u.dsn, "postgresql://x@db/imis?application_name=gw&sslmode=require");
+        assert_eq!(
+            u.dsn,
+            "postgresql://x@db/imis?application_name=gw&sslmode=require"
+        );
         // libpq: require with a root cert checks the chain.
         let r = choose("host=db sslmode=require sslrootcert=ca.pem").unwrap();
         assert_eq!(r.mode, Mode::VerifyCa);
         let r = choose("host=db sslmode=require").unwrap();
         assert_eq!(r.mode, Mode::Unverified { required: true });
         let p = choose("host=db sslmode=prefer").unwrap();
-        assert_eq!((p.mode, p.dsn.as_str()), (Mode::Unverified { required: false }, "host=db sslmode=prefer"));
+        assert_eq!(
+            (p.mode, p.dsn.as_str()),
+            (
+                Mode::Unverified { required: false },
+                "host=db sslmode=prefer"
+            )
+        );
         let a = choose("host=db sslmode=allow").unwrap();
-        assert_eq!((a.mode, a.dsn.as_str()), (Mode::Off, "host=db sslmode=disable"));
+        assert_eq!(
+            (a.mode, a.dsn.as_str()),
+            (Mode::Off, "host=db sslmode=disable")
+        );
     }
 
     #[test]
     fn an_unknown_sslmode_is_refused() {
-        assert!(choose("host=db sslmode=requir").unwrap_err().contains("requir"));
+        assert!(choose("host=db sslmode=requir")
+            .unwrap_err()
+            .contains("requir"));
     }
 
     #[test]
     fn connectors_build_for_every_mode_and_a_missing_root_cert_fails() {
-        for dsn in ["host=db sslmode=prefer", "host=db sslmode=require", "host=db sslmode=verify-full"] {
+        for dsn in [
+            "host=db sslmode=prefer",
+            "host=db sslmode=require",
+            "host=db sslmode=verify-full",
+        ] {
             assert!(connector(&choose(dsn).unwrap()).is_ok(), "{dsn}");
         }
         let bad = choose("host=db sslmode=verify-ca sslrootcert=/nonexistent/ca.pem").unwrap();

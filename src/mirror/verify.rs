@@ -22,8 +22,8 @@ use super::rows::{Entity, Resolved};
 use super::sql::{q, Row, Table, Val};
 use super::{idmap, MirrorError};
 use crate::domain::{
-    ControlNumber, Family, Id, Insuree, InsureePolicy, Location, Officer, Payment, Policy,
-    Premium, Product,
+    ControlNumber, Family, Id, Insuree, InsureePolicy, Location, Officer, Payment, Policy, Premium,
+    Product,
 };
 use crate::store::{mirror_entity_key, Store, MIRROR_PENDING_NS};
 
@@ -242,9 +242,7 @@ async fn compare(
         select.join(", "),
         q(table.name)
     );
-    let stream = client
-        .query_raw(&sql, std::iter::empty::<i32>())
-        .await?;
+    let stream = client.query_raw(&sql, std::iter::empty::<i32>()).await?;
     let mut stream = std::pin::pin!(stream);
     while let Some(r) = stream.try_next().await? {
         let central: i64 = r.try_get(0)?;
@@ -323,10 +321,26 @@ pub async fn verify(client: &Client, store: &Store) -> Result<VerifyReport, Mirr
     verify_kind!(client, store, r, Family, Family, "family", true);
     verify_kind!(client, store, r, Insuree, Insuree, "insuree", true);
     verify_kind!(client, store, r, Policy, Policy, "policy", true);
-    verify_kind!(client, store, r, InsureePolicy, InsureePolicy, "insuree_policy", true);
+    verify_kind!(
+        client,
+        store,
+        r,
+        InsureePolicy,
+        InsureePolicy,
+        "insuree_policy",
+        true
+    );
     verify_kind!(client, store, r, Premium, Premium, "premium", true);
     verify_kind!(client, store, r, Payment, Payment, "payment", false);
-    verify_kind!(client, store, r, ControlNumber, ControlNumber, "control_number", false);
+    verify_kind!(
+        client,
+        store,
+        r,
+        ControlNumber,
+        ControlNumber,
+        "control_number",
+        false
+    );
     Ok(report)
 }
 
@@ -337,7 +351,10 @@ mod tests {
     #[test]
     fn values_compare_in_one_form_and_a_central_null_amount_equals_zero() {
         assert_eq!(canon(&Val::I16(Some(4))), canon(&Val::I64(Some(4))));
-        assert_eq!(canon(&Val::Money(Some(3_000_000))), Canon::Int(Some(3_000_000)));
+        assert_eq!(
+            canon(&Val::Money(Some(3_000_000))),
+            Canon::Int(Some(3_000_000))
+        );
         assert!(same(&Canon::Int(Some(0)), &Canon::Int(None)));
         assert!(!same(&Canon::Int(Some(2)), &Canon::Int(None)));
         assert!(!same(&Canon::Int(None), &Canon::Int(Some(0))));
@@ -348,7 +365,10 @@ mod tests {
             Canon::Micros(Some(1_700_000_000_123_456)),
             "PostgreSQL keeps microseconds"
         );
-        assert_eq!(read_expr("LumpSum", &Val::Money(None)), "round(\"LumpSum\" * 100)::int8");
+        assert_eq!(
+            read_expr("LumpSum", &Val::Money(None)),
+            "round(\"LumpSum\" * 100)::int8"
+        );
     }
 
     #[test]
@@ -360,8 +380,14 @@ mod tests {
             central: 1,
             columns: vec![("PolicyStatus", Canon::Int(Some(2)), Canon::Int(Some(4)))],
         };
-        assert_eq!(d.to_string(), "policy 8 (tblPolicy 1): PolicyStatus store=2 central=4;");
-        let m = Difference::OnlyCentral { table: "tblFamilies", central: 9 };
+        assert_eq!(
+            d.to_string(),
+            "policy 8 (tblPolicy 1): PolicyStatus store=2 central=4;"
+        );
+        let m = Difference::OnlyCentral {
+            table: "tblFamilies",
+            central: 9,
+        };
         assert_eq!(m.to_string(), "tblFamilies 9: only in the central database");
     }
 }

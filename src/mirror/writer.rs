@@ -195,9 +195,7 @@ impl MirrorWriter {
 
 /// `kind:id` of an idempotency key `kind:id:seq`.
 fn entity_of_key(key: &str) -> Option<Vec<u8>> {
-    let mut parts = key.rsplitn(2, ':');
-    let _seq = parts.next()?;
-    let entity = parts.next()?;
+    let (entity, _seq) = key.rsplit_once(':')?;
     let (kind, id) = entity.split_once(':')?;
     Some(mirror_entity_key(kind, id.parse().ok()?))
 }
@@ -288,8 +286,11 @@ async fn apply_in_tx(
     let map = std::mem::take(&mut ctx.map);
     drop(ctx);
     tx.commit().await?;
+    // Only mappings learnt in this transaction are written; most were read from the map.
     for ((kind, local), central) in map {
-        idmap::put(store, kind, local, central)?;
+        if idmap::central(store, kind, local)? != Some(central) {
+            idmap::put(store, kind, local, central)?;
+        }
     }
     Ok(())
 }
@@ -473,16 +474,8 @@ impl Ctx<'_, '_> {
             )),
             _ => None,
         };
-        if let (Some(h), Some(_)) = (hist, seq) {
-            if table.by_uuid(self.tx, h).await?.is_some() {
-                return Ok(());
-            }
-        }
-        if table.same(self.tx, key, row).await? {
-            return Ok(());
-        }
         table
-            .update_with_history(self.tx, key, hist, row, audit, self.now)
+            .update_with_history(self.tx, key, hist, seq.is_some(), row, audit, self.now)
             .await?;
         Ok(())
     }

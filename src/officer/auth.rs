@@ -65,7 +65,8 @@ pub fn check_pin(ctx: &Ctx<'_>, given: &str) -> Result<PinCheck, OfficerError> {
     let officer = ctx.officer;
     let key = officer.id.to_be_bytes().to_vec();
     let now_ms = ctx.now.timestamp_millis();
-    let mut state = pin_state(ctx.store, officer.id)?;
+    let stored = pin_state(ctx.store, officer.id)?;
+    let mut state = stored.clone();
     if let Some(until) = state.locked_until_ms {
         if now_ms < until {
             let reply = g.text("locked", ctx.lang, &[("until", &show_time(until))]);
@@ -79,7 +80,7 @@ pub fn check_pin(ctx: &Ctx<'_>, given: &str) -> Result<PinCheck, OfficerError> {
         return Ok(PinCheck::Refused(Box::new(Plan::reject(reply))));
     };
     if pin::verify(given, hash) {
-        let reset = if state == PinState::default() {
+        let reset = if stored == PinState::default() {
             Vec::new()
         } else {
             vec![(NS_PIN, key, None)]

@@ -198,32 +198,29 @@ fn run(ctx: &Ctx<'_>) -> Result<(String, Plan, Vec<String>), OfficerError> {
         };
         return Ok((kind.name().into(), plan, pins));
     }
-    // A resend within the window: the first reply again, no second effect.
+    let pin = cmd.pin().unwrap_or_default();
+    let state = match auth::check_pin(ctx, pin)? {
+        auth::PinCheck::Ok(state) => state,
+        auth::PinCheck::Refused(plan) => return Ok((kind.name().into(), *plan, pins)),
+    };
+    // A resend within the window (checked after the PIN: a resend is no way around it):
+    // the first reply again, no second effect.
     if let Some(reply) = audit::recent_reply(ctx, &cmd)? {
-        let mut plan = Plan::reject(reply);
-        plan.ok = true;
+        let mut plan = Plan::answer(reply);
+        plan.state = state;
         return Ok((format!("{}-repeat", kind.name()), plan, pins));
     }
-    let pin = cmd.pin().unwrap_or_default();
-    let mut plan = match auth::check_pin(ctx, pin)? {
-        auth::PinCheck::Ok(state) => {
-            let mut plan = match &cmd {
-                Command::Register(r) => register::run(ctx, r)?,
-                Command::Add(a) => add_member::run(ctx, a)?,
-                Command::Renew { chfid, product, .. } => {
-                    renew::run(ctx, *chfid, product.as_deref())?
-                }
-                Command::ChangePin { new, repeat, .. } => change_pin::run(ctx, new, repeat)?,
-                _ => Plan::reject(String::new()),
-            };
-            plan.state.extend(state);
-            if plan.ok && kind != CommandKind::Pin {
-                plan.remember = Some(audit::recent_key(ctx, &cmd));
-            }
-            plan
-        }
-        auth::PinCheck::Refused(plan) => *plan,
+    let mut plan = match &cmd {
+        Command::Register(r) => register::run(ctx, r)?,
+        Command::Add(a) => add_member::run(ctx, a)?,
+        Command::Renew { chfid, product, .. } => renew::run(ctx, *chfid, product.as_deref())?,
+        Command::ChangePin { new, repeat, .. } => change_pin::run(ctx, new, repeat)?,
+        _ => Plan::reject(String::new()),
     };
+    plan.state.extend(state);
+    if plan.ok && kind != CommandKind::Pin {
+        plan.remember = Some(audit::recent_key(ctx, &cmd));
+    }
     plan.reply = fit(&plan.reply);
     Ok((kind.name().into(), plan, pins))
 }

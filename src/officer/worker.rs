@@ -27,10 +27,11 @@ use crate::store::{codec, Store, StoreError, TxResult, WriteTx};
 /// Outbox topic of officer commands waiting to run.
 pub const TOPIC: &str = "officer.cmd";
 
-/// Jobs claimed at once; each runs to completion before the next.
-const BATCH: usize = 16;
-/// Lease on a claimed job: longer than any command takes, short enough after a crash.
-const LEASE: Duration = Duration::from_secs(60);
+/// Jobs claimed at once; each runs to completion before the next, and only this loop
+/// claims, so a lease running out mid-batch lets no one else run a job twice.
+const BATCH: usize = 8;
+/// Lease on a claimed job: how long a job claimed by a crashed process waits.
+const LEASE: Duration = Duration::from_secs(5);
 
 static RUNNING: AtomicBool = AtomicBool::new(false);
 

@@ -746,3 +746,100 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod callback_tests {
+    use super::*;
+    use crate::store::fixtures::{payment, product};
+    use crate::store::Store;
+
+    fn templates() -> crate::sms::Templates {
+        crate::sms::Templates::load(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sms-templates"),
+        )
+        .unwrap()
+    }
+
+    fn result(bill: Id, number: Option<&str>, codes: &[&str]) -> ControlNumberResult {
+        ControlNumberResult {
+            bill_id: bill.to_string(),
+            control_number: number.map(String::from),
+            codes: codes.iter().map(|c| c.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn callbacks_fill_the_pool_assign_members_and_record_refusals_once() {
+        let store = Store::open_temporary().unwrap();
+        let t = templates();
+        store
+            .write(|tx| -> TxResult<()> {
+                tx.put_product(&product(1, "CHF01"))?;
+                for (bill, purpose) in [
+                    (70, BillPurpose::Pool { product: 1 }),
+                    (71, BillPurpose::Member { payment: 71 }),
+                    (72, BillPurpose::Member { payment: 72 }),
+                ] {
+                    if let BillPurpose::Member { payment: id } = purpose {
+                        tx.put_payment(&Payment {
+                            status: PaymentStatus::ControlNumberRequested,
+                            ..payment(id, None)
+                        })?;
+                    }
+                    queue_bill(
+                        tx,
+                        &BillRecord {
+                            bill_id: bill,
+                            purpose,
+                            amount: Money::tzs(30_000),
+                            sp_code: None,
+                            payer_id: String::new(),
+                            payer_name: String::new(),
+                            payer_phone: String::new(),
+                            generated: tx.now(),
+                            state: BillState::Queued,
+                        },
+                    )?;
+                }
+                pool::add_in_flight(tx, 1, 1)?;
+                Ok(())
+            })
+            .unwrap();
+        let apply = |r: ControlNumberResult| store.write(|tx| apply_result(tx, &r, &t)).unwrap();
+        assert_eq!(
+            apply(result(70, Some("990000000070"), &["7101"])),
+            CallbackResult::Pooled
+        );
+        assert_eq!(pool::level(&store, 1).unwrap(), (1, 0));
+        assert_eq!(
+            apply(result(70, Some("990000000070"), &["7101"])),
+            CallbackResult::AlreadyKnown
+        );
+        assert_eq!(
+            apply(result(71, Some("990000000071"), &["7101"])),
+            CallbackResult::Assigned
+        );
+        let p = store.payment(71).unwrap().unwrap();
+        assert_eq!(
+            (p.status, p.control_number.as_deref()),
+            (PaymentStatus::Assigned, Some("990000000071"))
+        );
+        assert_eq!(
+            apply(result(72, None, &["7242", "7627"])),
+            CallbackResult::Refused
+        );
+        let p = store.payment(72).unwrap().unwrap();
+        assert_eq!(p.status, PaymentStatus::Rejected);
+        assert_eq!(p.rejected_reason.as_deref(), Some("GePG: 7242;7627"));
+        assert_eq!(
+            apply(result(999, Some("990000000999"), &["7101"])),
+            CallbackResult::UnknownBill
+        );
+        // One control-number SMS (member 71 has a phone), however often GePG calls back.
+        assert_eq!(
+            apply(result(71, Some("990000000071"), &["7101"])),
+            CallbackResult::AlreadyKnown
+        );
+        assert_eq!(store.pending_count(crate::sms::SMS_TOPIC).unwrap(), 1);
+    }
+}

@@ -345,7 +345,9 @@ fn apply_to_payment(
     // Record the money on the payment whatever happens next.
     payment.received_amount = Some(payment.received_amount.unwrap_or(Money::ZERO) + n.paid);
     payment.received_date = Some(now);
-    payment.payment_date = parse_timestamp(&n.paid_at).map(|t| t.and_utc());
+    // GePG's timestamps are East Africa time (UTC+3) without a zone.
+    payment.payment_date =
+        parse_timestamp(&n.paid_at).map(|t| (t - chrono::Duration::hours(3)).and_utc());
     payment.transaction_no = Some(n.trx_id.clone());
     payment.receipt_no = Some(n.receipt.clone());
     payment.payment_origin = Some(if n.psp_name.is_empty() {

@@ -228,6 +228,8 @@ pub struct Payments {
     /// Why payments are off (live mode without keys or URL): callbacks then answer 503 and
     /// no bill is sent, so GePG retries once the configuration is fixed.
     pub disabled: Option<String>,
+    /// Signed acks by (ack name, code).
+    acks: Mutex<HashMap<(String, String), Vec<u8>>>,
     /// The built-in simulator's memory (bills seen, payments made), one per server.
     pub(crate) simulator: Mutex<super::simulator::SimState>,
 }
@@ -286,15 +288,37 @@ impl Payments {
             gepg_url,
             self_url: self_url.trim_end_matches('/').to_string(),
             recon_waiters: Mutex::new(HashMap::new()),
+            acks: Mutex::new(HashMap::new()),
             disabled,
             simulator: Mutex::new(Default::default()),
         })
     }
 
-    /// A signed ack `<{ack}><..Code>{code}</..Code></{ack}>` with HTTP `status`.
+    /// A signed ack `<{ack}><..Code>{code}</..Code></{ack}>` with HTTP `status`. An ack's
+    /// bytes depend only on (ack, code) and PKCS#1 v1.5 signatures are deterministic, so
+    /// each is signed once (an RSA signature costs more than applying a payment).
     pub fn reply(&self, ack: &str, code: &str, status: u16) -> Reply {
-        let inner = Ack::to_xml(ack, code);
-        let body = match self.keys.ours.envelope(&inner) {
+        let key = (ack.to_string(), code.to_string());
+        let cached = self
+            .acks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned();
+        let signed = match cached {
+            Some(b) => Ok(b),
+            None => self
+                .keys
+                .ours
+                .envelope(&Ack::to_xml(ack, code))
+                .inspect(|b| {
+                    self.acks
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(key, b.clone());
+                }),
+        };
+        let body = match signed {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(error = %e, "cannot sign an ack");

@@ -140,7 +140,7 @@ pub fn snapshot() -> Value {
     );
     v.insert(
         "dlr_latency_ms_avg".into(),
-        json!(if n == 0 { 0 } else { sum / n }),
+        json!(sum.checked_div(n).unwrap_or(0)),
     );
     Value::Object(v)
 }

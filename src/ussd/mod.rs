@@ -9,9 +9,12 @@
 //! business rule (the domain does; actions only call it).
 //!
 //! Design choices:
-//! - Sessions live in the store's `aux` tree, written with plain (unflushed) puts: a hop
-//!   costs one read and one write of a small record. Losing a session in a crash only
-//!   restarts it. Writes that answer with a control number are durable before the reply.
+//! - Sessions live in the store's `aux` tree, written with plain (unflushed) puts, with the
+//!   running ones also in memory ([`live`]): a hop costs one write of a small record and no
+//!   read. Losing a session in a crash only restarts it. Writes that answer with a control
+//!   number are durable before the reply.
+//! - Hops of one session run one at a time ([`inflight`]), so a re-send racing its original
+//!   waits and gets the cached reply.
 //! - The cached reply of the last hop is inside the session record, so idempotency is free.
 //! - Menus are an `Arc` behind a lock swapped whole on reload; a hop takes one snapshot.
 

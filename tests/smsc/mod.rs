@@ -93,6 +93,7 @@ impl Smsc {
                 Ok(l) => l,
                 Err(_) => {
                     let _ = child.kill();
+                    let _ = child.wait();
                     let mut err = String::new();
                     if let Some(mut e) = child.stderr.take() {
                         let _ = e.read_to_string(&mut err);
@@ -170,6 +171,10 @@ impl Smsc {
 
     pub fn drop_sessions(&self) {
         self.call("POST", "/drop", None);
+    }
+
+    pub fn enquire_link(&self) {
+        self.call("POST", "/enquire_link", None);
     }
 
     pub fn unbind_sessions(&self) {

@@ -19,13 +19,15 @@
 //                          esm_class, udh (hex), ussd_service_op, its_session_info, ...)
 //   POST /config           {"throttle_next":N, "throttle_status":S|[S,...], "reject_next":N, "reject_status":S,
 //                           "resp_delay_ms":ms, "dlr_delay_ms":ms, "dlr_before_resp":bool,
-//                           "dlr_stat":"DELIVRD"|"UNDELIV"|"EXPIRED", "dlr_tlvs":bool}
+//                           "dlr_stat":"DELIVRD"|"UNDELIV"|"EXPIRED", "dlr_tlvs":bool,
+//                           "dlr_id_decimal":bool}
 //   POST /mo               {"command":"deliver_sm"|"data_sm","from","to","text","data_coding",
 //                           "udh":"hex","ussd_service_op",
 //                           "its_session_info":[a,b],"extra":{...raw PDU fields}}
 //   POST /raw              {"hex":"..."} writes raw bytes to every bound session
 //   POST /drop             destroys every session's socket (no unbind)
 //   POST /unbind           sends unbind to every bound session
+//   POST /enquire_link     sends enquire_link to every bound session
 'use strict';
 const smpp = require('smpp');
 const http = require('http');
@@ -44,6 +46,8 @@ const cfg = {
   dlr_before_resp: false,
   dlr_stat: 'DELIVRD',
   dlr_tlvs: true,
+  // Receipt ids in decimal while submit_sm_resp ids are hex (as some SMSCs do).
+  dlr_id_decimal: false,
 };
 let nextId = 1;
 const sessions = new Set();
@@ -52,7 +56,7 @@ const stats = {
   dlr_sent: 0, mo_sent: 0, deliver_sm_resp: 0, deliver_sm_resp_status: [], mo_resp: 0,
   mo_resp_status: [], dlr_resp: 0, enquire_link: 0,
   unbind: 0, unbind_resp: 0, generic_nack: 0, generic_nack_seq: [], sessions: 0,
-  max_outstanding: 0, throttle_statuses: [], data_sm_resp: 0,
+  max_outstanding: 0, throttle_statuses: [], data_sm_resp: 0, enquire_link_resp: 0,
 };
 const submits = [];
 // Distinct accepted texts: lets a test wait for N messages without fetching every submit.
@@ -79,6 +83,7 @@ function messageParts(pdu) {
 function sendReceipt(session, pdu, id, text) {
   const now = new Date();
   const stat = cfg.dlr_stat;
+  if (cfg.dlr_id_decimal) id = parseInt(id, 16).toString(10);
   const receipt = `id:${id} sub:001 dlvrd:${stat === 'DELIVRD' ? '001' : '000'} submit date:${smppDate(now)} done date:${smppDate(now)} stat:${stat} err:000 text:${text.slice(0, 20)}`;
   const fields = {
     source_addr: pdu.destination_addr,
@@ -118,6 +123,7 @@ const server = smpp.createServer({ debug: !!process.env.SMSC_DEBUG }, (session) 
   session.on('bind_transmitter', onBind);
   session.on('bind_receiver', onBind);
   session.on('enquire_link', (pdu) => { stats.enquire_link++; session.send(pdu.response()); });
+  session.on('enquire_link_resp', () => { stats.enquire_link_resp++; });
   session.on('deliver_sm_resp', (pdu) => {
     stats.deliver_sm_resp++;
     stats.deliver_sm_resp_status.push(pdu.command_status);
@@ -255,6 +261,11 @@ const ctrl = http.createServer((req, res) => {
     const n = sessions.size;
     for (const s of [...sessions]) { sessions.delete(s); s.socket.destroy(); }
     return json(res, { dropped: n });
+  }
+  if (req.method === 'POST' && req.url === '/enquire_link') {
+    const n = sessions.size;
+    for (const s of [...sessions]) s.send(new smpp.PDU('enquire_link', {}));
+    return json(res, { sent: n });
   }
   if (req.method === 'POST' && req.url === '/unbind') {
     const n = sessions.size;
