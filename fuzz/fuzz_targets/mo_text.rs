@@ -43,7 +43,13 @@ fuzz_target!(|data: &[u8]| {
     let total = enc.parts.len();
     let mut joined = Vec::new();
     for (i, p) in enc.parts.iter().enumerate() {
-        assert!(p.len() <= 140, "segment of {} octets", p.len());
+        // Unpacked GSM-7: one octet per septet, 160 at most; UCS2: 140 octets.
+        let cap = if enc.data_coding == segment::DC_UCS2 {
+            140
+        } else {
+            160
+        };
+        assert!(p.len() <= cap, "segment of {} octets", p.len());
         if enc.udhi {
             let (c, b) = mo_text::split_udh(p);
             let c = c.expect("our own UDH reads back");

@@ -21,7 +21,7 @@ use super::pdu::{relative_validity, SubmitReq};
 use super::{Job, Shared, SubmitOutcome};
 use crate::shutdown::Signal;
 use crate::sms::outbound::decode;
-use crate::sms::status as sms_status;
+use crate::sms::status::{self as sms_status, SmsState};
 use crate::sms::{segment, SMS_TOPIC};
 use crate::store::OutboxItem;
 
@@ -155,8 +155,18 @@ async fn send(shared: &Shared, item: OutboxItem) {
         }
     };
     if let Fate::Submitted(ids) = &fate {
-        if let Err(e) = sms_status::record_submitted(store, item.seq, ids, now()) {
-            tracing::warn!(error = %e, "recording message ids failed; receipts will not match");
+        match sms_status::record_submitted(store, item.seq, ids, now()) {
+            // Receipts that raced ahead of the submit_sm_resp were applied just now: count
+            // the final state here, since the receipt handler saw no SMS to count it on.
+            Ok(st) => match st.state {
+                SmsState::Delivered => inc(&metrics().sms_delivered),
+                SmsState::Failed => inc(&metrics().sms_failed),
+                SmsState::Expired => inc(&metrics().sms_expired),
+                SmsState::Submitted => {}
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "recording message ids failed; receipts will not match")
+            }
         }
         tracing::debug!(message_ids = ?ids, "submitted");
     }
