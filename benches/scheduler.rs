@@ -66,7 +66,10 @@ fn main() {
         })
         .expect("scan");
     let scan = t.elapsed().as_secs_f64();
-    println!("baseline: scan of {n} policies in {scan:.2} s ({:.0}/s)", n as f64 / scan);
+    println!(
+        "baseline: scan of {n} policies in {scan:.2} s ({:.0}/s)",
+        n as f64 / scan
+    );
 
     let templates = Templates::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("sms-templates"))
         .expect("templates");

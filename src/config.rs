@@ -544,7 +544,9 @@ impl Default for SchedulerConfig {
 /// Parses `HH:MM` (24 h).
 pub fn parse_hhmm(key: &str, value: &str) -> Result<chrono::NaiveTime, ConfigError> {
     chrono::NaiveTime::parse_from_str(value.trim(), "%H:%M").map_err(|_| {
-        ConfigError::Invalid(format!("[scheduler] {key} = {value:?}: expected HH:MM, e.g. 09:00"))
+        ConfigError::Invalid(format!(
+            "[scheduler] {key} = {value:?}: expected HH:MM, e.g. 09:00"
+        ))
     })
 }
 
@@ -552,8 +554,15 @@ impl SchedulerConfig {
     /// (expire_at, send_at, quiet_start, quiet_end), validated.
     pub fn times(
         &self,
-    ) -> Result<(chrono::NaiveTime, chrono::NaiveTime, chrono::NaiveTime, chrono::NaiveTime), ConfigError>
-    {
+    ) -> Result<
+        (
+            chrono::NaiveTime,
+            chrono::NaiveTime,
+            chrono::NaiveTime,
+            chrono::NaiveTime,
+        ),
+        ConfigError,
+    > {
         Ok((
             parse_hhmm("expire_at", &self.expire_at)?,
             parse_hhmm("send_at", &self.send_at)?,
@@ -578,7 +587,9 @@ impl SchedulerConfig {
             )));
         }
         if self.tick_secs == 0 {
-            return Err(ConfigError::Invalid("[scheduler] tick_secs must be > 0".into()));
+            return Err(ConfigError::Invalid(
+                "[scheduler] tick_secs must be > 0".into(),
+            ));
         }
         Ok(())
     }

@@ -78,20 +78,40 @@ fn round_trip(el: &Element) {
     }
 }
 
+/// Whether `data` has `<!DOCTYPE` or `<!ENTITY` as markup of its own: not inside another tag
+/// (quick-xml reads `<a <!DOCTYPE/>` as one odd element), and with no comment, CDATA or
+/// quoted value anywhere that could hold it as text.
+fn declares_a_dtd(data: &[u8]) -> bool {
+    let lower = data.to_ascii_lowercase();
+    let has = |needle: &[u8]| lower.windows(needle.len()).any(|w| w == needle);
+    if has(b"<!--") || has(b"<![cdata[") || has(b"\"") || has(b"'") {
+        return false;
+    }
+    let mut in_tag = false;
+    for (i, &b) in lower.iter().enumerate() {
+        match b {
+            b'<' if !in_tag => {
+                let rest = &lower[i..];
+                if rest.starts_with(b"<!doctype") || rest.starts_with(b"<!entity") {
+                    return true;
+                }
+                in_tag = true;
+            }
+            b'>' => in_tag = false,
+            _ => {}
+        }
+    }
+    false
+}
+
 fuzz_target!(|data: &[u8]| {
     let parsed = xml::parse(data, MAX);
     if data.len() > MAX {
         assert!(matches!(parsed, Err(XmlError::TooLarge { .. })));
         return;
     }
-    let lower = data.to_ascii_lowercase();
-    let has = |needle: &[u8]| lower.windows(needle.len()).any(|w| w == needle);
-    if has(b"<!doctype") || has(b"<!entity") {
-        // Outside a comment, CDATA or an attribute value, a DTD must be refused; inside
-        // one of those it is only text.
-        if !has(b"<!--") && !has(b"<![cdata[") && !has(b"\"") && !has(b"'") {
-            assert!(parsed.is_err(), "a DTD was accepted");
-        }
+    if declares_a_dtd(data) {
+        assert!(parsed.is_err(), "a DTD was accepted");
     }
     let Ok(root) = parsed else {
         return;
