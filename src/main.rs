@@ -15,6 +15,8 @@ fn main() -> anyhow::Result<()> {
             EnvFilter::try_from_env("IMIS_GATEWAY_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, not in log files and journals.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match Cli::parse().command {
         Command::Serve(args) => tokio::runtime::Runtime::new()?.block_on(cli::serve::run(args)),

@@ -23,11 +23,13 @@ const WINDOW_MS: i64 = 600_000;
 const SENDERS: [&str; 2] = ["255754000001", "255754000002"];
 
 type Key = (usize, u16, u8);
+/// One buffered segment: (data_coding, body, arrived ms), by seq.
+type Segments = BTreeMap<u8, (u8, Vec<u8>, i64)>;
 
 #[derive(Default)]
 struct Model {
     /// Buffered segments: seq → (data_coding, body, arrived ms).
-    buffers: HashMap<Key, BTreeMap<u8, (u8, Vec<u8>, i64)>>,
+    buffers: HashMap<Key, Segments>,
     /// When each message was finished (completed or swept).
     done: HashMap<Key, i64>,
 }
@@ -69,7 +71,7 @@ fn at(ms: i64) -> DateTime<Utc> {
         + chrono::Duration::milliseconds(ms)
 }
 
-fn expected_text(segs: &BTreeMap<u8, (u8, Vec<u8>, i64)>) -> String {
+fn expected_text(segs: &Segments) -> String {
     let dc = segs.values().next().map(|s| s.0).unwrap_or(0);
     let bytes: Vec<u8> = segs.values().flat_map(|s| s.1.iter().copied()).collect();
     mo_text::decode(dc, &bytes, DefaultAlphabet::Gsm7)
