@@ -728,34 +728,26 @@ impl<'a> World<'a> {
             .and_hms_opt(9, 0, 0)
             .map(|t| t.and_utc())
             .ok_or_else(|| DemoError::Rule("bad time".into()))?;
-        let payment = Payment {
-            id: self.id()?,
-            uuid: self.uuid(),
-            status: PaymentStatus::Assigned,
+        let (id, uuid) = (self.id()?, self.uuid());
+        let line = PaymentDetail {
+            product_code: product.code.clone(),
+            chfid: head.chfid,
+            stage: PolicyStage::Renewal,
+            policy: Some(policy.id),
             expected_amount: policy.value,
-            received_amount: None,
-            officer_code: None,
-            phone: head.phone.clone(),
-            language: family.family.sms.language,
-            request_date: requested,
-            control_number: Some(control_number.into()),
-            received_date: None,
-            payment_date: None,
-            matched_date: None,
-            transaction_no: None,
-            receipt_no: None,
-            payment_origin: None,
-            rejected_reason: None,
-            details: vec![PaymentDetail {
-                product_code: product.code.clone(),
-                chfid: head.chfid,
-                stage: PolicyStage::Renewal,
-                policy: Some(policy.id),
-                expected_amount: policy.value,
-                amount: None,
-                premium: None,
-            }],
+            amount: None,
+            premium: None,
         };
+        let mut payment = Payment::intent(
+            id,
+            uuid,
+            line,
+            head.phone.clone(),
+            family.family.sms.language,
+            requested,
+        );
+        payment.status = PaymentStatus::Assigned;
+        payment.control_number = Some(control_number.into());
         bulk.put_payment(&payment)?;
         let cn = ControlNumber {
             id: self.id()?,

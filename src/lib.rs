@@ -11,6 +11,8 @@
 //! - [`sms`]: outbound SMS as data: the outbox record and the editable templates.
 //! - [`smpp`]: the SMPP 3.4 client (ESME): binds, window, throttling, MT drain, MO,
 //!   delivery receipts, USSD over SMPP.
+//! - [`inquiry`]: the policy inquiry over the store (a family's cover per product), shared
+//!   by USSD and officer SMS.
 //! - [`mirror`]: the central openIMIS PostgreSQL database: the mirror writer draining the
 //!   outbox, import and incremental pull.
 //! - [`scheduler`]: daily jobs inside `serve` (policy expiry, officer renewal prompts,
@@ -29,6 +31,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod inquiry;
 pub mod mirror;
 pub mod officer;
 pub mod payments;

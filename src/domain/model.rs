@@ -461,6 +461,41 @@ pub struct Payment {
     pub details: Vec<PaymentDetail>,
 }
 
+impl Payment {
+    /// A new payment intent (`IntentCreated`) for one contribution line: no control number,
+    /// no money yet. USSD renewals, officer commands and demo data all start a payment here;
+    /// callers set what differs (officer, status, control number) on the result.
+    pub fn intent(
+        id: Id,
+        uuid: Uuid,
+        line: PaymentDetail,
+        phone: Option<Msisdn>,
+        language: Language,
+        request_date: DateTime<Utc>,
+    ) -> Payment {
+        Payment {
+            id,
+            uuid,
+            status: PaymentStatus::IntentCreated,
+            expected_amount: line.expected_amount,
+            received_amount: None,
+            officer_code: None,
+            phone,
+            language,
+            request_date,
+            control_number: None,
+            received_date: None,
+            payment_date: None,
+            matched_date: None,
+            transaction_no: None,
+            receipt_no: None,
+            payment_origin: None,
+            rejected_reason: None,
+            details: vec![line],
+        }
+    }
+}
+
 /// `tblControlNumber.Status` as this gateway tracks it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ControlNumberStatus {

@@ -6,9 +6,7 @@
 
 use super::plan::uuid;
 use super::Ctx;
-use crate::domain::{
-    Chfid, Id, Money, Payment, PaymentDetail, PaymentStatus, PolicyStage, Product,
-};
+use crate::domain::{Chfid, Id, Money, Payment, PaymentDetail, PolicyStage, Product};
 
 /// Stands for the control number in a rendered text until the transaction knows it.
 pub const CN_MARK: &str = "\u{1}CN\u{1}";
@@ -29,34 +27,24 @@ pub fn create(
     stage: PolicyStage,
     amount: Money,
 ) -> Intent {
-    let payment = Payment {
-        id: payment_id,
-        uuid: uuid(),
-        status: PaymentStatus::IntentCreated,
+    let line = PaymentDetail {
+        product_code: product.code.clone(),
+        chfid,
+        stage,
+        policy: Some(policy),
         expected_amount: amount,
-        received_amount: None,
-        officer_code: Some(ctx.officer.code.clone()),
-        phone: ctx.officer.phone.clone(),
-        language: ctx.lang,
-        request_date: ctx.now,
-        control_number: None,
-        received_date: None,
-        payment_date: None,
-        matched_date: None,
-        transaction_no: None,
-        receipt_no: None,
-        payment_origin: None,
-        rejected_reason: None,
-        details: vec![PaymentDetail {
-            product_code: product.code.clone(),
-            chfid,
-            stage,
-            policy: Some(policy),
-            expected_amount: amount,
-            amount: None,
-            premium: None,
-        }],
+        amount: None,
+        premium: None,
     };
+    let mut payment = Payment::intent(
+        payment_id,
+        uuid(),
+        line,
+        ctx.officer.phone.clone(),
+        ctx.lang,
+        ctx.now,
+    );
+    payment.officer_code = Some(ctx.officer.code.clone());
     Intent {
         payment,
         product: product.clone(),

@@ -17,8 +17,7 @@ use super::payments::{index_in_tx, of_family};
 use super::{show_date, ActionCtx, ActionError, Outcome};
 use crate::domain::{
     policy_value, renewal_period, renewal_product, Chfid, Id, Insuree, InsureePolicy,
-    MemberForValue, Money, Payment, PaymentDetail, PaymentStatus, Policy, PolicyStage,
-    PolicyStatus, Product,
+    MemberForValue, Money, Payment, PaymentDetail, Policy, PolicyStage, PolicyStatus, Product,
 };
 use crate::sms::{self, OutboundSms};
 use crate::store::{codec, Abort, StoreError, WriteError};
@@ -233,34 +232,23 @@ fn write_renewal(
             })?;
         }
         let payment_id = tx.next_id()?;
-        let mut payment = Payment {
-            id: payment_id,
-            uuid: Uuid::new_v4(),
-            status: PaymentStatus::IntentCreated,
+        let line = PaymentDetail {
+            product_code: q.product.code.clone(),
+            chfid: view.head.chfid,
+            stage: PolicyStage::Renewal,
+            policy: Some(policy.id),
             expected_amount: q.value,
-            received_amount: None,
-            officer_code: None,
-            phone: Some(ctx.msisdn.clone()),
-            language: ctx.lang,
-            request_date: ctx.now,
-            control_number: None,
-            received_date: None,
-            payment_date: None,
-            matched_date: None,
-            transaction_no: None,
-            receipt_no: None,
-            payment_origin: None,
-            rejected_reason: None,
-            details: vec![PaymentDetail {
-                product_code: q.product.code.clone(),
-                chfid: view.head.chfid,
-                stage: PolicyStage::Renewal,
-                policy: Some(policy.id),
-                expected_amount: q.value,
-                amount: None,
-                premium: None,
-            }],
+            amount: None,
+            premium: None,
         };
+        let mut payment = Payment::intent(
+            payment_id,
+            Uuid::new_v4(),
+            line,
+            Some(ctx.msisdn.clone()),
+            ctx.lang,
+            ctx.now,
+        );
         let number =
             crate::payments::assign_control_number(tx, &mut payment, &q.product, ctx.gepg)?
                 .number()
