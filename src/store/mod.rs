@@ -50,6 +50,9 @@ pub use tx::{
     MIRROR_PENDING_NS, MIRROR_TOPIC,
 };
 
+/// Waits of 50 ms for a directory lock a just-closed handle of this process still holds.
+const LOCK_RETRIES: u32 = 40;
+
 /// The layout version of the whole store, kept in `meta` and checked on open.
 pub const SCHEMA_VERSION: u32 = 1;
 const SCHEMA_KEY: &[u8] = b"schema_version";
@@ -152,8 +155,22 @@ struct Inner {
 impl Store {
     /// Opens (or creates) the store in `dir`, checking its schema version.
     pub fn open(dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
-        let config = sled::Config::new().path(dir);
-        Store::from_config(config, options)
+        // sled's background threads can hold the directory lock for a moment after the last
+        // handle of an earlier open is dropped (a restart within one process): wait that out
+        // briefly instead of failing. A store held by another live process still fails.
+        let mut tries = 0;
+        loop {
+            let config = sled::Config::new().path(dir);
+            match Store::from_config(config, options.clone()) {
+                Err(StoreError::Sled(sled::Error::Io(e)))
+                    if tries < LOCK_RETRIES && e.to_string().contains("could not acquire lock") =>
+                {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// A store deleted when dropped, for tests.
