@@ -3,8 +3,6 @@
 //! notification, optionally another amount, several deliveries, a delay, or silently (only
 //! reconciliation will find it). Prints GePG's view: TrxId, PayRefId and our acks.
 
-use anyhow::Context;
-
 #[derive(Debug, clap::Args)]
 pub struct GepgSimArgs {
     #[command(subcommand)]
@@ -50,22 +48,7 @@ pub fn run(args: GepgSimArgs) -> anyhow::Result<()> {
         "delay_ms": delay_ms,
         "silent": silent,
     });
-    let rt = tokio::runtime::Runtime::new()?;
-    let v: serde_json::Value = rt.block_on(async {
-        let r = reqwest::Client::new()
-            .post(format!("{}/gepg-sim/pay", server.trim_end_matches('/')))
-            .header("Content-Type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .with_context(|| format!("reaching the server at {server}"))?;
-        let status = r.status();
-        let raw = r.bytes().await.context("reading the answer")?;
-        let v: serde_json::Value =
-            serde_json::from_slice(&raw).context("the answer is not JSON")?;
-        anyhow::ensure!(status.is_success(), "simulator answered {status}: {v}");
-        Ok::<_, anyhow::Error>(v)
-    })?;
+    let v = super::post_json(&server, "/gepg-sim/pay", &body, "simulator")?;
     println!(
         "paid TZS {} on {control_number}: TrxId {} PayRefId {}; acks {}",
         v["amount"].as_str().unwrap_or("?"),

@@ -79,3 +79,30 @@ impl StoreArgs {
         Ok(config)
     }
 }
+
+/// POSTs `body` as JSON to `path` on a running server and returns its JSON answer; an answer
+/// that is not a success is an error naming `who` answered and what it said.
+pub(crate) fn post_json(
+    server: &str,
+    path: &str,
+    body: &serde_json::Value,
+    who: &str,
+) -> anyhow::Result<serde_json::Value> {
+    use anyhow::Context;
+    let url = format!("{}{path}", server.trim_end_matches('/'));
+    tokio::runtime::Runtime::new()?.block_on(async {
+        let r = reqwest::Client::new()
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .with_context(|| format!("reaching the server at {server}"))?;
+        let status = r.status();
+        let raw = r.bytes().await.context("reading the answer")?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&raw).context("the answer is not JSON")?;
+        anyhow::ensure!(status.is_success(), "{who} answered {status}: {v}");
+        Ok(v)
+    })
+}

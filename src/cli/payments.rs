@@ -144,25 +144,8 @@ fn show(number: &str, args: &StoreArgs) -> anyhow::Result<()> {
 }
 
 fn reconcile(date: chrono::NaiveDate, server: &str) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Runtime::new()?;
-    let v: serde_json::Value = rt.block_on(async {
-        let r = reqwest::Client::new()
-            .post(format!(
-                "{}/payments/reconcile",
-                server.trim_end_matches('/')
-            ))
-            .header("Content-Type", "application/json")
-            .body(serde_json::json!({"date": date.to_string()}).to_string())
-            .send()
-            .await
-            .with_context(|| format!("reaching the server at {server}"))?;
-        let status = r.status();
-        let raw = r.bytes().await.context("reading the answer")?;
-        let v: serde_json::Value =
-            serde_json::from_slice(&raw).context("the answer is not JSON")?;
-        anyhow::ensure!(status.is_success(), "server answered {status}: {v}");
-        Ok::<_, anyhow::Error>(v)
-    })?;
+    let body = serde_json::json!({"date": date.to_string()});
+    let v = super::post_json(server, "/payments/reconcile", &body, "server")?;
     print!("{}", v["report"].as_str().unwrap_or_default());
     Ok(())
 }
