@@ -506,10 +506,7 @@ pub fn transaction(
     trx_id: &str,
 ) -> Result<Option<TrxRecord>, StoreError> {
     match store.aux_get(TRX_NS, format!("{sp_code}:{trx_id}").as_bytes())? {
-        Some(b) => codec::decode(&b).map(Some).map_err(|e| StoreError::Codec {
-            tree: "aux",
-            source: e,
-        }),
+        Some(b) => codec::decode_aux(&b).map(Some),
         None => Ok(None),
     }
 }
@@ -519,12 +516,7 @@ pub fn transactions(store: &Store) -> Result<Vec<TrxRecord>, StoreError> {
     store
         .aux_scan(TRX_NS, b"")?
         .into_iter()
-        .map(|(_, v)| {
-            codec::decode(&v).map_err(|e| StoreError::Codec {
-                tree: "aux",
-                source: e,
-            })
-        })
+        .map(|(_, v)| codec::decode_aux(&v))
         .collect()
 }
 

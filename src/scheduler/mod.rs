@@ -181,19 +181,13 @@ impl Scheduler {
 
     pub fn state(&self, job: Job) -> Result<JobState, SchedulerError> {
         match self.store.aux_get(JOBS_NS, job.name().as_bytes())? {
-            Some(bytes) => Ok(codec::decode(&bytes).map_err(|source| StoreError::Codec {
-                tree: "aux",
-                source,
-            })?),
+            Some(bytes) => Ok(codec::decode_aux(&bytes)?),
             None => Ok(JobState::default()),
         }
     }
 
     fn save_state(&self, job: Job, state: &JobState) -> Result<(), SchedulerError> {
-        let bytes = codec::encode(state).map_err(|source| StoreError::Codec {
-            tree: "aux",
-            source,
-        })?;
+        let bytes = codec::encode_aux(state)?;
         self.store.aux_put(JOBS_NS, job.name().as_bytes(), &bytes)?;
         self.store.flushed_blocking()?;
         Ok(())

@@ -18,7 +18,7 @@ use crate::domain::renewal::{
 };
 use crate::domain::{renewal_product, Id, Msisdn, Officer, Policy, PolicyStatus, Product};
 use crate::sms::{enqueue, OutboundSms};
-use crate::store::{codec, StoreError, TxResult};
+use crate::store::{codec, StoreError, TxError, TxResult};
 
 /// Aux namespace of prompt records: policy id (BE u64) → [`Prompt`].
 pub const PROMPTS_NS: &str = "renewal.prompt";
@@ -161,10 +161,7 @@ pub fn run(
                 if tx.aux_get(PROMPTS_NS, &k)?.is_some() {
                     continue;
                 }
-                let bytes = codec::encode(p).map_err(|source| StoreError::Codec {
-                    tree: "aux",
-                    source,
-                })?;
+                let bytes = codec::encode_aux(p).map_err(TxError::from)?;
                 tx.aux_put(PROMPTS_NS, &k, &bytes)?;
                 added += 1;
             }

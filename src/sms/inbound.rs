@@ -197,12 +197,7 @@ pub fn all(store: &Store) -> Result<Vec<StoredMo>, StoreError> {
     store
         .aux_scan(NS_MO, b"")?
         .into_iter()
-        .map(|(_, v)| {
-            codec::decode(&v).map_err(|source| StoreError::Codec {
-                tree: "aux",
-                source,
-            })
-        })
+        .map(|(_, v)| codec::decode_aux(&v))
         .collect()
 }
 

@@ -131,10 +131,7 @@ pub fn record_failed(
         submitted_ms: now_ms,
         updated_ms: now_ms,
     };
-    let bytes = codec::encode(&st).map_err(|source| StoreError::Codec {
-        tree: "aux",
-        source,
-    })?;
+    let bytes = codec::encode_aux(&st)?;
     store.aux_put(NS_STATUS, &seq.to_be_bytes(), &bytes)
 }
 
@@ -196,12 +193,7 @@ pub fn apply_receipt(
 pub fn get(store: &Store, seq: u64) -> Result<Option<SmsStatus>, StoreError> {
     store
         .aux_get(NS_STATUS, &seq.to_be_bytes())?
-        .map(|raw| {
-            codec::decode(&raw).map_err(|source| StoreError::Codec {
-                tree: "aux",
-                source,
-            })
-        })
+        .map(|raw| codec::decode_aux(&raw))
         .transpose()
 }
 
@@ -210,12 +202,7 @@ pub fn all(store: &Store) -> Result<Vec<SmsStatus>, StoreError> {
     store
         .aux_scan(NS_STATUS, b"")?
         .into_iter()
-        .map(|(_, v)| {
-            codec::decode(&v).map_err(|source| StoreError::Codec {
-                tree: "aux",
-                source,
-            })
-        })
+        .map(|(_, v)| codec::decode_aux(&v))
         .collect()
 }
 

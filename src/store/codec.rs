@@ -48,6 +48,22 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     Ok(value)
 }
 
+/// [`encode`] for a module's state in the aux tree, failing as a store error naming it.
+pub fn encode_aux<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, super::StoreError> {
+    encode(value).map_err(|source| super::StoreError::Codec {
+        tree: "aux",
+        source,
+    })
+}
+
+/// [`decode`] for a module's state in the aux tree, failing as a store error naming it.
+pub fn decode_aux<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, super::StoreError> {
+    decode(bytes).map_err(|source| super::StoreError::Codec {
+        tree: "aux",
+        source,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
