@@ -10,8 +10,10 @@
 //! transaction, or treat a failed submission as submitted.
 
 use std::collections::HashMap;
+
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -382,8 +384,9 @@ pub async fn run_worker(p: Arc<Payments>, mut signal: Signal) {
                 continue;
             }
             let span = tracing::info_span!("bill", bill_id = id, attempt = item.attempts);
+            let submitted = submit(&p, &bill).instrument(span.clone()).await;
             let _g = span.enter();
-            match submit(&p, &bill).await {
+            match submitted {
                 Ok(codes) if codes.iter().any(|c| c == "7101" || c == "7226") => {
                     p.count(|m| &m.bills_sent, 1);
                     let r = p.store.write(|tx| -> TxResult<()> {

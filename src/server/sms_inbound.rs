@@ -15,6 +15,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use chrono::Utc;
 use serde_json::{json, Value};
+use tracing::Instrument;
 
 use super::AppState;
 use crate::domain::Msisdn;
@@ -124,8 +125,11 @@ pub async fn inbound(
         complete: true,
     };
     let span = tracing::info_span!("mo_http", from = %msisdn.masked(), aggregator_id = %id);
+    let accepted = inbound::accept(&state.store, templates, &mo, Utc::now())
+        .instrument(span.clone())
+        .await;
     let _e = span.enter();
-    match inbound::accept(&state.store, templates, &mo, Utc::now()).await {
+    match accepted {
         Ok(a) => {
             tracing::info!(mo_id = a.id(), "MO stored");
             let dup = matches!(a, Accepted::Duplicate(_));

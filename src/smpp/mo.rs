@@ -8,6 +8,7 @@
 //! did not understand (that would make the SMSC redeliver it forever).
 
 use std::sync::atomic::Ordering;
+use tracing::Instrument;
 
 use chrono::Utc;
 
@@ -45,102 +46,108 @@ async fn on_receipt(shared: &Shared, msg: &DeliverMsg) -> u32 {
     };
     let key = shared.settings.id_format.receipt_key(&r.id);
     let span = tracing::info_span!("dlr", message_id = %key, stat = %r.stat);
-    let _e = span.enter();
-    let applied = sms_status::apply_receipt(&shared.store, &key, r.state, Utc::now());
-    let flushed = shared.store.flushed();
-    match applied {
-        Ok(ReceiptMatch::Matched {
-            seq,
-            state,
-            latency_ms,
-        }) => {
-            let m = metrics();
-            match state {
-                SmsState::Delivered => inc(&m.sms_delivered),
-                SmsState::Failed => inc(&m.sms_failed),
-                SmsState::Expired => inc(&m.sms_expired),
-                SmsState::Submitted => {}
+    async move {
+        let applied = sms_status::apply_receipt(&shared.store, &key, r.state, Utc::now());
+        let flushed = shared.store.flushed();
+        match applied {
+            Ok(ReceiptMatch::Matched {
+                seq,
+                state,
+                latency_ms,
+            }) => {
+                let m = metrics();
+                match state {
+                    SmsState::Delivered => inc(&m.sms_delivered),
+                    SmsState::Failed => inc(&m.sms_failed),
+                    SmsState::Expired => inc(&m.sms_expired),
+                    SmsState::Submitted => {}
+                }
+                if state != SmsState::Submitted {
+                    m.dlr_latency_ms_sum
+                        .fetch_add(latency_ms.max(0) as u64, Ordering::Relaxed);
+                    inc(&m.dlr_latency_count);
+                }
+                tracing::debug!(seq, ?state, "receipt applied");
             }
-            if state != SmsState::Submitted {
-                m.dlr_latency_ms_sum
-                    .fetch_add(latency_ms.max(0) as u64, Ordering::Relaxed);
-                inc(&m.dlr_latency_count);
+            Ok(ReceiptMatch::Early) => tracing::debug!("receipt before its submit_sm_resp; kept"),
+            Err(e) => {
+                tracing::warn!(error = %e, "storing a receipt failed; asking for redelivery");
+                inc(&metrics().mo_temp_failures);
+                return status::RX_T_APPN;
             }
-            tracing::debug!(seq, ?state, "receipt applied");
         }
-        Ok(ReceiptMatch::Early) => tracing::debug!("receipt before its submit_sm_resp; kept"),
-        Err(e) => {
-            tracing::warn!(error = %e, "storing a receipt failed; asking for redelivery");
-            inc(&metrics().mo_temp_failures);
-            return status::RX_T_APPN;
+        match flushed.await {
+            Ok(()) => status::OK,
+            Err(_) => status::RX_T_APPN,
         }
     }
-    match flushed.await {
-        Ok(()) => status::OK,
-        Err(_) => status::RX_T_APPN,
-    }
+    .instrument(span)
+    .await
 }
 
 async fn on_mo(shared: &Shared, msg: DeliverMsg) -> u32 {
     let s = &shared.settings;
     let span = tracing::info_span!("mo", from = %masked(&msg.source));
-    let _e = span.enter();
-    let (concat, body) = if msg.udhi() {
-        let (c, b) = mo_text::split_udh(&msg.payload);
-        (c, b.to_vec())
-    } else {
-        (None, msg.payload.clone())
-    };
-    let concat = concat.or_else(|| {
-        msg.sar.and_then(|(reference, total, seq)| {
-            (total > 1 && (1..=total).contains(&seq)).then_some(Concat {
-                reference,
-                total,
-                seq,
-            })
-        })
-    });
-    let now = Utc::now();
-    let result = match concat {
-        Some(concat) if concat.total > 1 => {
-            let part = Part {
-                from: msg.source.clone(),
-                to: msg.dest.clone(),
-                data_coding: msg.data_coding,
-                concat,
-                body,
-                channel: Channel::Smpp,
-            };
-            reassembly::accept_part(&shared.store, &shared.templates, &part, &s.reassembly, now)
-                .await
-                .map(|o| match o {
-                    PartOutcome::Completed(a) => Some(a),
-                    _ => None,
+    async move {
+        let (concat, body) = if msg.udhi() {
+            let (c, b) = mo_text::split_udh(&msg.payload);
+            (c, b.to_vec())
+        } else {
+            (None, msg.payload.clone())
+        };
+        let concat = concat.or_else(|| {
+            msg.sar.and_then(|(reference, total, seq)| {
+                (total > 1 && (1..=total).contains(&seq)).then_some(Concat {
+                    reference,
+                    total,
+                    seq,
                 })
-        }
-        _ => {
-            let text = mo_text::decode(msg.data_coding, &body, s.reassembly.default_alphabet);
-            let id = fnv64(&[
-                msg.source.as_bytes(),
-                msg.dest.as_bytes(),
-                &[msg.data_coding],
-                &body,
-            ]);
-            let mo = Mo {
-                from: msg.source.clone(),
-                to: msg.dest.clone(),
-                text,
-                channel: Channel::Smpp,
-                dedupe: Dedupe::Within(format!("smpp:{id:016x}"), s.reassembly.dedupe_window),
-                parts: 1,
-                complete: true,
-            };
-            inbound::accept(&shared.store, &shared.templates, &mo, now)
-                .await
-                .map(Some)
-        }
-    };
-    answer(result)
+            })
+        });
+        let now = Utc::now();
+        let result = match concat {
+            Some(concat) if concat.total > 1 => {
+                let part = Part {
+                    from: msg.source.clone(),
+                    to: msg.dest.clone(),
+                    data_coding: msg.data_coding,
+                    concat,
+                    body,
+                    channel: Channel::Smpp,
+                };
+                reassembly::accept_part(&shared.store, &shared.templates, &part, &s.reassembly, now)
+                    .await
+                    .map(|o| match o {
+                        PartOutcome::Completed(a) => Some(a),
+                        _ => None,
+                    })
+            }
+            _ => {
+                let text = mo_text::decode(msg.data_coding, &body, s.reassembly.default_alphabet);
+                let id = fnv64(&[
+                    msg.source.as_bytes(),
+                    msg.dest.as_bytes(),
+                    &[msg.data_coding],
+                    &body,
+                ]);
+                let mo = Mo {
+                    from: msg.source.clone(),
+                    to: msg.dest.clone(),
+                    text,
+                    channel: Channel::Smpp,
+                    dedupe: Dedupe::Within(format!("smpp:{id:016x}"), s.reassembly.dedupe_window),
+                    parts: 1,
+                    complete: true,
+                };
+                inbound::accept(&shared.store, &shared.templates, &mo, now)
+                    .await
+                    .map(Some)
+            }
+        };
+        answer(result)
+    }
+    .instrument(span)
+    .await
 }
 
 fn answer(result: Result<Option<inbound::Accepted>, InboundError>) -> u32 {

@@ -11,6 +11,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 use chrono::Utc;
 use tokio::sync::Semaphore;
@@ -124,7 +125,7 @@ async fn send(shared: &Shared, item: OutboxItem) {
     };
     let span =
         tracing::info_span!("mt", seq = item.seq, to = %sms.to.masked(), template = %sms.template);
-    let _e = span.enter();
+    async move {
     let reference = shared.next_reference();
     let fate = match segment::encode(&sms.text, reference) {
         Err(e) => Fate::Permanent(e.to_string()),
@@ -171,6 +172,9 @@ async fn send(shared: &Shared, item: OutboxItem) {
         tracing::debug!(message_ids = ?ids, "submitted");
     }
     finish(shared, item.seq, fate);
+}
+    .instrument(span)
+    .await
 }
 
 async fn submit(shared: &Shared, req: SubmitReq) -> Result<String, Fate> {

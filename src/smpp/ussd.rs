@@ -8,6 +8,7 @@
 //! the session timed out), or let the engine see a PDU field.
 
 use chrono::Utc;
+use tracing::Instrument;
 
 use super::pdu::{status, DeliverMsg, SubmitReq};
 use super::{Job, Shared, SubmitOutcome};
@@ -124,37 +125,40 @@ pub(crate) async fn on_hop(shared: &Shared, msg: &DeliverMsg) -> u32 {
     };
     let span =
         tracing::info_span!("ussd_smpp", msisdn = %hop.msisdn.masked(), session = %hop.session_id);
-    let _e = span.enter();
-    let end_only = hop.kind == HopKind::End;
-    let reply = engine.handle(hop).await;
-    if end_only {
-        return status::OK;
-    }
-    let Some(req) = reply_pdu(msg, &reply, &s.ussd_ops) else {
-        return status::OK;
-    };
-    let jobs = shared.jobs_tx.clone();
-    tokio::spawn(async move {
-        // Requeued once if a bind drops; after that the session is lost anyway.
-        for _ in 0..2 {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            let job = Job {
-                req: req.clone(),
-                reply: tx,
-            };
-            if jobs.send(job).await.is_err() {
-                return;
-            }
-            match rx.await {
-                Ok(SubmitOutcome::Requeue) | Err(_) => continue,
-                Ok(other) => {
-                    tracing::debug!(outcome = ?other, at = %Utc::now(), "USSD reply submitted");
+    async move {
+        let end_only = hop.kind == HopKind::End;
+        let reply = engine.handle(hop).await;
+        if end_only {
+            return status::OK;
+        }
+        let Some(req) = reply_pdu(msg, &reply, &s.ussd_ops) else {
+            return status::OK;
+        };
+        let jobs = shared.jobs_tx.clone();
+        tokio::spawn(async move {
+            // Requeued once if a bind drops; after that the session is lost anyway.
+            for _ in 0..2 {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let job = Job {
+                    req: req.clone(),
+                    reply: tx,
+                };
+                if jobs.send(job).await.is_err() {
                     return;
                 }
+                match rx.await {
+                    Ok(SubmitOutcome::Requeue) | Err(_) => continue,
+                    Ok(other) => {
+                        tracing::debug!(outcome = ?other, at = %Utc::now(), "USSD reply submitted");
+                        return;
+                    }
+                }
             }
-        }
-    });
-    status::OK
+        });
+        status::OK
+    }
+    .instrument(span)
+    .await
 }
 
 #[cfg(test)]

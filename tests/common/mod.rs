@@ -100,6 +100,24 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failing test shows what the server said last: a handler panic or a refused
+        // write is otherwise invisible behind "connection closed".
+        if std::thread::panicking() {
+            let logs: Vec<String> = self.stderr.try_iter().collect();
+            for (i, line) in logs.iter().enumerate() {
+                if line.contains("panicked at") {
+                    eprintln!("--- server panic ---");
+                    for l in logs.iter().skip(i).take(3) {
+                        eprintln!("{l}");
+                    }
+                }
+            }
+            let tail = logs.len().saturating_sub(40);
+            eprintln!("--- server log (last {} lines) ---", logs.len() - tail);
+            for line in &logs[tail..] {
+                eprintln!("{line}");
+            }
+        }
     }
 }
 
