@@ -47,6 +47,7 @@ pub struct Config {
     pub mirror: MirrorConfig,
     pub scheduler: SchedulerConfig,
     pub officer: OfficerConfig,
+    pub limits: LimitsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,6 +75,9 @@ pub struct StoreConfig {
     pub data_dir: PathBuf,
     /// sled page cache, in MiB.
     pub cache_mb: u64,
+    /// Below this much free space (MiB) on the data directory's disk, new work is refused
+    /// (503 / a temporary error to peers) until space returns.
+    pub min_free_mb: u64,
 }
 
 impl Default for StoreConfig {
@@ -81,6 +85,7 @@ impl Default for StoreConfig {
         StoreConfig {
             data_dir: PathBuf::from("data"),
             cache_mb: 256,
+            min_free_mb: 16,
         }
     }
 }
@@ -90,6 +95,7 @@ impl StoreConfig {
     pub fn store_options(&self) -> crate::store::StoreOptions {
         crate::store::StoreOptions {
             cache_capacity: self.cache_mb.saturating_mul(1024 * 1024),
+            min_free_bytes: self.min_free_mb.saturating_mul(1024 * 1024),
             ..crate::store::StoreOptions::default()
         }
     }
@@ -406,6 +412,36 @@ impl Default for OfficerConfig {
     }
 }
 
+/// `[limits]`: per-phone rate limits on USSD hops and inbound SMS (src/ratelimit.rs).
+/// A rate of 0 turns that limit off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// USSD hops one phone may send per minute, sustained, over every gateway.
+    pub ussd_hops_per_minute: u32,
+    /// USSD hops one phone may send at once before the per-minute rate applies.
+    pub ussd_hop_burst: u32,
+    /// Inbound SMS one phone may send per hour, sustained; the rest are acknowledged but
+    /// not processed, and the phone is told so once an hour.
+    pub sms_mo_per_hour: u32,
+    /// Inbound SMS one phone may send at once before the per-hour rate applies.
+    pub sms_mo_burst: u32,
+    /// Phones each limiter tracks at most; beyond, new phones pass unlimited.
+    pub max_tracked_phones: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            ussd_hops_per_minute: 120,
+            ussd_hop_burst: 120,
+            sms_mo_per_hour: 120,
+            sms_mo_burst: 60,
+            max_tracked_phones: 200_000,
+        }
+    }
+}
+
 impl Config {
     /// Loads the file (if any), then applies `IMIS_GATEWAY_*` overrides from the process
     /// environment.
@@ -462,6 +498,14 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.scheduler.validate()?;
+        if (self.limits.ussd_hops_per_minute > 0 && self.limits.ussd_hop_burst == 0)
+            || (self.limits.sms_mo_per_hour > 0 && self.limits.sms_mo_burst == 0)
+        {
+            return Err(ConfigError::Invalid(
+                "[limits] a burst must be >= 1 when its rate is on (rate 0 turns a limit off)"
+                    .into(),
+            ));
+        }
         if self.ussd.session_ttl_secs == 0 {
             return Err(ConfigError::Invalid(
                 "[ussd] session_ttl_secs must be > 0".into(),
@@ -661,6 +705,31 @@ mod tests {
         let err = Config::load_with_env(Some(f.path()), env(&[])).unwrap_err();
         assert!(matches!(err, ConfigError::Syntax { .. }));
         assert!(err.to_string().contains(&f.path().display().to_string()));
+    }
+
+    #[test]
+    fn rate_limits_are_overridable_and_a_zero_burst_is_refused() {
+        let c = Config::load_with_env(
+            None,
+            env(&[
+                ("IMIS_GATEWAY_LIMITS__USSD_HOPS_PER_MINUTE", "0"),
+                ("IMIS_GATEWAY_LIMITS__SMS_MO_BURST", "3"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.limits.ussd_hops_per_minute, 0);
+        assert_eq!(c.limits.sms_mo_burst, 3);
+        assert_eq!(c.limits.sms_mo_per_hour, 120);
+        let bad = Config::load_with_env(None, env(&[("IMIS_GATEWAY_LIMITS__SMS_MO_BURST", "0")]));
+        assert!(matches!(bad, Err(ConfigError::Invalid(m)) if m.contains("[limits]")));
+        let off = Config::load_with_env(
+            None,
+            env(&[
+                ("IMIS_GATEWAY_LIMITS__USSD_HOPS_PER_MINUTE", "0"),
+                ("IMIS_GATEWAY_LIMITS__USSD_HOP_BURST", "0"),
+            ]),
+        );
+        assert!(off.is_ok(), "a limit that is off needs no burst");
     }
 
     #[test]

@@ -25,6 +25,8 @@
 //! - [`ussd`]: the USSD session engine, menus as data, member journeys and their actions.
 //! - [`officer`]: enrolment officers' SMS commands (register, add member, renew, status,
 //!   pending renewals, PIN, HELP), PIN lockout, audit trail.
+//! - [`ratelimit`]: per-phone rate limits (`[limits]`) on USSD hops and inbound SMS: a
+//!   sharded GCRA limiter keyed by MSISDN that forgets idle phones.
 //! - [`cli`]: the command line, one file per subcommand; `main.rs` only dispatches.
 
 pub mod cli;
@@ -35,6 +37,7 @@ pub mod inquiry;
 pub mod mirror;
 pub mod officer;
 pub mod payments;
+pub mod ratelimit;
 pub mod scheduler;
 pub mod server;
 pub mod shutdown;

@@ -204,6 +204,17 @@ fn a_resend_within_24h_and_a_redelivered_mo_give_the_same_reply_and_no_second_fa
         audit.iter().all(|e| !e.text.contains("1234")),
         "PIN kept in clear"
     );
+    // Nor does the stored MO keep it once its command is done (the wrong PIN included).
+    let stored = inbound::all(&w.store).unwrap();
+    assert!(stored.iter().any(|m| m.text.starts_with("REG **** NEW Kimaro")));
+    for m in &stored {
+        assert!(
+            !m.text.contains("1234") && !m.text.contains("9999"),
+            "PIN at rest in MO {}: {}",
+            m.id,
+            m.text
+        );
+    }
 }
 
 #[test]

@@ -49,29 +49,7 @@ fn start(dir: &Path, smsc: &Smsc) -> Server {
 
 /// Texts the SMSC received for `to`, concatenated parts joined, in order.
 fn replies_to(smsc: &Smsc, to: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut parts: Vec<(String, u8, u8, String)> = Vec::new();
-    for s in smsc.submits().into_iter().filter(|s| s["to"] == to) {
-        let text = s["text"].as_str().unwrap_or_default().to_string();
-        let udh = s["udh"].as_str().unwrap_or_default();
-        // The peer lists information elements without the UDH length: 00 03 ref total seq.
-        if udh.len() < 10 {
-            out.push(text);
-            continue;
-        }
-        let byte = |i: usize| u8::from_str_radix(&udh[i * 2..i * 2 + 2], 16).unwrap();
-        let (reference, total, seq) = (udh[4..6].to_string(), byte(3), byte(4));
-        parts.push((reference.clone(), seq, total, text));
-        let mine: Vec<&(String, u8, u8, String)> =
-            parts.iter().filter(|p| p.0 == reference).collect();
-        if mine.len() == usize::from(total) {
-            let mut mine: Vec<_> = mine.into_iter().cloned().collect();
-            mine.sort_by_key(|p| p.1);
-            out.push(mine.into_iter().map(|p| p.3).collect::<String>());
-            parts.retain(|p| p.0 != reference);
-        }
-    }
-    out
+    common::sms::texts_to(&smsc.submits(), to)
 }
 
 /// The transport under test: sends one MO.

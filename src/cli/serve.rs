@@ -48,6 +48,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let ussd = Arc::new(
         crate::ussd::Engine::new(store.clone(), &config).context("starting the USSD engine")?,
     );
+    crate::sms::inbound::limit_per_phone(&config.limits);
     tokio::spawn(crate::ussd::tasks::reload_on_sighup(
         ussd.clone(),
         shutdown.signal(),

@@ -186,6 +186,7 @@ pub fn commit(
                 notices: plan.notices.len() as u32,
             };
             audit::record_in(tx, &entry)?;
+            crate::sms::inbound::mask_in(tx, mo.id, masked_text)?;
             Ok(Some((ok, seqs)))
         });
     match written {

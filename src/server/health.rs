@@ -16,7 +16,10 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
         Ok(()) => json!({"ok": true}),
         Err(e) => json!({"ok": false, "error": e.to_string()}),
     };
+    // A full data disk refuses new work: the server is degraded until space returns.
+    let disk = state.store.disk_status();
     let store_ok = store["ok"] == json!(true);
+    let disk_ok = disk.state == "ok";
     let config = &state.config;
     let components = json!({
         "store": if store_ok { "ok" } else { "failing" },
@@ -24,6 +27,7 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
         "smpp": if config.smpp.enabled { "configured" } else { "disabled" },
         "gepg": match config.gepg.mode { GepgMode::Simulator => "simulator", GepgMode::Live => "live" },
         "mirror": crate::mirror::status::health(&state.store, config.mirror.enabled),
+        "disk": disk,
     });
     // Per-bind SMPP state and the SMS counters, when SMPP runs.
     let smpp = config.smpp.enabled.then(|| {
@@ -31,8 +35,12 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
         v["counters"] = crate::smpp::metrics::snapshot();
         v
     });
-    let status = if store_ok { "ok" } else { "degraded" };
-    let code = if store_ok {
+    let status = if store_ok && disk_ok {
+        "ok"
+    } else {
+        "degraded"
+    };
+    let code = if store_ok && disk_ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

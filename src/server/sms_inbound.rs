@@ -140,10 +140,11 @@ pub async fn inbound(
         }
         Err(e) => {
             tracing::warn!(error = %e, "storing an MO failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"error": "store unavailable; retry"})),
-            )
+            let why = match &e {
+                inbound::InboundError::Store(s) if s.is_disk_full() => "disk full; retry later",
+                _ => "store unavailable; retry",
+            };
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": why})))
         }
     }
 }

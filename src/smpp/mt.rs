@@ -8,8 +8,9 @@
 //! window × binds entries claimed and not durably acked (so a crash re-sends at most that
 //! many messages).
 
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tracing::Instrument;
 
@@ -46,6 +47,9 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: Signal) {
     let s = &shared.settings;
     let slots = s.window * s.binds.max(1);
     let free = Arc::new(Semaphore::new(slots));
+    // Entries being sent right now. One that waits longer than its lease (no bind is up)
+    // is claimed again; sending that second copy too would deliver the SMS twice.
+    let sending: Arc<Mutex<HashSet<u64>>> = Arc::default();
     let mut tasks = JoinSet::new();
     loop {
         while tasks.try_join_next().is_some() {}
@@ -64,7 +68,13 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: Signal) {
             .store
             .claim(SMS_TOPIC, permits.len(), s.lease, Utc::now())
         {
-            Ok(items) => items,
+            Ok(items) => {
+                let mut busy = sending.lock().unwrap_or_else(|p| p.into_inner());
+                items
+                    .into_iter()
+                    .filter(|i| busy.insert(i.seq))
+                    .collect::<Vec<_>>()
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "claiming SMS from the outbox failed");
                 Vec::new()
@@ -79,11 +89,17 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: Signal) {
         }
         for (item, permit) in items.into_iter().zip(permits) {
             let shared = shared.clone();
+            let sending = sending.clone();
             tasks.spawn(async move {
+                let seq = item.seq;
                 send(&shared, item).await;
                 if let Err(e) = shared.store.flushed().await {
                     tracing::warn!(error = %e, "flushing an SMS ack failed");
                 }
+                sending
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&seq);
                 drop(permit);
             });
         }

@@ -2,22 +2,42 @@
 //! store durably together with the replies the router owes, and say so only once flushed.
 //!
 //! Owns: the stored MO record (aux namespace `sms.mo`), the dedupe markers (`sms.mo.seen`),
-//! and the single transaction that stores an MO and enqueues its replies.
+//! the per-phone MO limit (`[limits]`, installed by [`limit_per_phone`]; an MO over it is
+//! stored and acknowledged like any other, marked in `sms.mo.refused`, and not routed; the
+//! phone gets the [`TOO_MANY_TEMPLATE`] SMS at most once per limit window), and the single
+//! transaction that stores an MO and enqueues its replies.
 //! Must never: report an MO as accepted before the write is on disk (the SMSC deletes its
 //! copy when we answer), or owe two replies for one MO (reply keys derive from the MO id).
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::router;
 use super::templates::Templates;
-use crate::domain::{Id, Msisdn};
+use crate::domain::{Id, Language, Msisdn};
+use crate::ratelimit::{Decision, Limiter};
 use crate::store::{codec, Abort, Store, StoreError, TxError, TxResult, WriteError, WriteTx};
 
 pub(crate) const NS_MO: &str = "sms.mo";
 const NS_SEEN: &str = "sms.mo.seen";
+const NS_REFUSED: &str = "sms.mo.refused";
+/// The SMS a phone over the MO limit gets (once per limit window).
+pub const TOO_MANY_TEMPLATE: &str = "too_many_messages";
+
+/// The process's MO limiter; unset (tests, benches, tools): MOs are not limited.
+static MO_LIMIT: OnceLock<Limiter> = OnceLock::new();
+
+/// Limits MOs per phone as `[limits]` says, for the rest of the process (`serve` calls it
+/// once at start; later calls change nothing).
+pub fn limit_per_phone(limits: &crate::config::LimitsConfig) {
+    if let Some(l) = crate::ratelimit::sms_mo(limits) {
+        let _ = MO_LIMIT.set(l);
+    }
+}
 
 /// Where an MO came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,6 +134,14 @@ struct Seen {
     at_ms: i64,
 }
 
+/// The mark of an MO refused by the per-phone limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refused {
+    pub at_ms: i64,
+    /// Whether this MO's refusal sent the "too many messages" SMS.
+    pub notified: bool,
+}
+
 /// Stores `mo` and its replies durably; resolves once flushed.
 pub async fn accept(
     store: &Store,
@@ -129,6 +157,16 @@ pub async fn accept(
 /// The transactional core of [`accept`], shared with reassembly (which stores the
 /// completed MO in the transaction that consumes its last part).
 pub(crate) fn store_in(tx: &mut WriteTx<'_>, templates: &Templates, mo: &Mo) -> TxResult<Accepted> {
+    store_limited(tx, templates, mo, MO_LIMIT.get())
+}
+
+/// [`store_in`] under the given per-phone limit (`None`: unlimited).
+fn store_limited(
+    tx: &mut WriteTx<'_>,
+    templates: &Templates,
+    mo: &Mo,
+    limiter: Option<&Limiter>,
+) -> TxResult<Accepted> {
     let now_ms = tx.now().timestamp_millis();
     let key = mo.dedupe.key().as_bytes();
     if let Some(raw) = tx.aux_get(NS_SEEN, key)? {
@@ -156,11 +194,90 @@ pub(crate) fn store_in(tx: &mut WriteTx<'_>, templates: &Templates, mo: &Mo) -> 
         complete: mo.complete,
         replies: Vec::new(),
     };
-    stored.replies = router::route(tx, templates, &stored)?;
+    stored.replies = match limit(limiter, mo) {
+        Decision::Allowed => router::route(tx, templates, &stored)?,
+        Decision::Refused {
+            retry_after,
+            notify,
+        } => refuse(tx, templates, &stored, retry_after, notify)?,
+    };
     tx.aux_put(NS_MO, &id.to_be_bytes(), &encode(&stored)?)?;
     let seen = Seen { id, at_ms: now_ms };
     tx.aux_put(NS_SEEN, key, &encode(&seen)?)?;
     Ok(Accepted::Stored(id))
+}
+
+/// The per-phone limit's decision for `mo`. Runs inside the store transaction, which may
+/// be re-run: the MO's dedupe key makes the decision once per MO.
+fn limit(limiter: Option<&Limiter>, mo: &Mo) -> Decision {
+    let (Some(limiter), Ok(from)) = (limiter, Msisdn::parse(&mo.from)) else {
+        return Decision::Allowed;
+    };
+    let token = fnv64(&[mo.dedupe.key().as_bytes()]);
+    let (d, decided) = limiter.check_idempotent(from.as_str(), token, Instant::now());
+    let refused_now = match d {
+        Decision::Refused {
+            retry_after,
+            notify,
+        } if decided => Some((retry_after, notify)),
+        _ => None,
+    };
+    if let Some((retry_after, notify)) = refused_now {
+        crate::smpp::metrics::inc(&crate::smpp::metrics::metrics().mo_rate_limited);
+        tracing::warn!(
+            from = %from.masked(),
+            retry_after_s = retry_after.as_secs(),
+            notify,
+            "MO over the per-phone rate limit: kept, not processed"
+        );
+    }
+    d
+}
+
+/// Marks `mo` refused and, when `notify`, owes the sender the "too many messages" SMS in
+/// its language (the officer's, else Kiswahili). Returns the outbox seqs.
+fn refuse(
+    tx: &mut WriteTx<'_>,
+    templates: &Templates,
+    mo: &StoredMo,
+    retry_after: Duration,
+    notify: bool,
+) -> TxResult<Vec<u64>> {
+    let mark = Refused {
+        at_ms: mo.received_ms,
+        notified: notify,
+    };
+    tx.aux_put(NS_REFUSED, &mo.id.to_be_bytes(), &encode(&mark)?)?;
+    let Some(from) = mo.msisdn().filter(|_| notify) else {
+        return Ok(Vec::new());
+    };
+    let language = tx
+        .officer_by_phone(&from)?
+        .map(|o| o.language)
+        .unwrap_or(Language::Sw);
+    let minutes = retry_after.as_secs().div_ceil(60).max(1);
+    let vars = HashMap::from([("minutes", minutes.to_string())]);
+    let Ok(text) = templates.render(TOO_MANY_TEMPLATE, language, &vars) else {
+        tracing::warn!("no {TOO_MANY_TEMPLATE} SMS template: the phone is not told");
+        return Ok(Vec::new());
+    };
+    let sms = super::OutboundSms {
+        to: from,
+        text,
+        template: TOO_MANY_TEMPLATE.to_string(),
+        language,
+        reference: format!("mo:{}", mo.id),
+    };
+    let key = format!("mo:{}:0:{TOO_MANY_TEMPLATE}", mo.id);
+    Ok(vec![super::outbound::enqueue(tx, &key, &sms)?])
+}
+
+/// The refusal mark of MO `id`, if the per-phone limit refused it.
+pub fn refused(store: &Store, id: Id) -> Result<Option<Refused>, StoreError> {
+    match store.aux_get(NS_REFUSED, &id.to_be_bytes())? {
+        Some(raw) => Ok(Some(codec::decode_aux(&raw)?)),
+        None => Ok(None),
+    }
 }
 
 fn codec_err(source: codec::CodecError) -> Abort<std::convert::Infallible> {
@@ -177,6 +294,26 @@ pub(crate) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, TxError> {
             source,
         })
     })
+}
+
+/// Replaces a stored MO's text with the PIN-masked copy the officer worker audits, in the
+/// worker's own transaction: once the command is done a PIN must not stay at rest in clear.
+pub fn mask_in(tx: &mut WriteTx<'_>, id: Id, masked: &str) -> Result<(), TxError> {
+    let key = id.to_be_bytes();
+    let Some(raw) = tx.aux_get(NS_MO, &key)? else {
+        return Ok(());
+    };
+    let mut mo: StoredMo = codec::decode(&raw).map_err(|source| {
+        TxError::from(StoreError::Codec {
+            tree: "aux",
+            source,
+        })
+    })?;
+    if mo.text != masked {
+        mo.text = masked.to_string();
+        tx.aux_put(NS_MO, &key, &encode(&mo)?)?;
+    }
+    Ok(())
 }
 
 /// A stored MO by id.
@@ -283,6 +420,67 @@ mod tests {
         assert_eq!(b, Accepted::Duplicate(a.id()));
         assert_eq!(store.pending_count(SMS_TOPIC).unwrap(), 0);
         assert!(get(&store, a.id()).unwrap().unwrap().replies.is_empty());
+    }
+
+    #[test]
+    fn over_the_limit_an_mo_is_kept_marked_and_not_routed_and_the_phone_told_once() {
+        let store = Store::open_temporary().unwrap();
+        let tpl = templates();
+        let limiter = Limiter::new(crate::ratelimit::Rate::per_hour(60, 2).unwrap(), 100);
+        let send = |n: u32| {
+            let m = mo(&format!("HALI {n}"), Dedupe::Forever(format!("http:{n}")));
+            let a = store
+                .write_at(t(i64::from(n)), |tx| {
+                    store_limited(tx, &tpl, &m, Some(&limiter))
+                })
+                .unwrap();
+            a.id()
+        };
+        let ids: Vec<Id> = (0..5).map(send).collect();
+        let marks: Vec<Option<bool>> = ids
+            .iter()
+            .map(|id| refused(&store, *id).unwrap().map(|r| r.notified))
+            .collect();
+        assert_eq!(marks, [None, None, Some(true), Some(false), Some(false)]);
+        // Every MO is kept; the refused ones owe nothing but the one notice.
+        assert_eq!(all(&store).unwrap().len(), 5);
+        let owed: Vec<usize> = ids
+            .iter()
+            .map(|id| get(&store, *id).unwrap().unwrap().replies.len())
+            .collect();
+        assert_eq!(owed, [1, 1, 1, 0, 0]);
+        // A redelivery is a duplicate before the limit is asked: nothing spent or counted.
+        let again = mo("HALI 0", Dedupe::Forever("http:0".into()));
+        let dup = store
+            .write_at(t(9), |tx| store_limited(tx, &tpl, &again, Some(&limiter)))
+            .unwrap();
+        assert_eq!(dup, Accepted::Duplicate(ids[0]));
+        assert_eq!(limiter.refused(), 3);
+        // Two HELP replies (an unknown sender) and one "too many" SMS, in Kiswahili.
+        let items = store
+            .claim(SMS_TOPIC, 10, Duration::from_secs(5), Utc::now())
+            .unwrap();
+        let sent: Vec<_> = items
+            .iter()
+            .map(|i| sms::outbound::decode(&i.payload).unwrap())
+            .collect();
+        let names: Vec<&str> = sent.iter().map(|s| s.template.as_str()).collect();
+        assert_eq!(names, ["help", "help", TOO_MANY_TEMPLATE]);
+        assert!(sent[2].text.contains("dakika 1."), "{}", sent[2].text);
+    }
+
+    #[test]
+    fn the_limit_ignores_senders_that_are_not_phones_and_decides_once_per_mo() {
+        let limiter = Limiter::new(crate::ratelimit::Rate::per_hour(60, 1).unwrap(), 100);
+        let mut svc = mo("x", Dedupe::Forever("http:a".into()));
+        svc.from = "INFO".into();
+        assert!((0..5).all(|_| limit(Some(&limiter), &svc).allowed()));
+        let m = mo("x", Dedupe::Forever("http:b".into()));
+        // A transaction re-run for the same MO gets the same answer and spends nothing.
+        assert!(limit(Some(&limiter), &m).allowed());
+        assert!(limit(Some(&limiter), &m).allowed());
+        assert!(!limit(Some(&limiter), &mo("y", Dedupe::Forever("http:c".into()))).allowed());
+        assert!(limit(None, &m).allowed());
     }
 
     #[test]

@@ -24,6 +24,7 @@ impl Store {
 
     pub fn aux_put(&self, namespace: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         outside_tx()?;
+        self.admit_write()?;
         let k = aux_key(namespace, key)?;
         self.tree(TreeId::Aux).insert(k, value)?;
         Ok(())
@@ -32,6 +33,7 @@ impl Store {
     /// Removes a key; returns whether it was there.
     pub fn aux_remove(&self, namespace: &str, key: &[u8]) -> Result<bool, StoreError> {
         outside_tx()?;
+        self.admit_write()?;
         let k = aux_key(namespace, key)?;
         Ok(self.tree(TreeId::Aux).remove(k)?.is_some())
     }
@@ -46,6 +48,7 @@ impl Store {
         new: Option<&[u8]>,
     ) -> Result<bool, StoreError> {
         outside_tx()?;
+        self.admit_write()?;
         let k = aux_key(namespace, key)?;
         Ok(self
             .tree(TreeId::Aux)

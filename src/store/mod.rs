@@ -23,6 +23,7 @@ pub mod codec;
 pub mod commit;
 pub mod keys;
 pub mod outbox;
+pub mod space;
 pub mod tx;
 
 use std::cell::Cell;
@@ -45,6 +46,7 @@ pub use bulk::BulkWriter;
 pub use codec::CodecError;
 pub use commit::CommitStats;
 pub use outbox::{DeadLetter, OutboxItem, OutboxPolicy, RetryOutcome};
+pub use space::DiskStatus;
 pub use tx::{
     mirror_entity_key, Abort, MirrorWrite, TxError, TxResult, WriteError, WriteTx,
     MIRROR_PENDING_NS, MIRROR_TOPIC,
@@ -91,6 +93,27 @@ pub enum StoreError {
     InsideTransaction,
     #[error("cannot start the flusher thread: {0}")]
     Thread(#[source] std::io::Error),
+    /// The data directory's disk is (nearly) full: nothing was written. Temporary for the
+    /// sender (it should retry later) unless `restart_required` (sled failed on the full
+    /// disk and must be reopened). See [`space`].
+    #[error("disk full on {path}: writes refused{}", if *restart_required { " until restart" } else { " until space is freed" })]
+    DiskFull {
+        path: String,
+        restart_required: bool,
+    },
+}
+
+impl StoreError {
+    /// Whether this failure is the data directory's disk being full (the guard's refusal,
+    /// or sled's own ENOSPC).
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::DiskFull { .. } => true,
+            StoreError::Sled(e) => space::sled_is_disk_full(e),
+            StoreError::Flush(e) => space::sled_is_disk_full(e),
+            _ => false,
+        }
+    }
 }
 
 /// Tuning knobs; `Default` suits a server.
@@ -101,6 +124,9 @@ pub struct StoreOptions {
     /// sled's own background flush interval; `None` flushes only on demand.
     pub flush_every_ms: Option<u64>,
     pub outbox_policy: OutboxPolicy,
+    /// Below this many free bytes on the data directory's filesystem, writes are refused
+    /// with [`StoreError::DiskFull`] (see [`space`]).
+    pub min_free_bytes: u64,
 }
 
 impl Default for StoreOptions {
@@ -109,6 +135,7 @@ impl Default for StoreOptions {
             cache_capacity: 256 * 1024 * 1024,
             flush_every_ms: Some(500),
             outbox_policy: OutboxPolicy::default(),
+            min_free_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -150,6 +177,7 @@ struct Inner {
     trees: Vec<sled::Tree>,
     db: sled::Db,
     options: StoreOptions,
+    space: Arc<space::SpaceGuard>,
 }
 
 impl Store {
@@ -161,7 +189,7 @@ impl Store {
         let mut tries = 0;
         loop {
             let config = sled::Config::new().path(dir);
-            match Store::from_config(config, options.clone()) {
+            match Store::from_config(config, Some(dir), options.clone()) {
                 Err(StoreError::Sled(sled::Error::Io(e)))
                     if tries < LOCK_RETRIES && e.to_string().contains("could not acquire lock") =>
                 {
@@ -180,10 +208,14 @@ impl Store {
 
     /// [`Store::open_temporary`] with options.
     pub fn open_temporary_with(options: StoreOptions) -> Result<Store, StoreError> {
-        Store::from_config(sled::Config::new().temporary(true), options)
+        Store::from_config(sled::Config::new().temporary(true), None, options)
     }
 
-    fn from_config(config: sled::Config, options: StoreOptions) -> Result<Store, StoreError> {
+    fn from_config(
+        config: sled::Config,
+        dir: Option<&Path>,
+        options: StoreOptions,
+    ) -> Result<Store, StoreError> {
         let db = config
             .cache_capacity(options.cache_capacity)
             .flush_every_ms(options.flush_every_ms)
@@ -194,12 +226,14 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         check_schema(&db, &trees)?;
         let commit = commit::GroupCommit::start(db.clone())?;
+        let space = Arc::new(space::SpaceGuard::new(dir, options.min_free_bytes));
         Ok(Store {
             inner: Arc::new(Inner {
                 commit,
                 trees,
                 db,
                 options,
+                space,
             }),
         })
     }
@@ -239,7 +273,17 @@ impl Store {
     where
         F: Fn(&mut WriteTx<'_>) -> TxResult<T, E>,
     {
-        self.write_with(now, true, f)
+        self.write_with(now, true, true, f)
+    }
+
+    /// [`Store::write`] past the disk-space guard, for the small bookkeeping write that
+    /// closes work already done outside (an outbox ack): refusing it would send that work
+    /// again after recovery. Not for new work.
+    pub(crate) fn write_closing<T, E, F>(&self, f: F) -> Result<T, WriteError<E>>
+    where
+        F: Fn(&mut WriteTx<'_>) -> TxResult<T, E>,
+    {
+        self.write_with(Utc::now(), true, false, f)
     }
 
     /// [`Store::write`] for applying rows pulled from the central database: its puts queue
@@ -248,19 +292,23 @@ impl Store {
     where
         F: Fn(&mut WriteTx<'_>) -> TxResult<T, E>,
     {
-        self.write_with(Utc::now(), false, f)
+        self.write_with(Utc::now(), false, true, f)
     }
 
     fn write_with<T, E, F>(
         &self,
         now: DateTime<Utc>,
         mirror: bool,
+        guarded: bool,
         f: F,
     ) -> Result<T, WriteError<E>>
     where
         F: Fn(&mut WriteTx<'_>) -> TxResult<T, E>,
     {
         let scope = TxScope::enter()?;
+        if guarded {
+            self.inner.space.admit()?;
+        }
         let r = Transactional::<Aborted<E>>::transaction(
             &self.inner.trees[..],
             |views: &Vec<TransactionalTree>| tx::to_sled(f(&mut WriteTx::new(views, now, mirror))),
@@ -269,8 +317,12 @@ impl Store {
         match r {
             Ok(v) => Ok(v),
             Err(TransactionError::Abort(Aborted::User(e))) => Err(WriteError::Aborted(e)),
-            Err(TransactionError::Abort(Aborted::Store(e))) => Err(WriteError::Store(e)),
-            Err(TransactionError::Storage(e)) => Err(WriteError::Store(e.into())),
+            Err(TransactionError::Abort(Aborted::Store(e))) => {
+                Err(WriteError::Store(self.inner.space.map(e)))
+            }
+            Err(TransactionError::Storage(e)) => {
+                Err(WriteError::Store(self.inner.space.map(e.into())))
+            }
         }
     }
 
@@ -297,12 +349,31 @@ impl Store {
     /// Resolves once everything committed before this call is on disk. The waiter is
     /// registered at the call, so the future may be awaited later.
     pub fn flushed(&self) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
-        self.inner.commit.flushed()
+        let (flushed, space) = (self.inner.commit.flushed(), self.inner.space.clone());
+        async move { flushed.await.map_err(|e| space.map(e)) }
     }
 
     /// Blocking [`Store::flushed`]. Must not be called from an async task.
     pub fn flushed_blocking(&self) -> Result<(), StoreError> {
-        self.inner.commit.flushed_blocking()
+        self.inner
+            .commit
+            .flushed_blocking()
+            .map_err(|e| self.inner.space.map(e))
+    }
+
+    /// Writes are refused for lack of disk space now (see [`space`]).
+    pub fn disk_full(&self) -> bool {
+        self.inner.space.admit().is_err()
+    }
+
+    /// The data directory's disk, for `/health`.
+    pub fn disk_status(&self) -> DiskStatus {
+        self.inner.space.status()
+    }
+
+    /// Refuses a write outside a transaction when the disk is full (see [`space`]).
+    pub(crate) fn admit_write(&self) -> Result<(), StoreError> {
+        self.inner.space.admit()
     }
 
     /// Flushes now, on this thread (shutdown, end of a bulk load).

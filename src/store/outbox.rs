@@ -316,7 +316,7 @@ impl Store {
     pub fn ack(&self, topic: &str, seq: u64) -> Result<bool, StoreError> {
         let prefix = keys::topic_prefix(topic)?;
         let ekey = keys::outbox_key(&prefix, seq);
-        Ok(self.write(|tx| -> TxResult<bool> {
+        Ok(self.write_closing(|tx| -> TxResult<bool> {
             let s = tx.sink();
             let Some(e) = load(s, &ekey)? else {
                 return Ok(false);

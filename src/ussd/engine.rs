@@ -4,7 +4,8 @@
 //! action screens and their outcomes), hop idempotency (a re-sent hop index gets the cached
 //! reply and runs nothing), session TTL, resume after a drop, the per-gateway hop budget
 //! (a slow action yields a holding screen and finishes in the background, its result sent by
-//! SMS), pagination of every screen, and the metrics of all that.
+//! SMS), pagination of every screen, the per-phone hop limit (`[limits]`: a hop over it
+//! gets the `rate_limited` screen and changes nothing), and the metrics of all that.
 //! Must never: see a wire format, render a screen over its encoding's limit, run an action
 //! for a duplicate hop, or answer with a control number that is not durable (actions that
 //! create one use `write_durable`).
@@ -30,6 +31,7 @@ use super::metrics::{inc, GatewayMetrics, Metrics};
 use super::paginate::{paginate, Footer};
 use super::session::{self, Ended, Place, Session, SessionError};
 use crate::config::{Config, GepgMode};
+use crate::ratelimit::{Decision, Limiter};
 use crate::sms::{self, OutboundSms, TemplateError, Templates};
 use crate::store::{Store, TxResult};
 
@@ -65,6 +67,10 @@ pub struct Settings {
     pub fault_action: String,
     pub fault_delay: Duration,
     pub gepg: GepgMode,
+    /// Per-phone hop limit (`[limits]`); `None`: unlimited.
+    pub hop_limit: Option<crate::ratelimit::Rate>,
+    /// Phones the hop limiter tracks at most.
+    pub max_tracked_phones: usize,
 }
 
 impl Settings {
@@ -88,6 +94,11 @@ impl Settings {
             fault_action: u.fault_action.clone(),
             fault_delay: Duration::from_millis(u.fault_action_delay_ms),
             gepg: c.gepg.mode,
+            hop_limit: crate::ratelimit::Rate::per_minute(
+                c.limits.ussd_hops_per_minute,
+                c.limits.ussd_hop_burst,
+            ),
+            max_tracked_phones: c.limits.max_tracked_phones,
         }
     }
 }
@@ -102,6 +113,8 @@ pub struct Engine {
     inflight: InFlight,
     /// Running sessions in memory; the store keeps the record.
     live: LiveSessions,
+    /// Hops per phone (`[limits]`), over every gateway.
+    hop_limit: Option<Limiter>,
 }
 
 enum ActionRun {
@@ -128,6 +141,9 @@ impl Engine {
         templates: Templates,
     ) -> Result<Engine, UssdError> {
         let menus = Menus::load(&settings.menus_dir, actions::NAMES)?;
+        let hop_limit = settings
+            .hop_limit
+            .map(|r| Limiter::new(r, settings.max_tracked_phones));
         Ok(Engine {
             store,
             menus: RwLock::new(Arc::new(menus)),
@@ -136,6 +152,7 @@ impl Engine {
             metrics: Metrics::default(),
             inflight: InFlight::default(),
             live: LiveSessions::default(),
+            hop_limit,
         })
     }
 
@@ -200,7 +217,12 @@ impl Engine {
                     .ok()
                     .flatten()
                     .unwrap_or_default();
-                Reply::end(self.menus().text("error", lang))
+                // A full data disk is temporary: say so, rather than "something went wrong".
+                let menus = self.menus();
+                match menus.text("unavailable", lang) {
+                    t if !t.is_empty() && self.store.disk_full() => Reply::end(t),
+                    _ => Reply::end(menus.text("error", lang)),
+                }
             }
         }
     }
@@ -249,6 +271,15 @@ impl Engine {
             }
             return Ok(Reply::end(""));
         }
+        // A re-sent hop is answered from the cache below and costs the phone nothing.
+        let resent = existing.as_ref().is_some_and(|s| {
+            s.last_reply.is_some() && ev.hop_index.is_some_and(|h| h <= s.last_hop)
+        });
+        if !resent {
+            if let Some(r) = self.over_limit(&menus, &ev, existing.as_ref(), gm)? {
+                return Ok(r);
+            }
+        }
         let mut s = match existing {
             Some(mut s) => {
                 let hop = ev.hop_index.unwrap_or(s.last_hop + 1);
@@ -293,6 +324,36 @@ impl Engine {
         s.last_ms = now_ms;
         self.save_session(&s)?;
         Ok(reply)
+    }
+
+    /// The per-phone hop limit: `Some(screen)` when this hop is over it. Nothing is stored
+    /// and no action runs; a session in progress stays as it was (it can be resumed after).
+    fn over_limit(
+        &self,
+        menus: &Menus,
+        ev: &HopEvent,
+        existing: Option<&Session>,
+        gm: &Arc<GatewayMetrics>,
+    ) -> Result<Option<Reply>, UssdError> {
+        let Some(limiter) = &self.hop_limit else {
+            return Ok(None);
+        };
+        let Decision::Refused { retry_after, .. } =
+            limiter.check(ev.msisdn.as_str(), Instant::now())
+        else {
+            return Ok(None);
+        };
+        inc(&gm.rate_limited);
+        tracing::warn!(
+            msisdn = %ev.msisdn.masked(),
+            retry_after_ms = u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX),
+            "USSD hop over the per-phone rate limit: refused"
+        );
+        let lang = match existing {
+            Some(s) => s.lang,
+            None => session::language(&self.store, &ev.msisdn)?.unwrap_or_default(),
+        };
+        Ok(Some(Reply::end(menus.text("rate_limited", lang))))
     }
 
     async fn begin(
@@ -730,6 +791,9 @@ impl Engine {
         let keep = millis(self.settings.resume_window);
         // Memory keeps running sessions only; one idle past its TTL reads the store.
         self.live.evict_idle(now_ms - ttl);
+        if let Some(l) = &self.hop_limit {
+            l.evict_idle(Instant::now());
+        }
         let mut removed = 0;
         for (key, s) in session::all(&self.store)? {
             let Some(s) = s else {

@@ -31,6 +31,7 @@ pub const SYSTEM_TEXTS: &[&str] = &[
     "nav_home",
     "nav_more",
     "late_result",
+    "rate_limited",
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -25,6 +25,8 @@ pub struct GatewayMetrics {
     pub abandoned: AtomicU64,
     pub timed_out: AtomicU64,
     pub late_results: AtomicU64,
+    /// Hops refused by the per-phone rate limit (`[limits]`).
+    pub rate_limited: AtomicU64,
     buckets: [AtomicU64; BUCKETS_US.len()],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
@@ -95,6 +97,12 @@ impl Metrics {
             "ussd_late_results_total",
             "Actions past the hop budget whose result went by SMS.",
             &|m| load(&m.late_results),
+        );
+        counter(
+            &mut out,
+            "ussd_rate_limited_total",
+            "Hops refused by the per-phone rate limit.",
+            &|m| load(&m.rate_limited),
         );
         let _ = writeln!(
             out,

@@ -5,6 +5,10 @@ pub mod ussd;
 
 pub mod pg;
 
+pub mod mirror;
+
+pub mod sms;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

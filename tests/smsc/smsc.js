@@ -24,6 +24,9 @@
 //   POST /mo               {"command":"deliver_sm"|"data_sm","from","to","text","data_coding",
 //                           "udh":"hex","ussd_service_op",
 //                           "its_session_info":[a,b],"extra":{...raw PDU fields}}
+//                          answers {"delivered_to_sessions":N, "mo_ids":[id per session]}
+//   GET  /mo_results       {"<mo id>": command_status of its response} for every MO answered
+//                          (an MO with no entry got no response: the ESME never acknowledged it)
 //   POST /raw              {"hex":"..."} writes raw bytes to every bound session
 //   POST /drop             destroys every session's socket (no unbind)
 //   POST /unbind           sends unbind to every bound session
@@ -59,6 +62,10 @@ const stats = {
   max_outstanding: 0, throttle_statuses: [], data_sm_resp: 0, enquire_link_resp: 0,
 };
 const submits = [];
+// Per MO (a peer-wide id, since sequence numbers restart with every session): the status
+// of its response, so a test knows exactly which MO the ESME acknowledged.
+let nextMoId = 1;
+const moResults = {};
 // Distinct accepted texts: lets a test wait for N messages without fetching every submit.
 const acceptedTexts = new Set();
 const STATE = { DELIVRD: 2, EXPIRED: 3, UNDELIV: 5 };
@@ -105,6 +112,8 @@ const server = smpp.createServer({ debug: !!process.env.SMSC_DEBUG }, (session) 
   // Sequence numbers of the MO deliver_sm sent on this session, to tell their responses
   // from the responses to delivery receipts.
   session.moSeqs = new Set();
+  // sequence_number -> peer-wide MO id (see /mo_results).
+  session.moIds = new Map();
   stats.sessions++;
   const onBind = (pdu) => {
     if (pdu.system_id !== USER || pdu.password !== PASS) {
@@ -130,6 +139,7 @@ const server = smpp.createServer({ debug: !!process.env.SMSC_DEBUG }, (session) 
     if (session.moSeqs.delete(pdu.sequence_number)) {
       stats.mo_resp++;
       stats.mo_resp_status.push(pdu.command_status);
+      recordMoResult(session, pdu);
     } else {
       stats.dlr_resp++;
     }
@@ -139,6 +149,7 @@ const server = smpp.createServer({ debug: !!process.env.SMSC_DEBUG }, (session) 
     if (session.moSeqs.delete(pdu.sequence_number)) {
       stats.mo_resp++;
       stats.mo_resp_status.push(pdu.command_status);
+      recordMoResult(session, pdu);
     }
   });
   session.on('generic_nack', (pdu) => {
@@ -204,6 +215,14 @@ const server = smpp.createServer({ debug: !!process.env.SMSC_DEBUG }, (session) 
   });
 });
 
+function recordMoResult(session, pdu) {
+  const id = session.moIds.get(pdu.sequence_number);
+  if (id !== undefined) {
+    session.moIds.delete(pdu.sequence_number);
+    moResults[id] = pdu.command_status;
+  }
+}
+
 function json(res, value) { res.setHeader('content-type', 'application/json'); res.end(JSON.stringify(value)); }
 
 function body(req, f) {
@@ -219,6 +238,7 @@ function receivers() {
 const ctrl = http.createServer((req, res) => {
   if (req.method === 'GET' && req.url === '/stats') return json(res, { ...stats, bound: sessions.size, distinct_texts: acceptedTexts.size, cfg });
   if (req.method === 'GET' && req.url === '/submits') return json(res, submits);
+  if (req.method === 'GET' && req.url === '/mo_results') return json(res, moResults);
   if (req.method === 'POST' && req.url === '/config') return body(req, (c) => { Object.assign(cfg, c); json(res, cfg); });
   if (req.method === 'POST' && req.url === '/mo') {
     return body(req, (mo) => {
@@ -241,13 +261,17 @@ const ctrl = http.createServer((req, res) => {
       }
       Object.assign(fields, mo.extra || {});
       const targets = receivers();
+      const moIds = [];
       for (const s of targets) {
         const pdu = new smpp.PDU(command, fields);
         s.send(pdu);
         s.moSeqs.add(pdu.sequence_number);
+        const id = nextMoId++;
+        s.moIds.set(pdu.sequence_number, id);
+        moIds.push(id);
       }
       stats.mo_sent += targets.length;
-      json(res, { delivered_to_sessions: targets.length });
+      json(res, { delivered_to_sessions: targets.length, mo_ids: moIds });
     });
   }
   if (req.method === 'POST' && req.url === '/raw') {
