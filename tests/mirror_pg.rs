@@ -1002,3 +1002,54 @@ fn an_sms_enrolment_produces_the_family_head_policy_and_member_rows() {
         "N|CHF01|-1|-1"
     );
 }
+
+#[test]
+fn a_replayed_batch_with_an_insert_and_a_later_update_keeps_the_newer_state() {
+    // Found by the crash test: kill -9 after the central commit, before the acks reached
+    // the disk. The batch holds a policy's insert (Idle) and its update (Active); applying
+    // it again must not put the Idle state back over the Active row.
+    let (pg, store) = seeded();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let e = enrol(&store, 7, "Zawadi");
+    set_status(&store, e.policy, PolicyStatus::Active);
+    let items = store
+        .claim(
+            MIRROR_TOPIC,
+            100,
+            Duration::from_millis(500),
+            chrono::Utc::now(),
+        )
+        .unwrap();
+    let policy_writes = items
+        .iter()
+        .filter(|i| i.key.starts_with("policy:"))
+        .count();
+    assert_eq!(policy_writes, 2, "insert and update in one batch");
+    let uuid = store.policy(e.policy).unwrap().unwrap().uuid;
+    let current = format!(
+        r#"SELECT "PolicyStatus" FROM "tblPolicy" WHERE "PolicyUUID" = '{uuid}' AND "ValidityTo" IS NULL"#
+    );
+    let rows = r#"SELECT count(*) FROM "tblPolicy""#;
+    rt.block_on(async {
+        let mut c = imis_gateway::mirror::connect(&pg.dsn()).await.unwrap();
+        let out = apply_batch(&mut c, &store, &items, -3).await.unwrap();
+        assert!(out.iter().all(|o| *o == Outcome::Applied), "{out:?}");
+        assert_eq!(pg.query(&current), "2");
+        let after_first = pg.query(rows);
+        for _ in 0..2 {
+            let out = apply_batch(&mut c, &store, &items, -3).await.unwrap();
+            assert!(out.iter().all(|o| *o == Outcome::Applied), "{out:?}");
+            assert_eq!(pg.query(&current), "2", "the replay rolled the policy back");
+            assert_eq!(pg.query(rows), after_first, "the replay wrote rows");
+        }
+    });
+    let last = pg.query(r#"SELECT last_seq FROM imis_gateway_mirror_progress"#);
+    let max_seq = items.iter().map(|i| i.seq).max().unwrap();
+    assert_eq!(last, max_seq.to_string());
+    // The writer claims the batch again once its lease is over, acknowledges it without
+    // applying it, and everything agrees.
+    std::thread::sleep(Duration::from_millis(600));
+    let w = writer(&store, &pg);
+    rt.block_on(drain(&w, &store));
+    assert_consistent(&rt, &pg, &store);
+}

@@ -206,7 +206,9 @@ fn a_resend_within_24h_and_a_redelivered_mo_give_the_same_reply_and_no_second_fa
     );
     // Nor does the stored MO keep it once its command is done (the wrong PIN included).
     let stored = inbound::all(&w.store).unwrap();
-    assert!(stored.iter().any(|m| m.text.starts_with("REG **** NEW Kimaro")));
+    assert!(stored
+        .iter()
+        .any(|m| m.text.starts_with("REG **** NEW Kimaro")));
     for m in &stored {
         assert!(
             !m.text.contains("1234") && !m.text.contains("9999"),

@@ -13,6 +13,8 @@ pub struct Recorder {
     /// Microseconds per operation (a USSD hop, an MO, a notification).
     latencies: Mutex<Vec<u32>>,
     errors: Mutex<BTreeMap<String, u64>>,
+    /// Counts that are not errors (duplicates sent, binds, other MT...).
+    notes: Mutex<BTreeMap<String, u64>>,
     pub ok: AtomicU64,
     /// Completed units above the operation (USSD journeys).
     pub completed: AtomicU64,
@@ -30,6 +32,12 @@ impl Recorder {
     pub fn error(&self, kind: impl Into<String>) {
         if let Ok(mut e) = self.errors.lock() {
             *e.entry(kind.into()).or_default() += 1;
+        }
+    }
+
+    pub fn note(&self, kind: impl Into<String>, n: u64) {
+        if let Ok(mut e) = self.notes.lock() {
+            *e.entry(kind.into()).or_default() += n;
         }
     }
 
@@ -58,6 +66,7 @@ impl Recorder {
             p99_ms: q(0.99),
             max_ms: lat.last().map(|v| f64::from(*v) / 1000.0).unwrap_or(0.0),
             errors: self.errors.lock().map(|e| e.clone()).unwrap_or_default(),
+            notes: self.notes.lock().map(|e| e.clone()).unwrap_or_default(),
         }
     }
 }
@@ -75,6 +84,7 @@ pub struct FlowReport {
     pub p99_ms: f64,
     pub max_ms: f64,
     pub errors: BTreeMap<String, u64>,
+    pub notes: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -82,31 +92,49 @@ pub struct Report {
     pub target: String,
     pub seconds: f64,
     pub flows: Vec<FlowReport>,
+    /// `uptime`'s load averages at the end of the run (1, 5, 15 min), when readable.
+    pub load_average: Option<[f64; 3]>,
 }
 
 impl Report {
     pub fn table(&self) -> String {
         let mut out = format!(
-            "{:<10} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8}  errors\n",
+            "{:<22} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8}  errors  [notes]\n",
             "flow", "ops", "ops/s", "complete", "p50 ms", "p95 ms", "p99 ms", "max ms"
         );
         for f in &self.flows {
-            let errors = if f.errors.is_empty() {
+            let mut errors = if f.errors.is_empty() {
                 "0".to_string()
             } else {
-                f.errors
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                join(&f.errors)
             };
+            if !f.notes.is_empty() {
+                errors.push_str(&format!("  [{}]", join(&f.notes)));
+            }
             out.push_str(&format!(
-                "{:<10} {:>9} {:>9.1} {:>9} {:>8.2} {:>8.2} {:>8.2} {:>8.2}  {}\n",
+                "{:<22} {:>9} {:>9.1} {:>9} {:>8.2} {:>8.2} {:>8.2} {:>8.2}  {}\n",
                 f.flow, f.ops, f.rate, f.completed, f.p50_ms, f.p95_ms, f.p99_ms, f.max_ms, errors
             ));
         }
+        if let Some([a, b, c]) = self.load_average {
+            out.push_str(&format!("load average {a:.2} {b:.2} {c:.2}\n"));
+        }
         out
     }
+}
+
+fn join(m: &BTreeMap<String, u64>) -> String {
+    m.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The 1, 5 and 15 minute load averages (Linux `/proc/loadavg`).
+pub fn load_average() -> Option<[f64; 3]> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let mut it = text.split_whitespace().map(|v| v.parse::<f64>().ok());
+    Some([it.next()??, it.next()??, it.next()??])
 }
 
 #[cfg(test)]

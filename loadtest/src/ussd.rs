@@ -12,7 +12,7 @@ use crate::report::Recorder;
 use crate::Plan;
 
 /// Generated demo CHFIDs start here (src/demo.rs).
-const GENERATED_CHFID_BASE: u32 = 20_000_000;
+pub const GENERATED_CHFID_BASE: u32 = 20_000_000;
 
 pub struct UssdFlow {
     pub client: reqwest::Client,
@@ -25,7 +25,7 @@ impl UssdFlow {
     /// One coverage journey: dial, 1 (coverage), 1 (by CHFID), the CHFID, 2 (finish).
     pub async fn session(&self, worker: u64, n: u64, rng: &mut StdRng) {
         let p = &self.plan;
-        let session = format!("lt-{worker}-{n}-{}", rng.gen::<u32>());
+        let session = format!("lt-{}-{worker}-{n}-{}", p.run_tag, rng.gen::<u32>());
         let phone = format!("2557{:08}", rng.gen_range(10_000_000..99_999_999u32));
         let base = GENERATED_CHFID_BASE + rng.gen_range(0..p.families.max(1) as u32);
         let chfid = Chfid::from_base(base)

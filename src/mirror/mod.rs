@@ -19,11 +19,15 @@
 //!   write's outbox seq. Tables without a UUID column (tblInsureePolicy, tblFamilySMS,
 //!   tblPaymentDetails, tblControlNumber, tblOfficerVillages) are recognised by their natural
 //!   key and an update is skipped when the current row already holds the new values.
+//!   Batches are guarded as a whole too: the central table [`progress::TABLE`] holds the last
+//!   seq committed per store, in the same transaction, so a batch replayed after a crash is
+//!   acknowledged without re-applying an entity's older state over a newer one.
 //! - **Conflicts** (pull): a central change to an entity that still has an unmirrored local
 //!   write is skipped and logged; the local write wins and, once mirrored, the central
 //!   change survives as a history row. Otherwise the central row wins.
 
 pub mod idmap;
+pub mod progress;
 pub mod pull;
 pub mod rows;
 pub mod sql;

@@ -18,7 +18,7 @@ use tokio_postgres::{Client, Transaction};
 use super::rows::{self, Entity, Ref, Resolved};
 use super::sql::{self, Row};
 use super::status::MirrorStatus;
-use super::{idmap, MirrorError};
+use super::{idmap, progress, MirrorError};
 use crate::shutdown::Signal;
 use crate::store::{
     codec, mirror_entity_key, MirrorWrite, OutboxItem, Store, MIRROR_PENDING_NS, MIRROR_TOPIC,
@@ -153,6 +153,9 @@ impl MirrorWriter {
             self.status.set_state("idle", None);
             return Ok(0);
         }
+        // A claimed write may not be on disk yet; a crash could still lose it locally, and
+        // the central database must not get a row the store then forgets.
+        self.store.flushed().await?;
         let started = std::time::Instant::now();
         let outcomes = apply_batch(c, &self.store, held, self.opts.audit_user_id).await?;
         let n = outcomes.len();
@@ -214,7 +217,9 @@ pub async fn apply_batch(
         decoded.push(decode_item(item));
     }
     let all: Vec<usize> = (0..items.len()).collect();
-    match apply_in_tx(client, store, items, &decoded, &all, audit).await {
+    let node = progress::node_id(store).await?;
+    progress::ensure_table(client).await?;
+    match apply_in_tx(client, store, node, items, &decoded, &all, audit).await {
         Ok(()) => {
             return Ok(decoded
                 .iter()
@@ -233,7 +238,7 @@ pub async fn apply_batch(
             out.push(Outcome::Rejected(e.to_string()));
             continue;
         }
-        match apply_in_tx(client, store, items, &decoded, &[i], audit).await {
+        match apply_in_tx(client, store, node, items, &decoded, &[i], audit).await {
             Ok(()) => out.push(Outcome::Applied),
             Err(e) if e.is_rejection() => out.push(Outcome::Rejected(reason(&e))),
             Err(e) => return Err(e),
@@ -263,6 +268,7 @@ fn decode_item(item: &OutboxItem) -> Result<Entity, MirrorError> {
 async fn apply_in_tx(
     client: &mut Client,
     store: &Store,
+    node: uuid::Uuid,
     items: &[OutboxItem],
     decoded: &[Result<Entity, MirrorError>],
     which: &[usize],
@@ -277,12 +283,24 @@ async fn apply_in_tx(
         map: HashMap::new(),
         reserved: HashSet::new(),
     };
+    let done = progress::applied_upto(&tx, node).await?;
+    let mut upto = done;
     for &i in which {
-        if let Ok(e) = &decoded[i] {
-            ctx.apply(e, Some(items[i].seq)).await?;
+        let seq = items[i].seq;
+        if seq <= done {
+            // Committed before a crash lost its ack: applying it again could roll the
+            // entity back to an older state.
+            continue;
         }
+        if let Ok(e) = &decoded[i] {
+            ctx.apply(e, Some(seq)).await?;
+        }
+        upto = upto.max(seq);
     }
     ctx.insert_reserved().await?;
+    if upto > done {
+        progress::advance(ctx.tx, node, upto).await?;
+    }
     let map = std::mem::take(&mut ctx.map);
     drop(ctx);
     tx.commit().await?;

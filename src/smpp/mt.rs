@@ -87,6 +87,22 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: Signal) {
                 _ = stop.recv() => break,
             }
         }
+        // The business write that queued an SMS may not be on disk yet: a crash now would
+        // lose it while the member already has the SMS.
+        if let Err(e) = shared.store.flushed().await {
+            tracing::warn!(error = %e, "flushing before sending failed; retrying after the lease");
+            {
+                let mut busy = sending.lock().unwrap_or_else(|p| p.into_inner());
+                for i in &items {
+                    busy.remove(&i.seq);
+                }
+            }
+            drop(permits);
+            tokio::select! {
+                _ = tokio::time::sleep(s.poll) => continue,
+                _ = stop.recv() => break,
+            }
+        }
         for (item, permit) in items.into_iter().zip(permits) {
             let shared = shared.clone();
             let sending = sending.clone();
