@@ -94,6 +94,7 @@ impl MirrorWriter {
         let mut client: Option<Client> = None;
         let mut held: Vec<OutboxItem> = Vec::new();
         let mut failures = 0u32;
+        let bell = self.store.outbox_bell(MIRROR_TOPIC);
         loop {
             if signal.is_triggered() {
                 break;
@@ -119,8 +120,11 @@ impl MirrorWriter {
                 }
             };
             if !wait.is_zero() {
+                // Idle: a new write wakes the writer; backing off: only the timer does.
+                let idle = failures == 0;
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
+                    _ = bell.notified(), if idle => {}
                     _ = signal.recv() => break,
                 }
             }

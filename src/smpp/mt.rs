@@ -50,6 +50,8 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: Signal) {
     // Entries being sent right now. One that waits longer than its lease (no bind is up)
     // is claimed again; sending that second copy too would deliver the SMS twice.
     let sending: Arc<Mutex<HashSet<u64>>> = Arc::default();
+    // Rung when an SMS is queued: a reply leaves at once, not at the next poll.
+    let bell = shared.store.outbox_bell(SMS_TOPIC);
     let mut tasks = JoinSet::new();
     loop {
         while tasks.try_join_next().is_some() {}
@@ -84,6 +86,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: Signal) {
             drop(permits);
             tokio::select! {
                 _ = tokio::time::sleep(s.poll) => continue,
+                _ = bell.notified() => continue,
                 _ = stop.recv() => break,
             }
         }

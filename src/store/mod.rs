@@ -178,6 +178,8 @@ struct Inner {
     db: sled::Db,
     options: StoreOptions,
     space: Arc<space::SpaceGuard>,
+    /// Rung after a commit that pushed to the topic, so consumers need not poll.
+    bells: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Notify>>>,
 }
 
 impl Store {
@@ -234,6 +236,7 @@ impl Store {
                 db,
                 options,
                 space,
+                bells: Default::default(),
             }),
         })
     }
@@ -314,8 +317,14 @@ impl Store {
             |views: &Vec<TransactionalTree>| tx::to_sled(f(&mut WriteTx::new(views, now, mirror))),
         );
         drop(scope);
+        let pushed = PUSHED.with(|p| std::mem::take(&mut *p.borrow_mut()));
         match r {
-            Ok(v) => Ok(v),
+            Ok(v) => {
+                for topic in pushed {
+                    self.outbox_bell(&topic).notify_one();
+                }
+                Ok(v)
+            }
             Err(TransactionError::Abort(Aborted::User(e))) => Err(WriteError::Aborted(e)),
             Err(TransactionError::Abort(Aborted::Store(e))) => {
                 Err(WriteError::Store(self.inner.space.map(e)))
@@ -417,6 +426,13 @@ impl Store {
         })
     }
 
+    /// Notified (one permit, kept until taken) after each commit that pushed to `topic`:
+    /// a consumer waits on it next to its poll timer, so new work starts at once.
+    pub fn outbox_bell(&self, topic: &str) -> Arc<tokio::sync::Notify> {
+        let mut bells = self.inner.bells.lock().unwrap_or_else(|p| p.into_inner());
+        bells.entry(topic.to_string()).or_default().clone()
+    }
+
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
         outside_tx()?;
         Ok(self.inner.db.size_on_disk()?)
@@ -426,6 +442,18 @@ impl Store {
 thread_local! {
     /// Whether this thread is running a transaction closure.
     static IN_TX: Cell<bool> = const { Cell::new(false) };
+    /// Outbox topics pushed to by the transaction this thread runs.
+    static PUSHED: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Notes a push for the bell rung once the transaction commits.
+pub(crate) fn note_push(topic: &str) {
+    PUSHED.with(|p| {
+        let mut p = p.borrow_mut();
+        if !p.iter().any(|t| t == topic) {
+            p.push(topic.to_string());
+        }
+    });
 }
 
 fn outside_tx() -> Result<(), StoreError> {
@@ -441,6 +469,7 @@ struct TxScope;
 impl TxScope {
     fn enter() -> Result<TxScope, StoreError> {
         outside_tx()?;
+        PUSHED.with(|p| p.borrow_mut().clear());
         IN_TX.with(|c| c.set(true));
         Ok(TxScope)
     }

@@ -458,6 +458,29 @@ mod tests {
         Utc.with_ymd_and_hms(2024, 3, 1, 8, 0, 0).unwrap()
     }
 
+    #[tokio::test]
+    async fn a_commit_that_pushes_rings_its_topic_bell_and_no_other() {
+        let store = Store::open_temporary().unwrap();
+        let sms = store.outbox_bell("sms");
+        let mirror_only = store.outbox_bell("other");
+        store.outbox_push("sms", "k1", b"x").unwrap();
+        // The permit waits for the consumer, even though nobody was waiting at the commit.
+        tokio::time::timeout(Duration::from_secs(1), sms.notified())
+            .await
+            .expect("rung");
+        // Nothing pushed to "other" (the mirror topic may ring; "other" must not).
+        let quiet = tokio::time::timeout(Duration::from_millis(50), mirror_only.notified()).await;
+        assert!(quiet.is_err(), "a topic nobody pushed to was rung");
+        // An aborted transaction rings nothing.
+        let r = store.write(|tx| -> TxResult<(), &'static str> {
+            tx.outbox_push("sms", "k2", b"y")?;
+            Err(super::super::Abort::User("no"))
+        });
+        assert!(r.is_err());
+        let quiet = tokio::time::timeout(Duration::from_millis(50), sms.notified()).await;
+        assert!(quiet.is_err(), "an aborted push rang the bell");
+    }
+
     fn secs(s: i64) -> DateTime<Utc> {
         t0() + chrono::Duration::seconds(s)
     }
