@@ -293,7 +293,11 @@ async fn apply_in_tx(
         let seq = items[i].seq;
         if seq <= done {
             // Committed before a crash lost its ack: applying it again could roll the
-            // entity back to an older state.
+            // entity back to an older state. Its central key is learnt again, since the
+            // id map written after that commit may have been lost with the ack.
+            if let Ok(e) = &decoded[i] {
+                ctx.learn(e).await?;
+            }
             continue;
         }
         if let Ok(e) = &decoded[i] {
@@ -365,6 +369,32 @@ impl Ctx<'_, '_> {
             }
         }
         Ok(None)
+    }
+
+    /// Finds the central key of an entity already written (by the map, UUID or natural
+    /// key) without writing anything; an entity it cannot find is left alone.
+    async fn learn(&mut self, e: &Entity) -> Result<(), MirrorError> {
+        let me: Ref = (e.kind(), e.id());
+        if self.find(me, e.uuid()).await?.is_some() {
+            return Ok(());
+        }
+        let mut refs = Resolved::new();
+        for r in e.refs() {
+            let uuid = self.local(r)?.and_then(|x| x.uuid());
+            match self.find(r, uuid).await? {
+                Some(k) => {
+                    refs.insert(r, k);
+                }
+                None => return Ok(()),
+            }
+        }
+        let row = e.row(&refs)?;
+        if let Some(nk) = e.natural_key(&row) {
+            if let Some(k) = e.table().current_by(self.tx, &nk).await? {
+                self.map.insert(me, k);
+            }
+        }
+        Ok(())
     }
 
     /// The central key of a referenced entity; one not mirrored yet gets a key reserved from
