@@ -36,6 +36,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::pg::Pg;
+use common::ussd::{self, control_number_in};
 use common::Server;
 use gepg_support::{ack_of, notification_xml, payment_trx, post_async, TestKeys};
 use imis_gateway::demo::{self, DemoOptions};
@@ -119,17 +120,7 @@ fn seed_family(store: &Store, chfid: Chfid, phone: &str, active: bool) {
     let expiry = enroll + chrono::Duration::days(364);
     store
         .write(|tx| -> TxResult<()> {
-            tx.put_family(&Family {
-                id: family,
-                uuid: Uuid::new_v4(),
-                head,
-                village,
-                poverty: false,
-                sms: SmsPreference {
-                    approved: true,
-                    language: Language::Sw,
-                },
-            })?;
+            tx.put_family(&common::seed::family(family, head, village))?;
             tx.put_insuree(&Insuree {
                 id: head,
                 uuid: Uuid::new_v4(),
@@ -267,13 +258,6 @@ fn contains_ci(hay: &str, needle: &str) -> bool {
     hay.to_lowercase().contains(&needle.to_lowercase())
 }
 
-/// The control number in a screen or SMS: a 12-digit word starting 99.
-fn control_number_in(text: &str) -> Option<String> {
-    text.split(|c: char| !c.is_ascii_digit())
-        .find(|w| w.len() == 12 && w.starts_with("99"))
-        .map(str::to_string)
-}
-
 /// The amount after "TZS ": "TZS 30,000" → 30000.
 fn amount_in(text: &str) -> Option<i64> {
     let rest = text.split("TZS ").nth(1)?;
@@ -311,67 +295,39 @@ impl Client {
         }
     }
 
-    fn at(&self, session: &str, phone: &str, text: &str) -> Result<Screen, String> {
-        let form = [
-            ("sessionId", session),
-            ("serviceCode", "*152*00#"),
-            ("phoneNumber", phone),
-            ("networkCode", "64002"),
-            ("text", text),
-        ];
-        let (status, body) = self.rt.block_on(async {
-            let r = self
-                .http
-                .post(format!("{}/ussd/africastalking", self.base))
-                .form(&form)
+    /// POSTs to `path`, the body set by `with`; the status and the body as text.
+    fn post(
+        &self,
+        path: &str,
+        with: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Result<(u16, String), String> {
+        self.rt.block_on(async {
+            let r = with(self.http.post(format!("{}{path}", self.base)))
                 .send()
                 .await
                 .map_err(|e| e.to_string())?;
             let s = r.status().as_u16();
-            Ok::<_, String>((s, r.text().await.map_err(|e| e.to_string())?))
-        })?;
+            Ok((s, r.text().await.map_err(|e| e.to_string())?))
+        })
+    }
+
+    fn at(&self, session: &str, phone: &str, text: &str) -> Result<Screen, String> {
+        let form = ussd::at_form(session, phone, "*152*00#", text);
+        let (status, body) = self.post("/ussd/africastalking", |r| r.form(&form))?;
         if status != 200 {
             return Err(format!("HTTP {status}: {body}"));
         }
-        if let Some(s) = body.strip_prefix("CON ") {
-            Ok((false, s.to_string()))
-        } else if let Some(s) = body.strip_prefix("END ") {
-            Ok((true, s.to_string()))
-        } else {
-            Err(format!("not CON/END: {body:?}"))
-        }
+        ussd::at_screen(&body)
     }
 
-    fn json(
-        &self,
-        session: &str,
-        phone: &str,
-        kind: &str,
-        input: &str,
-        hop: u32,
-    ) -> Result<Screen, String> {
-        let body = json!({"sessionId": session, "msisdn": phone, "serviceCode": "*152*00#",
-            "input": input, "type": kind, "hop": hop});
-        let (status, v) = self.rt.block_on(async {
-            let r = self
-                .http
-                .post(format!("{}/ussd/json", self.base))
-                .json(&body)
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            let s = r.status().as_u16();
-            Ok::<_, String>((s, r.json::<Value>().await.map_err(|e| e.to_string())?))
-        })?;
+    /// One hop over the JSON adapter: `body` from [`ussd::json_hop`].
+    fn json(&self, body: &Value) -> Result<Screen, String> {
+        let (status, text) = self.post("/ussd/json", |r| r.json(body))?;
         if status != 200 {
-            return Err(format!("HTTP {status}: {v}"));
+            return Err(format!("HTTP {status}: {text}"));
         }
-        let screen = v["message"].as_str().unwrap_or_default().to_string();
-        match v["action"].as_str() {
-            Some("CON") => Ok((false, screen)),
-            Some("END") => Ok((true, screen)),
-            _ => Err(format!("bad JSON reply {v}")),
-        }
+        let v: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        ussd::json_screen(&v)
     }
 
     /// Delivers `body` `copies` times at once; the answers that arrived.
@@ -423,7 +379,9 @@ fn renew_by_ussd(c: &Client, json_gw: bool, session: &str, fam: &Fam) -> Result<
         typed.push(*input);
         let (end, screen) = if json_gw {
             let kind = if hop == 0 { "begin" } else { "continue" };
-            c.json(session, &fam.phone, kind, input, hop as u32)?
+            c.json(&ussd::json_hop(
+                session, &fam.phone, kind, input, hop as u32,
+            ))?
         } else {
             c.at(session, &fam.phone, &typed.join("*"))?
         };
@@ -848,18 +806,21 @@ fn kill9_under_mixed_load_loses_nothing_acknowledged_and_applies_nothing_twice()
     let mut kills = 0;
     eprintln!("set up in {:.1} s", started.elapsed().as_secs_f64());
 
+    // What the load of every run shares; each run clears `stop` and sets its number.
+    let stop = AtomicBool::new(false);
+    let shared = Ctx {
+        seeded: &seeded,
+        keys: &keys,
+        smsc: smsc.ctrl_port,
+        ledger: &ledger,
+        stop: &stop,
+        run: 0,
+    };
     for run in 0..rounds {
         let server = env.start(dir.path(), &smsc);
         let base = server.url("");
-        let stop = AtomicBool::new(false);
-        let ctx = Ctx {
-            seeded: &seeded,
-            keys: &keys,
-            smsc: smsc.ctrl_port,
-            ledger: &ledger,
-            stop: &stop,
-            run,
-        };
+        stop.store(false, Ordering::Relaxed);
+        let ctx = Ctx { run, ..shared };
         let kill_after = Duration::from_millis(rng.gen_range(0..2000));
         let seeds: [u64; 3] = rng.gen();
         std::thread::scope(|s| {
@@ -887,14 +848,10 @@ fn kill9_under_mixed_load_loses_nothing_acknowledged_and_applies_nothing_twice()
     // The last run: no kill. The peers deliver again what was never acknowledged.
     let server = env.start(dir.path(), &smsc);
     let c = Client::new(&server.url(""));
-    let stop = AtomicBool::new(false);
+    stop.store(false, Ordering::Relaxed);
     let ctx = Ctx {
-        seeded: &seeded,
-        keys: &keys,
-        smsc: smsc.ctrl_port,
-        ledger: &ledger,
-        stop: &stop,
         run: rounds,
+        ..shared
     };
     finish(&ctx, &c);
     eprintln!(

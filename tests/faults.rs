@@ -19,8 +19,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::ussd::{walk, Dialog, Gw, Ussd};
+use common::ussd::{control_number, walk, Dialog, Gw, Ussd};
 use common::Server;
+use gepg_support::env_refs as refs;
 use imis_gateway::domain::Chfid;
 use serde_json::{json, Value};
 use smsc::Smsc;
@@ -57,8 +58,18 @@ fn report(
     );
 }
 
-fn refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
-    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+/// Tallies the reply SMS owed for `markers` in `submits` ([`tally`]) and reports the fault
+/// with the figures; returns (delivered, duplicates).
+fn report_sms(
+    fault: &str,
+    duration: Duration,
+    recovery: Duration,
+    submits: &[Value],
+    markers: &[String],
+) -> (usize, usize) {
+    let (delivered, dups) = tally(submits, markers);
+    report(fault, duration, recovery, markers.len(), delivered, dups);
+    (delivered, dups)
 }
 
 /// Rate limits off: the tests send many commands from one officer's phone.
@@ -118,6 +129,17 @@ fn get(u: &Ussd, path: &str) -> (u16, Value) {
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     })
+}
+
+/// `/health` is 503 with the disk in `state` and `restart_required` as given.
+fn assert_disk_health(u: &Ussd, state: &str, restart_required: bool) {
+    let (code, health) = get(u, "/health");
+    assert_eq!(code, 503, "{health}");
+    assert_eq!(health["components"]["disk"]["state"], state, "{health}");
+    assert_eq!(
+        health["components"]["disk"]["restart_required"], restart_required,
+        "{health}"
+    );
 }
 
 /// A member checks his cover over USSD: every screen must be a real answer from the store.
@@ -231,15 +253,7 @@ fn smsc_down_then_back_on_the_same_port_delivers_every_owed_sms_once() {
     std::thread::sleep(Duration::from_millis(500));
     let mut all = before.clone();
     all.extend(smsc.submits());
-    let (delivered, dups) = tally(&all, &markers);
-    report(
-        "smsc-down",
-        duration,
-        recovery,
-        markers.len(),
-        delivered,
-        dups,
-    );
+    let (delivered, dups) = report_sms("smsc-down", duration, recovery, &all, &markers);
     assert_eq!(delivered, markers.len());
     assert_eq!(dups, 0, "SMS submitted twice");
     assert!(hops > 0 && back.elapsed() >= recovery);
@@ -274,15 +288,7 @@ fn smsc_slow_then_throttling_fill_the_window_and_back_off_without_loss_or_duplic
         || tally(&smsc.submits(), &markers).0 == markers.len(),
     );
     let stats = smsc.stats();
-    let (delivered, dups) = tally(&smsc.submits(), &markers);
-    report(
-        "smsc-slow",
-        duration,
-        recovery,
-        markers.len(),
-        delivered,
-        dups,
-    );
+    let (_, dups) = report_sms("smsc-slow", duration, recovery, &smsc.submits(), &markers);
     assert_eq!(dups, 0, "SMS submitted twice: {stats}");
     assert_eq!(
         stats["max_outstanding"], 4,
@@ -305,14 +311,12 @@ fn smsc_slow_then_throttling_fill_the_window_and_back_off_without_loss_or_duplic
     );
     assert!(throttled.elapsed() >= duration + recovery);
     std::thread::sleep(Duration::from_millis(500));
-    let (delivered, dups) = tally(&smsc.submits(), &markers);
-    report(
+    let (delivered, dups) = report_sms(
         "smsc-throttling",
         duration,
         recovery,
-        markers.len(),
-        delivered,
-        dups,
+        &smsc.submits(),
+        &markers,
     );
     assert_eq!(delivered, markers.len());
     assert_eq!(dups, 0, "SMS submitted twice: {}", smsc.stats());
@@ -377,11 +381,7 @@ fn postgres_down_while_officers_enrol_and_members_pay_catches_up_with_each_row_o
     walk(&mut d, &["2", "1", "100000014", "1"]);
     let (end, done) = d.send("1");
     assert!(end, "{done}");
-    let cn = done
-        .split_whitespace()
-        .find(|w| w.len() == 12 && w.starts_with("99"))
-        .unwrap_or_else(|| panic!("no control number in {done}"))
-        .to_string();
+    let cn = control_number(&done);
     let (status, body) = u.rt.block_on(async {
         let r = u
             .client
@@ -467,6 +467,15 @@ struct Tmpfs {
 }
 
 impl Tmpfs {
+    /// The tmpfs, or none where mounting is not allowed: the test is skipped, saying so.
+    fn mount_or_skip(mb: u32, fault: &str) -> Option<Tmpfs> {
+        Tmpfs::mount(mb)
+            .map_err(|why| {
+                println!("FAULT {fault} SKIPPED: {why} (needs root and mount -t tmpfs)");
+            })
+            .ok()
+    }
+
     fn mount(mb: u32) -> Result<Tmpfs, String> {
         let dir = tempfile::Builder::new()
             .prefix("imis-faults-")
@@ -529,12 +538,8 @@ impl Drop for Tmpfs {
 #[test]
 fn disk_full_refuses_new_work_clearly_and_recovers_without_restart_when_space_returns() {
     use gepg_support::{ack_of, notification_xml, payment_trx, seed_waiting, Poster, TestKeys};
-    let fs = match Tmpfs::mount(40) {
-        Ok(fs) => fs,
-        Err(why) => {
-            println!("FAULT disk-full SKIPPED: {why} (needs root and mount -t tmpfs)");
-            return;
-        }
+    let Some(fs) = Tmpfs::mount_or_skip(40, "disk-full") else {
+        return;
     };
     let data = fs.path().join("data");
     let keys = TestKeys::new();
@@ -594,13 +599,7 @@ fn disk_full_refuses_new_work_clearly_and_recovers_without_restart_when_space_re
         "ESME_RX_T_APPN"
     );
     // /health: degraded, with the disk's state.
-    let (code, health) = get(&u, "/health");
-    assert_eq!(code, 503, "{health}");
-    assert_eq!(health["components"]["disk"]["state"], "full", "{health}");
-    assert_eq!(
-        health["components"]["disk"]["restart_required"], false,
-        "{health}"
-    );
+    assert_disk_health(&u, "full", false);
     let logs = server.logs();
     let path = data.display().to_string();
     assert!(
@@ -817,12 +816,8 @@ fn clock_jumps_forward_and_back_send_nothing_twice_and_lose_nothing() {
 /// restart everything acknowledged is there and the refused work, re-sent, is stored once.
 #[test]
 fn disk_full_met_by_sled_itself_refuses_until_restart_and_loses_nothing_acknowledged() {
-    let fs = match Tmpfs::mount(24) {
-        Ok(fs) => fs,
-        Err(why) => {
-            println!("FAULT disk-full-unguarded SKIPPED: {why} (needs root and mount -t tmpfs)");
-            return;
-        }
+    let Some(fs) = Tmpfs::mount_or_skip(24, "disk-full-unguarded") else {
+        return;
     };
     let data = fs.path().join("data");
     let mut env = base_env();
@@ -849,13 +844,7 @@ fn disk_full_met_by_sled_itself_refuses_until_restart_and_loses_nothing_acknowle
         }
     }
     assert!(!refused.is_empty(), "the full disk never reached sled");
-    let (code, health) = get(&u, "/health");
-    assert_eq!(code, 503, "{health}");
-    assert_eq!(health["components"]["disk"]["state"], "failed", "{health}");
-    assert_eq!(
-        health["components"]["disk"]["restart_required"], true,
-        "{health}"
-    );
+    assert_disk_health(&u, "failed", true);
     // Space returns, but sled keeps its error: still refused, clearly.
     std::fs::remove_file(&ballast).unwrap();
     let duration = full.elapsed();

@@ -68,11 +68,7 @@ fn renew_by_ussd_pay_through_the_simulator_policy_active_and_sms_delivered() {
     u.json(sid, NEEMA, "continue", "1", 4);
     let (end, done) = u.json(sid, NEEMA, "continue", "1", 5);
     assert!(end, "{done}");
-    let cn = done
-        .split(|c: char| !c.is_ascii_digit())
-        .find(|w| w.len() == 12 && w.starts_with("99"))
-        .unwrap_or_else(|| panic!("no control number on screen: {done}"))
-        .to_string();
+    let cn = common::ussd::control_number(&done);
     wait_until("the control number SMS", Duration::from_secs(30), || {
         texts_to(&smsc, NEEMA).contains(&cn)
     });

@@ -8,13 +8,14 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use chrono::NaiveDate;
+use common::mirror::{mirror_health, mirrored_server, wait_mirrored_within};
 use common::pg::Pg;
 use imis_gateway::domain::*;
 use imis_gateway::mirror::verify::{verify, VerifyReport};
 use imis_gateway::mirror::writer::{apply_batch, Outcome};
 use imis_gateway::mirror::{pull, MirrorWriter, WriterOptions};
 use imis_gateway::shutdown::Shutdown;
-use imis_gateway::store::{Store, TxResult, MIRROR_TOPIC};
+use imis_gateway::store::{OutboxItem, Store, TxResult, MIRROR_TOPIC};
 use uuid::Uuid;
 
 /// Central lookups: region → district → ward → village 'V0111', product CHF01.
@@ -71,17 +72,7 @@ fn enrol(store: &Store, n: u32, child_name: &str) -> Enrolled {
     let (fam, head, child, pol, ip1, ip2, prem) =
         (ids[0], ids[1], ids[2], ids[3], ids[4], ids[5], ids[6]);
     let w: Result<(), _> = store.write(|tx| -> TxResult<(), Infallible> {
-        tx.put_family(&Family {
-            id: fam,
-            uuid: Uuid::new_v4(),
-            head,
-            village,
-            poverty: false,
-            sms: SmsPreference {
-                approved: true,
-                language: Language::Sw,
-            },
-        })?;
+        tx.put_family(&common::seed::family(fam, head, village))?;
         let person = |id, base: u32, is_head: bool, name: &str| Insuree {
             id,
             uuid: Uuid::from_u128(u128::from(id) << 64 | u128::from(base)),
@@ -160,6 +151,19 @@ fn set_status(store: &Store, policy: Id, status: PolicyStatus) {
             Ok(())
         })
         .unwrap();
+}
+
+/// Claims the mirror backlog as the writer does (one batch, a short lease), for a test that
+/// applies it by hand.
+fn claim_mirror_batch(store: &Store) -> Vec<OutboxItem> {
+    store
+        .claim(
+            MIRROR_TOPIC,
+            100,
+            Duration::from_millis(500),
+            chrono::Utc::now(),
+        )
+        .unwrap()
 }
 
 fn writer(store: &Store, pg: &Pg) -> MirrorWriter {
@@ -306,14 +310,7 @@ fn enrolment_and_policy_update_produce_rows_history_rows_and_no_duplicates_on_re
     // the reply): the database is restarted, cutting every connection, and the writer claims
     // the batch again when its lease expires. Nothing is written twice.
     set_status(&store, e.policy, PolicyStatus::Active);
-    let items = store
-        .claim(
-            MIRROR_TOPIC,
-            100,
-            Duration::from_millis(500),
-            chrono::Utc::now(),
-        )
-        .unwrap();
+    let items = claim_mirror_batch(&store);
     assert_eq!(items.len(), 1);
     rt.block_on(async {
         let mut c = imis_gateway::mirror::connect(&pg.dsn()).await.unwrap();
@@ -528,37 +525,6 @@ fn import_skips_history_rows_and_pull_applies_a_centrally_suspended_policy() {
     );
 }
 
-/// The server's `/health` mirror entry.
-fn mirror_health(u: &common::ussd::Ussd) -> serde_json::Value {
-    u.rt.block_on(async {
-        let v: serde_json::Value = u
-            .client
-            .get(format!("{}/health", u.base))
-            .send()
-            .await
-            .expect("GET /health")
-            .json()
-            .await
-            .expect("health json");
-        v["components"]["mirror"].clone()
-    })
-}
-
-/// `serve --demo` with the mirror to `pg` enabled (no pull: the central side starts empty).
-fn mirrored_server(pg: &Pg, dir: &std::path::Path) -> common::Server {
-    let dsn = pg.dsn();
-    common::Server::start(
-        dir,
-        &["--demo"],
-        &[
-            ("IMIS_GATEWAY_MIRROR__ENABLED", "true"),
-            ("IMIS_GATEWAY_MIRROR__DSN", &dsn),
-            ("IMIS_GATEWAY_MIRROR__LEASE_SECS", "1"),
-            ("IMIS_GATEWAY_MIRROR__PULL_INTERVAL_SECS", "0"),
-        ],
-    )
-}
-
 /// Neema (demo CHFID 100000014, expired CHF01 policy) renews by USSD; returns the control
 /// number.
 fn renew_by_ussd(u: &common::ussd::Ussd) -> String {
@@ -567,24 +533,12 @@ fn renew_by_ussd(u: &common::ussd::Ussd) -> String {
     walk(&mut s, &["2", "1", "100000014", "1"]);
     let (end, done) = s.send("1");
     assert!(end, "{done}");
-    done.split_whitespace()
-        .find(|w| w.len() == 12 && w.starts_with("99"))
-        .unwrap_or_else(|| panic!("no control number in {done}"))
-        .to_string()
+    common::ussd::control_number(&done)
 }
 
 /// Waits until the server's mirror has nothing pending and applied `at_least` writes.
 fn wait_mirrored(u: &common::ussd::Ussd, at_least: u64) -> serde_json::Value {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let h = mirror_health(u);
-        if h["lag_secs"] == 0.0 && h["applied_total"].as_u64().unwrap_or(0) >= at_least {
-            assert_eq!(h["rejected_total"], 0, "{h}");
-            return h;
-        }
-        assert!(std::time::Instant::now() < deadline, "mirror lag: {h}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_mirrored_within(u, at_least, Duration::from_secs(30))
 }
 
 /// A member renews by USSD (the real server over HTTP, `--demo` data, mirror enabled): the
@@ -596,7 +550,7 @@ fn wait_mirrored(u: &common::ussd::Ussd, at_least: u64) -> serde_json::Value {
 fn a_ussd_renewal_produces_the_policy_payment_and_control_number_rows() {
     let pg = Pg::start();
     let dir = tempfile::tempdir().unwrap();
-    let server = mirrored_server(&pg, dir.path());
+    let server = mirrored_server(&pg, dir.path(), &[]);
     let u = common::ussd::Ussd::new(&server);
     let cn = renew_by_ussd(&u);
     wait_mirrored(&u, 1);
@@ -750,7 +704,7 @@ fn the_verify_command_lists_differences_and_exits_nonzero_only_when_there_are_so
 fn a_gepg_payment_activates_the_renewal_in_the_central_tables_with_history_rows() {
     let pg = Pg::start();
     let dir = tempfile::tempdir().unwrap();
-    let server = mirrored_server(&pg, dir.path());
+    let server = mirrored_server(&pg, dir.path(), &[]);
     let u = common::ussd::Ussd::new(&server);
     let cn = renew_by_ussd(&u);
     let applied = wait_mirrored(&u, 1)["applied_total"].as_u64().unwrap();
@@ -904,7 +858,7 @@ fn the_mirror_connects_over_tls_as_the_dsn_asks_and_refuses_an_unverifiable_serv
 fn an_sms_enrolment_produces_the_family_head_policy_and_member_rows() {
     let pg = Pg::start();
     let dir = tempfile::tempdir().unwrap();
-    let server = mirrored_server(&pg, dir.path());
+    let server = mirrored_server(&pg, dir.path(), &[]);
     let u = common::ussd::Ussd::new(&server);
     let (status, body) = u.rt.block_on(async {
         let r = u
@@ -1012,14 +966,7 @@ fn a_replayed_batch_with_an_insert_and_a_later_update_keeps_the_newer_state() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let e = enrol(&store, 7, "Zawadi");
     set_status(&store, e.policy, PolicyStatus::Active);
-    let items = store
-        .claim(
-            MIRROR_TOPIC,
-            100,
-            Duration::from_millis(500),
-            chrono::Utc::now(),
-        )
-        .unwrap();
+    let items = claim_mirror_batch(&store);
     let policy_writes = items
         .iter()
         .filter(|i| i.key.starts_with("policy:"))
@@ -1030,12 +977,27 @@ fn a_replayed_batch_with_an_insert_and_a_later_update_keeps_the_newer_state() {
         r#"SELECT "PolicyStatus" FROM "tblPolicy" WHERE "PolicyUUID" = '{uuid}' AND "ValidityTo" IS NULL"#
     );
     let rows = r#"SELECT count(*) FROM "tblPolicy""#;
+    use imis_gateway::mirror::idmap;
+    let mut mapped_before = std::collections::HashSet::new();
+    for ns in [idmap::NS, idmap::NS_REV] {
+        for (k, _) in store.aux_scan(ns, b"").unwrap() {
+            mapped_before.insert((ns, k));
+        }
+    }
     rt.block_on(async {
         let mut c = imis_gateway::mirror::connect(&pg.dsn()).await.unwrap();
         let out = apply_batch(&mut c, &store, &items, -3).await.unwrap();
         assert!(out.iter().all(|o| *o == Outcome::Applied), "{out:?}");
         assert_eq!(pg.query(&current), "2");
         let after_first = pg.query(rows);
+        // The crash also lost the id map entries written after that commit.
+        for ns in [idmap::NS, idmap::NS_REV] {
+            for (k, _) in store.aux_scan(ns, b"").unwrap() {
+                if !mapped_before.contains(&(ns, k.clone())) {
+                    store.aux_remove(ns, &k).unwrap();
+                }
+            }
+        }
         for _ in 0..2 {
             let out = apply_batch(&mut c, &store, &items, -3).await.unwrap();
             assert!(out.iter().all(|o| *o == Outcome::Applied), "{out:?}");

@@ -11,35 +11,16 @@ mod smsc;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::officer::seeded_dir;
 use common::Server;
-use imis_gateway::demo;
-use imis_gateway::domain::Language;
 use imis_gateway::officer::audit;
-use imis_gateway::store::{Store, StoreOptions, TxResult};
+use imis_gateway::store::{Store, StoreOptions};
 use serde_json::{json, Value};
 use smsc::Smsc;
 
 const EO1: &str = "255754000001";
 const EO2: &str = "255754000002";
 const EO3: &str = "255754000003";
-
-/// Seeds the demo store (as `serve --demo` does) and makes EO0002 an English-speaking officer.
-fn seeded_dir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-    // What `serve --demo` seeds.
-    demo::seed_if_empty(&store, &demo::DemoOptions::default()).unwrap();
-    let mut eo2 = store.officer_by_code("EO0002").unwrap().unwrap();
-    eo2.language = Language::En;
-    store
-        .write(|tx| -> TxResult<()> {
-            tx.put_officer(&eo2)?;
-            Ok(())
-        })
-        .unwrap();
-    store.flush().unwrap();
-    dir
-}
 
 fn start(dir: &Path, smsc: &Smsc) -> Server {
     let env = smsc.gateway_env();

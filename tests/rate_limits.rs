@@ -15,13 +15,13 @@ mod smsc;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::officer::seeded_dir;
 use common::ussd::{metric, Ussd};
 use common::Server;
-use imis_gateway::demo;
-use imis_gateway::domain::{Language, Msisdn};
+use imis_gateway::domain::Msisdn;
 use imis_gateway::officer::audit;
 use imis_gateway::sms::inbound;
-use imis_gateway::store::{Store, StoreOptions, TxResult};
+use imis_gateway::store::{Store, StoreOptions};
 use serde_json::json;
 use smsc::Smsc;
 
@@ -124,23 +124,6 @@ fn ussd_hops_over_the_limit_end_the_session_per_phone_and_come_back_after_the_re
             "a full MSISDN in the logs"
         );
     }
-}
-
-/// Seeds the demo store (as `serve --demo` does) and makes EO0002 an English speaker.
-fn seeded_dir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-    demo::seed_if_empty(&store, &demo::DemoOptions::default()).unwrap();
-    let mut eo2 = store.officer_by_code("EO0002").unwrap().unwrap();
-    eo2.language = Language::En;
-    store
-        .write(|tx| -> TxResult<()> {
-            tx.put_officer(&eo2)?;
-            Ok(())
-        })
-        .unwrap();
-    store.flush().unwrap();
-    dir
 }
 
 /// Texts the SMSC received for `to`, in order (these replies are single SMS).

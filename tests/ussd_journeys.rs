@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::ussd::{metric, queued_sms, walk, Dialog, Gw, Ussd};
+use common::ussd::{control_number, metric, queued_sms, walk, Dialog, Gw, Ussd};
 use common::Server;
 
 const JUMA: &str = "255754100001";
@@ -158,11 +158,7 @@ fn renewal_is_durable_idempotent_over_both_adapters_and_sms_is_queued() {
     assert!(ask.contains("Kulipia CHF01"), "{ask}");
     let (end, done) = s.send("1");
     assert!(end, "{done}");
-    let cn = done
-        .split_whitespace()
-        .find(|w| w.len() == 12 && w.starts_with("99"))
-        .unwrap_or_else(|| panic!("no control number in {done}"))
-        .to_string();
+    let cn = control_number(&done);
     assert!(done.contains("Lipa TZS 30,000 (CHF01)"), "{done}");
     // The gateway re-sends the confirm hop: same screen, nothing written again.
     assert_eq!(s.resend(), (true, done.clone()));

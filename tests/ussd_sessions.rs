@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::ussd::{metric, queued_sms, walk, Dialog, Gw, Ussd};
+use common::ussd::{control_number, metric, queued_sms, walk, Dialog, Gw, Ussd};
 use common::{signal, Server};
 use imis_gateway::domain::PolicyStatus;
 
@@ -22,14 +22,6 @@ fn to_confirm<'a>(u: &'a Ussd, gw: Gw, id: &str) -> Dialog<'a> {
     let (_, ask) = walk(&mut s, &["2", "1", "100000014", "1"]);
     assert!(ask.contains("Kulipia CHF01"), "{gw:?}: {ask}");
     s
-}
-
-fn control_number(screen: &str) -> String {
-    screen
-        .split_whitespace()
-        .find(|w| w.len() == 12 && w.starts_with("99"))
-        .unwrap_or_else(|| panic!("no control number in {screen}"))
-        .to_string()
 }
 
 /// Idle renewals of the family whose head is `chfid`, in a stopped server's store.

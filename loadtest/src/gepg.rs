@@ -54,9 +54,9 @@ pub struct GepgFlow {
     pub acked_again: AtomicU64,
 }
 
-impl GepgFlow {
+impl crate::Flow for GepgFlow {
     /// Pays the next open bill (and maybe delivers the notification again).
-    pub async fn one(&self, _worker: u64, _n: u64, rng: &mut StdRng) {
+    async fn one(&self, _worker: u64, _n: u64, rng: &mut StdRng) {
         let p = &self.plan;
         let bill = p.gepg_bill_offset + self.next_bill.fetch_add(1, Ordering::Relaxed);
         if bill >= p.gepg_bills {

@@ -307,6 +307,34 @@ fn plan(args: &RunArgs) -> anyhow::Result<Plan> {
     Ok(p)
 }
 
+/// One flow's unit of work (a USSD journey, an MO, a payment), run over and over by the
+/// open-loop workers of [`spawn_flow`]: the worker, its count of units, its random source.
+trait Flow: Send + Sync + 'static {
+    fn one(
+        &self,
+        worker: u64,
+        n: u64,
+        rng: &mut rand::rngs::StdRng,
+    ) -> impl std::future::Future<Output = ()> + Send;
+}
+
+/// `workers` open-loop workers running `flow` at `rate` units a second in all.
+fn spawn_flow<F: Flow>(
+    flow: Arc<F>,
+    workers: u64,
+    rate: f64,
+    seed: u64,
+    stop: Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    spawn_workers(workers, rate, seed, stop, move |w, n, mut rng| {
+        let flow = flow.clone();
+        async move {
+            flow.one(w, n, &mut rng).await;
+            rng
+        }
+    })
+}
+
 /// Runs `op` on `workers` tasks until `stop`; with `rate` > 0 each worker paces itself to
 /// its share of the rate (open loop: a worker that fell behind catches up), else it goes
 /// again as soon as `op` returns.
@@ -453,24 +481,17 @@ async fn run(p: Arc<Plan>, json: bool) -> anyhow::Result<()> {
         None
     };
 
-    let flow = Arc::new(ussd::UssdFlow {
-        client: client.clone(),
-        url: format!("{}/ussd/africastalking", p.target),
-        plan: p.clone(),
-        rec: ussd_rec.clone(),
-    });
-    tasks.extend(spawn_workers(
+    tasks.extend(spawn_flow(
+        Arc::new(ussd::UssdFlow {
+            client: client.clone(),
+            url: format!("{}/ussd/africastalking", p.target),
+            plan: p.clone(),
+            rec: ussd_rec.clone(),
+        }),
         p.ussd_concurrency,
         p.ussd_rate,
         p.seed,
         stop.clone(),
-        move |w, n, mut rng| {
-            let flow = flow.clone();
-            async move {
-                flow.session(w, n, &mut rng).await;
-                rng
-            }
-        },
     ));
     if p.sms_rate > 0.0 {
         let flow = Arc::new(sms::SmsFlow {
@@ -479,34 +500,23 @@ async fn run(p: Arc<Plan>, json: bool) -> anyhow::Result<()> {
             plan: p.clone(),
             rec: sms_rec.clone(),
         });
-        tasks.extend(spawn_workers(
-            p.sms_concurrency.max(1),
+        let workers = p.sms_concurrency.max(1);
+        tasks.extend(spawn_flow(
+            flow,
+            workers,
             p.sms_rate,
             p.seed + 1,
             stop.clone(),
-            move |w, n, mut rng| {
-                let flow = flow.clone();
-                async move {
-                    flow.one(w, n, &mut rng).await;
-                    rng
-                }
-            },
         ));
     }
     if let Some((flow, _)) = &gepg {
-        let flow = flow.clone();
-        tasks.extend(spawn_workers(
-            p.gepg_concurrency.max(1),
+        let workers = p.gepg_concurrency.max(1);
+        tasks.extend(spawn_flow(
+            flow.clone(),
+            workers,
             p.gepg_rate,
             p.seed + 2,
             stop.clone(),
-            move |w, n, mut rng| {
-                let flow = flow.clone();
-                async move {
-                    flow.one(w, n, &mut rng).await;
-                    rng
-                }
-            },
         ));
     }
     if let Some(smsc) = &smsc {
@@ -515,18 +525,13 @@ async fn run(p: Arc<Plan>, json: bool) -> anyhow::Result<()> {
             plan: p.clone(),
             last_text: (0..p.smsc_officers).map(|_| Default::default()).collect(),
         });
-        tasks.extend(spawn_workers(
-            p.smsc_officers,
+        let workers = p.smsc_officers;
+        tasks.extend(spawn_flow(
+            flow,
+            workers,
             p.smsc_rate,
             p.seed + 3,
             stop.clone(),
-            move |w, n, mut rng| {
-                let flow = flow.clone();
-                async move {
-                    flow.one(w, n, &mut rng).await;
-                    rng
-                }
-            },
         ));
     }
 

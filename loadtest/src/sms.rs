@@ -20,8 +20,8 @@ pub struct SmsFlow {
     pub rec: Arc<Recorder>,
 }
 
-impl SmsFlow {
-    pub async fn one(&self, worker: u64, n: u64, rng: &mut StdRng) {
+impl crate::Flow for SmsFlow {
+    async fn one(&self, worker: u64, n: u64, rng: &mut StdRng) {
         let p = &self.plan;
         let text = mo_text(p, rng.gen_range(0..p.families.max(1)));
         let id = format!("lt-mo-{}-{worker}-{n}-{}", p.run_tag, rng.gen::<u32>());

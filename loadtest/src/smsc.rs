@@ -21,7 +21,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::report::Recorder;
-use crate::smsc_pdu::{self as pdu, FromEsme};
+use crate::smsc_pdu::{self as pdu, FromEsme, Inbound};
 use crate::Plan;
 
 /// One bound connection we can deliver MOs on.
@@ -151,25 +151,27 @@ impl Smsc {
                         self.rec.error(format!("deliver_sm_resp 0x{status:08x}"));
                     }
                 }
-                FromEsme::EnquireLink { seq } => {
+                FromEsme::Common(Inbound::EnquireLink { seq }) => {
                     let _ = tx.send(pdu::enquire_link_resp(seq));
                 }
-                FromEsme::EnquireLinkResp { .. } | FromEsme::UnbindResp { .. } => {}
-                FromEsme::Unbind { seq } => {
+                FromEsme::Common(Inbound::EnquireLinkResp { .. } | Inbound::UnbindResp { .. }) => {}
+                FromEsme::Common(Inbound::Unbind { seq }) => {
                     let _ = tx.send(pdu::unbind_resp(seq));
                     break;
                 }
-                FromEsme::GenericNack { status, .. } => {
+                FromEsme::Common(Inbound::GenericNack { status, .. }) => {
                     self.rec.error(format!("generic_nack 0x{status:08x}"));
                 }
-                FromEsme::Other { seq, command_id } => {
+                FromEsme::Common(Inbound::Undecodable { seq, .. }) => {
+                    self.rec.error("undecodable PDU from the gateway");
+                    let _ = tx.send(pdu::generic_nack(seq, pdu::status::SYSERR));
+                }
+                // A response or a deliver_sm: what an SMSC sends, not what it is sent.
+                FromEsme::Common(_) => {
+                    let (command_id, seq) = (pdu::be32(&frame, 4), pdu::be32(&frame, 12));
                     self.rec
                         .error(format!("unexpected command 0x{command_id:08x}"));
                     let _ = tx.send(pdu::generic_nack(seq, pdu::status::INVCMDID));
-                }
-                FromEsme::Undecodable { seq, .. } => {
-                    self.rec.error("undecodable PDU from the gateway");
-                    let _ = tx.send(pdu::generic_nack(seq, pdu::status::SYSERR));
                 }
             }
         }
@@ -262,8 +264,10 @@ impl SmscFlow {
         };
         crate::sms::mo_text_variant(&self.plan, k)
     }
+}
 
-    pub async fn one(&self, worker: u64, _n: u64, _rng: &mut StdRng) {
+impl crate::Flow for SmscFlow {
+    async fn one(&self, worker: u64, _n: u64, _rng: &mut StdRng) {
         let p = &self.plan;
         let phone = officer_phone(worker);
         let text = self.next_text(worker);

@@ -1,11 +1,15 @@
 //! The SMSC side's PDUs: framing, what the gateway (an ESME) sends us decoded to a small
 //! enum, and what we send encoded, over the rusmpp 0.4.0 codec the gateway itself uses.
+//! Framing, the header fields and the PDUs both sides send alike (enquire_link, unbind,
+//! generic_nack) are the gateway's own (`imis_gateway::smpp::pdu`); this file adds what
+//! only an SMSC reads (binds, submit_sm, deliver_sm_resp) and sends (their responses, MOs).
 //!
 //! Owns: the bytes of the loadtest's SMSC. Must never: panic on what the gateway sends (a
 //! PDU rusmpp cannot decode is reported with its sequence number, for a generic_nack), or
 //! send rusmpp's default esm_class (0x08, an ANSI-41 ack) on a deliver_sm.
 
 use bytes::BytesMut;
+use imis_gateway::smpp::pdu::{self as esme, Outbound};
 use rusmpp::decode::DecodeWithLength;
 use rusmpp::encode::{Encode, Length};
 use rusmpp::pdus::{
@@ -14,22 +18,24 @@ use rusmpp::pdus::{
 use rusmpp::types::{COctetString, OctetString};
 use rusmpp::values::{DataCoding, EsmClass, InterfaceVersion, Npi, Ton};
 use rusmpp::{Command, CommandId, CommandStatus, Pdu};
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::AsyncRead;
 
-pub const HEADER_LEN: usize = 16;
+pub use imis_gateway::smpp::pdu::{be32, FrameError, Inbound};
+
 /// Largest PDU we accept from the gateway.
 pub const MAX_PDU: usize = 65_536;
 
 pub mod id {
     pub const BIND_RECEIVER: u32 = 0x01;
     pub const BIND_TRANSMITTER: u32 = 0x02;
+    pub const SUBMIT_SM: u32 = 0x04;
     pub const BIND_TRANSCEIVER: u32 = 0x09;
+    pub const DELIVER_SM_RESP: u32 = 0x8000_0005;
 }
 
 pub mod status {
-    pub const OK: u32 = 0x00;
+    pub use imis_gateway::smpp::pdu::status::{OK, SYSERR};
     pub const INVCMDID: u32 = 0x03;
-    pub const SYSERR: u32 = 0x08;
 }
 
 /// What the gateway sends us.
@@ -52,85 +58,36 @@ pub enum FromEsme {
         seq: u32,
         status: u32,
     },
-    EnquireLink {
-        seq: u32,
-    },
-    EnquireLinkResp {
-        seq: u32,
-    },
-    Unbind {
-        seq: u32,
-    },
-    UnbindResp {
-        seq: u32,
-    },
-    GenericNack {
-        seq: u32,
-        status: u32,
-    },
-    Other {
-        seq: u32,
-        command_id: u32,
-    },
-    Undecodable {
-        seq: u32,
-        command_id: u32,
-        error: String,
-    },
+    /// What the gateway's own decoder reads the same way: link PDUs, generic_nack, a body
+    /// rusmpp cannot read; anything else (a response, a deliver_sm) is no request to us.
+    Common(Inbound),
 }
 
-#[derive(Debug)]
-pub enum FrameError {
-    Io(std::io::Error),
-    /// Nothing marks where the next PDU starts: the connection must go.
-    Length(u32),
-}
-
-impl std::fmt::Display for FrameError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            FrameError::Io(e) => write!(f, "connection: {e}"),
-            FrameError::Length(n) => write!(f, "command_length {n} outside 16..={MAX_PDU}"),
-        }
-    }
-}
-
-/// Reads one whole PDU, header included.
+/// Reads one whole PDU, header included, with the gateway's own framing.
 pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Vec<u8>, FrameError> {
-    let mut len = [0u8; 4];
-    r.read_exact(&mut len).await.map_err(FrameError::Io)?;
-    let n = u32::from_be_bytes(len);
-    let total = usize::try_from(n).unwrap_or(usize::MAX);
-    if !(HEADER_LEN..=MAX_PDU).contains(&total) {
-        return Err(FrameError::Length(n));
-    }
-    let mut buf = vec![0u8; total];
-    buf[..4].copy_from_slice(&len);
-    r.read_exact(&mut buf[4..]).await.map_err(FrameError::Io)?;
-    Ok(buf)
+    esme::read_frame(r, MAX_PDU).await
 }
 
-fn be32(b: &[u8], at: usize) -> u32 {
-    b.get(at..at + 4)
-        .and_then(|s| <[u8; 4]>::try_from(s).ok())
-        .map(u32::from_be_bytes)
-        .unwrap_or(0)
-}
-
-/// Decodes one frame from [`read_frame`].
+/// Decodes one frame from [`read_frame`]. What only an SMSC receives (binds, submit_sm,
+/// deliver_sm_resp) is decoded here; the rest, and a body rusmpp cannot read, goes to the
+/// gateway's own decoder ([`FromEsme::Common`]: an undecodable body keeps its sequence
+/// number there).
 pub fn decode(frame: &[u8]) -> FromEsme {
     let (command_id, seq) = (be32(frame, 4), be32(frame, 12));
-    let mut buf = BytesMut::from(frame.get(4..).unwrap_or_default());
-    let len = buf.len();
-    let cmd = match Command::decode(&mut buf, len) {
-        Ok((cmd, _)) => cmd,
-        Err(e) => {
-            return FromEsme::Undecodable {
-                seq,
-                command_id,
-                error: e.to_string(),
-            }
-        }
+    let smsc_side = matches!(
+        command_id,
+        id::BIND_RECEIVER
+            | id::BIND_TRANSMITTER
+            | id::BIND_TRANSCEIVER
+            | id::SUBMIT_SM
+            | id::DELIVER_SM_RESP
+    );
+    let body = frame.get(4..).unwrap_or_default();
+    let decoded = smsc_side
+        .then(|| Command::decode(&mut BytesMut::from(body), body.len()).ok())
+        .flatten();
+    let Some((cmd, _)) = decoded else {
+        return FromEsme::Common(esme::decode(frame));
     };
     let st = u32::from(cmd.status());
     match cmd.pdu() {
@@ -153,21 +110,13 @@ pub fn decode(frame: &[u8]) -> FromEsme {
             }
         }
         Some(Pdu::DeliverSmResp(_)) => FromEsme::DeliverResp { seq, status: st },
-        Some(Pdu::EnquireLink) => FromEsme::EnquireLink { seq },
-        Some(Pdu::EnquireLinkResp) => FromEsme::EnquireLinkResp { seq },
-        Some(Pdu::Unbind) => FromEsme::Unbind { seq },
-        Some(Pdu::UnbindResp) => FromEsme::UnbindResp { seq },
-        Some(Pdu::GenericNack) => FromEsme::GenericNack { seq, status: st },
-        _ => match cmd.id() {
-            // An error deliver_sm_resp may come without a body.
-            CommandId::DeliverSmResp => FromEsme::DeliverResp { seq, status: st },
-            CommandId::EnquireLink => FromEsme::EnquireLink { seq },
-            CommandId::EnquireLinkResp => FromEsme::EnquireLinkResp { seq },
-            CommandId::Unbind => FromEsme::Unbind { seq },
-            CommandId::UnbindResp => FromEsme::UnbindResp { seq },
-            CommandId::GenericNack => FromEsme::GenericNack { seq, status: st },
-            _ => FromEsme::Other { seq, command_id },
-        },
+        // An error deliver_sm_resp may come without a body.
+        _ if cmd.id() == CommandId::DeliverSmResp => FromEsme::DeliverResp { seq, status: st },
+        _ => FromEsme::Common(Inbound::Other {
+            seq,
+            command_id,
+            status: st,
+        }),
     }
 }
 
@@ -220,29 +169,27 @@ pub fn submit_resp(seq: u32, message_id: &str) -> Vec<u8> {
     ))
 }
 
+/// A PDU both sides send alike, through the gateway's own encoder (it cannot fail for
+/// these: they have no fields).
+fn link(out: Outbound, seq: u32) -> Vec<u8> {
+    esme::encode(&out, seq).unwrap_or_default()
+}
+
 #[cfg(test)]
 pub fn enquire_link(seq: u32) -> Vec<u8> {
-    frame(Command::new(CommandStatus::EsmeRok, seq, Pdu::EnquireLink))
+    link(Outbound::EnquireLink, seq)
 }
 
 pub fn enquire_link_resp(seq: u32) -> Vec<u8> {
-    frame(Command::new(
-        CommandStatus::EsmeRok,
-        seq,
-        Pdu::EnquireLinkResp,
-    ))
+    link(Outbound::EnquireLinkResp, seq)
 }
 
 pub fn unbind_resp(seq: u32) -> Vec<u8> {
-    frame(Command::new(CommandStatus::EsmeRok, seq, Pdu::UnbindResp))
+    link(Outbound::UnbindResp, seq)
 }
 
 pub fn generic_nack(seq: u32, status: u32) -> Vec<u8> {
-    frame(Command::new(
-        CommandStatus::from(status),
-        seq,
-        Pdu::GenericNack,
-    ))
+    link(Outbound::GenericNack { status }, seq)
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -381,15 +328,21 @@ mod tests {
 
     #[test]
     fn link_pdus_and_errors_round_trip_through_the_decoder() {
-        assert_eq!(decode(&enquire_link(3)), FromEsme::EnquireLink { seq: 3 });
+        assert_eq!(
+            decode(&enquire_link(3)),
+            FromEsme::Common(Inbound::EnquireLink { seq: 3 })
+        );
         assert_eq!(
             decode(&enquire_link_resp(3)),
-            FromEsme::EnquireLinkResp { seq: 3 }
+            FromEsme::Common(Inbound::EnquireLinkResp { seq: 3 })
         );
-        assert_eq!(decode(&unbind_resp(4)), FromEsme::UnbindResp { seq: 4 });
+        assert_eq!(
+            decode(&unbind_resp(4)),
+            FromEsme::Common(Inbound::UnbindResp { seq: 4 })
+        );
         assert_eq!(
             decode(&generic_nack(5, status::INVCMDID)),
-            FromEsme::GenericNack { seq: 5, status: 3 }
+            FromEsme::Common(Inbound::GenericNack { seq: 5, status: 3 })
         );
         // A deliver_sm_resp with an error status and no body.
         let mut f = 16u32.to_be_bytes().to_vec();
@@ -403,6 +356,11 @@ mod tests {
                 status: 0x64
             }
         );
+        // What only an SMSC sends is no request to us (the caller nacks it).
+        assert!(matches!(
+            decode(&bind_resp(id::BIND_TRANSCEIVER, 6)),
+            FromEsme::Common(Inbound::BindResp { seq: 6, .. })
+        ));
         // A body rusmpp cannot read keeps its sequence number.
         let mut bad = 20u32.to_be_bytes().to_vec();
         bad.extend(0x04u32.to_be_bytes());
@@ -411,11 +369,11 @@ mod tests {
         bad.extend([1, 2, 3, 4]);
         assert!(matches!(
             decode(&bad),
-            FromEsme::Undecodable {
+            FromEsme::Common(Inbound::Undecodable {
                 seq: 0x77,
                 command_id: 4,
                 ..
-            }
+            })
         ));
     }
 
@@ -442,12 +400,12 @@ mod tests {
         let mut r: &[u8] = &[0, 0, 0, 4];
         assert!(matches!(
             read_frame(&mut r).await,
-            Err(FrameError::Length(4))
+            Err(FrameError::Length(4, MAX_PDU))
         ));
         let mut r: &[u8] = &[0, 2, 0, 0];
         assert!(matches!(
             read_frame(&mut r).await,
-            Err(FrameError::Length(_))
+            Err(FrameError::Length(..))
         ));
         let f = enquire_link(9);
         let mut two = f.clone();

@@ -21,9 +21,9 @@ pub struct UssdFlow {
     pub rec: Arc<Recorder>,
 }
 
-impl UssdFlow {
+impl crate::Flow for UssdFlow {
     /// One coverage journey: dial, 1 (coverage), 1 (by CHFID), the CHFID, 2 (finish).
-    pub async fn session(&self, worker: u64, n: u64, rng: &mut StdRng) {
+    async fn one(&self, worker: u64, n: u64, rng: &mut StdRng) {
         let p = &self.plan;
         let session = format!("lt-{}-{worker}-{n}-{}", p.run_tag, rng.gen::<u32>());
         let phone = format!("2557{:08}", rng.gen_range(10_000_000..99_999_999u32));
@@ -71,7 +71,9 @@ impl UssdFlow {
             .completed
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
+}
 
+impl UssdFlow {
     async fn hop(&self, session: &str, phone: &str, text: &str) -> Option<String> {
         let form = [
             ("sessionId", session),

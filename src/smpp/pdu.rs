@@ -200,7 +200,8 @@ pub enum Inbound {
     },
 }
 
-fn be32(b: &[u8], at: usize) -> u32 {
+/// The big-endian u32 at `at` (a header field), 0 when the frame is too short.
+pub fn be32(b: &[u8], at: usize) -> u32 {
     b.get(at..at + 4)
         .and_then(|s| <[u8; 4]>::try_from(s).ok())
         .map(u32::from_be_bytes)

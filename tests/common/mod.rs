@@ -9,6 +9,10 @@ pub mod mirror;
 
 pub mod sms;
 
+pub mod officer;
+
+pub mod seed;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -34,6 +34,63 @@ pub fn assert_fits(text: &str) {
     }
 }
 
+/// The Africa's Talking form of one hop: `text` is the cumulative input.
+pub fn at_form<'a>(
+    session: &'a str,
+    phone: &'a str,
+    code: &'a str,
+    text: &'a str,
+) -> [(&'a str, &'a str); 5] {
+    [
+        ("sessionId", session),
+        ("serviceCode", code),
+        ("phoneNumber", phone),
+        ("networkCode", "64002"),
+        ("text", text),
+    ]
+}
+
+/// An Africa's Talking reply body as (ended, screen), or why it is none.
+pub fn at_screen(body: &str) -> Result<(bool, String), String> {
+    if let Some(s) = body.strip_prefix("CON ") {
+        Ok((false, s.to_string()))
+    } else if let Some(s) = body.strip_prefix("END ") {
+        Ok((true, s.to_string()))
+    } else {
+        Err(format!("reply does not start with CON or END: {body:?}"))
+    }
+}
+
+/// The JSON adapter's request for one hop of `kind` (begin, continue) on `*152*00#`.
+pub fn json_hop(session: &str, phone: &str, kind: &str, input: &str, hop: u32) -> Value {
+    json!({"sessionId": session, "msisdn": phone, "serviceCode": "*152*00#",
+        "input": input, "type": kind, "hop": hop})
+}
+
+/// A JSON adapter reply as (ended, screen), or why it is none.
+pub fn json_screen(v: &Value) -> Result<(bool, String), String> {
+    let screen = v["message"]
+        .as_str()
+        .ok_or_else(|| format!("no message in {v}"))?;
+    match v["action"].as_str() {
+        Some("CON") => Ok((false, screen.to_string())),
+        Some("END") => Ok((true, screen.to_string())),
+        other => Err(format!("action {other:?} in {v}")),
+    }
+}
+
+/// The control number in a screen or SMS: a 12-digit number starting 99.
+pub fn control_number_in(text: &str) -> Option<String> {
+    text.split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 12 && w.starts_with("99"))
+        .map(str::to_string)
+}
+
+/// The control number on `screen`; panics when there is none.
+pub fn control_number(screen: &str) -> String {
+    control_number_in(screen).unwrap_or_else(|| panic!("no control number in {screen}"))
+}
+
 pub struct Ussd {
     pub rt: tokio::runtime::Runtime,
     pub client: reqwest::Client,
@@ -65,21 +122,9 @@ impl Ussd {
 
     /// One AT hop: `text` is the cumulative input. Returns (ended, screen).
     pub fn at(&self, session: &str, phone: &str, code: &str, text: &str) -> (bool, String) {
-        let (status, body) = self.at_raw(&[
-            ("sessionId", session),
-            ("serviceCode", code),
-            ("phoneNumber", phone),
-            ("networkCode", "64002"),
-            ("text", text),
-        ]);
+        let (status, body) = self.at_raw(&at_form(session, phone, code, text));
         assert_eq!(status, 200, "{body}");
-        let (end, screen) = if let Some(s) = body.strip_prefix("CON ") {
-            (false, s.to_string())
-        } else if let Some(s) = body.strip_prefix("END ") {
-            (true, s.to_string())
-        } else {
-            panic!("reply does not start with CON or END: {body:?}")
-        };
+        let (end, screen) = at_screen(&body).unwrap_or_else(|e| panic!("{e}"));
         assert_fits(&screen);
         (end, screen)
     }
@@ -107,17 +152,11 @@ impl Ussd {
         input: &str,
         hop: u32,
     ) -> (bool, String) {
-        let body = json!({"sessionId": session, "msisdn": phone, "serviceCode": "*152*00#",
-            "input": input, "type": kind, "hop": hop});
+        let body = json_hop(session, phone, kind, input, hop);
         let (status, text) = self.json_raw(&body.to_string());
         assert_eq!(status, 200, "{text}");
         let v: Value = serde_json::from_str(&text).expect("json reply");
-        let screen = v["message"].as_str().expect("message").to_string();
-        let end = match v["action"].as_str() {
-            Some("CON") => false,
-            Some("END") => true,
-            other => panic!("action {other:?}"),
-        };
+        let (end, screen) = json_screen(&v).unwrap_or_else(|e| panic!("{e}"));
         assert_fits(&screen);
         (end, screen)
     }
