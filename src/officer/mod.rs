@@ -102,9 +102,17 @@ impl Officers {
         })
     }
 
-    /// Runs the command in MO `mo_id` (see the module doc). Blocking: Argon2 and a durable
-    /// write; call it from a blocking thread.
+    /// Runs the command in MO `mo_id` (see the module doc) and waits until its write is on
+    /// disk. Blocking: Argon2 and a flush; call it from a blocking thread.
     pub fn process(&self, store: &Store, mo_id: Id) -> Result<Processed, OfficerError> {
+        let p = self.process_unflushed(store, mo_id)?;
+        store.flushed_blocking()?;
+        Ok(p)
+    }
+
+    /// [`Officers::process`] without the flush: a batch of commands shares one, and none is
+    /// acknowledged before it.
+    pub fn process_unflushed(&self, store: &Store, mo_id: Id) -> Result<Processed, OfficerError> {
         match crate::sms::inbound::get(store, mo_id)? {
             Some(mo) => self.handle(store, &mo),
             None => Ok(Processed::Ignored),

@@ -106,7 +106,9 @@ pub fn commit(
     let taken_fit = fit(&plan.taken_reply);
     let written = ctx
         .store
-        .write_durable_blocking(|tx| -> TxResult<Option<(bool, Vec<u64>)>> {
+        // Not flushed here: the worker flushes once per batch of commands before it
+        // acknowledges them (a lost write is redone; the replies wait for the flush too).
+        .write(|tx| -> TxResult<Option<(bool, Vec<u64>)>> {
             if audit::is_done_in(tx, mo.id)? {
                 return Ok(None);
             }

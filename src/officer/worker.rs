@@ -27,9 +27,9 @@ use crate::store::{codec, Store, StoreError, TxResult, WriteTx};
 /// Outbox topic of officer commands waiting to run.
 pub const TOPIC: &str = "officer.cmd";
 
-/// Jobs claimed at once; each runs to completion before the next, and only this loop
-/// claims, so a lease running out mid-batch lets no one else run a job twice.
-const BATCH: usize = 8;
+/// Jobs claimed at once; they run one after another and share one flush, and only this
+/// loop claims, so a lease running out mid-batch lets no one else run a job twice.
+const BATCH: usize = 16;
 /// Lease on a claimed job: how long a job claimed by a crashed process waits.
 const LEASE: Duration = Duration::from_secs(5);
 
@@ -119,30 +119,49 @@ async fn run(officers: Arc<Officers>, store: Store, mut signal: Signal) {
             }
             continue;
         }
-        for item in items {
-            let Ok(job) = codec::decode::<Job>(&item.payload) else {
-                tracing::error!(seq = item.seq, "undecodable officer job; dead-lettered");
-                let _ = store.dead_letter(TOPIC, item.seq, "undecodable job", Utc::now());
+        // The batch runs on one blocking thread, then one flush covers every command's
+        // write before any of them is acknowledged.
+        let (o, s) = (officers.clone(), store.clone());
+        let ran = tokio::task::spawn_blocking(move || {
+            items
+                .into_iter()
+                .map(|item| {
+                    let job = codec::decode::<Job>(&item.payload).ok();
+                    let outcome = job.map(|j| (j.mo, o.process_unflushed(&s, j.mo)));
+                    (item.seq, outcome)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await;
+        let ran = match ran {
+            Ok(ran) => ran,
+            Err(e) => {
+                // Nothing acknowledged: the leases run out and the batch runs again.
+                tracing::error!(error = %e, "officer command batch panicked");
                 continue;
-            };
-            let (o, s) = (officers.clone(), store.clone());
-            let done = tokio::task::spawn_blocking(move || o.process(&s, job.mo)).await;
-            match done {
-                Ok(Ok(p)) => {
+            }
+        };
+        if let Err(e) = store.flushed().await {
+            tracing::warn!(error = %e, "flushing officer commands failed; they run again");
+            continue;
+        }
+        for (seq, outcome) in ran {
+            match outcome {
+                None => {
+                    tracing::error!(seq, "undecodable officer job; dead-lettered");
+                    let _ = store.dead_letter(TOPIC, seq, "undecodable job", Utc::now());
+                }
+                Some((mo, Ok(p))) => {
                     if let Processed::Ignored = p {
-                        tracing::info!(mo_id = job.mo, "officer job had nothing to answer");
+                        tracing::info!(mo_id = mo, "officer job had nothing to answer");
                     }
-                    if let Err(e) = store.ack(TOPIC, item.seq) {
+                    if let Err(e) = store.ack(TOPIC, seq) {
                         tracing::warn!(error = %e, "acking an officer job failed");
                     }
                 }
-                Ok(Err(e)) => {
-                    tracing::warn!(mo_id = job.mo, error = %e, "officer command failed; will retry");
-                    let _ = store.retry(TOPIC, item.seq, &e.to_string(), Utc::now());
-                }
-                Err(e) => {
-                    tracing::error!(mo_id = job.mo, error = %e, "officer command panicked");
-                    let _ = store.retry(TOPIC, item.seq, "panicked", Utc::now());
+                Some((mo, Err(e))) => {
+                    tracing::warn!(mo_id = mo, error = %e, "officer command failed; will retry");
+                    let _ = store.retry(TOPIC, seq, &e.to_string(), Utc::now());
                 }
             }
         }
@@ -158,10 +177,13 @@ pub fn drain_blocking(officers: &Officers, store: &Store) -> Result<usize, super
         if items.is_empty() {
             return Ok(n);
         }
-        for item in items {
+        for item in &items {
             if let Ok(job) = codec::decode::<Job>(&item.payload) {
-                officers.process(store, job.mo)?;
+                officers.process_unflushed(store, job.mo)?;
             }
+        }
+        store.flushed_blocking()?;
+        for item in items {
             store.ack(TOPIC, item.seq)?;
             n += 1;
         }
