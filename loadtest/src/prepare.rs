@@ -128,17 +128,7 @@ pub fn run(a: &PrepareArgs) -> anyhow::Result<()> {
             let phone = Msisdn::parse(&bill_phone(i))?;
             let amount = Money::tzs(BILL_TZS);
             let expiry = today + Duration::days(364);
-            bulk.put_family(&Family {
-                id: family,
-                uuid: Uuid::new_v4(),
-                head,
-                village,
-                poverty: false,
-                sms: SmsPreference {
-                    approved: true,
-                    language: Language::Sw,
-                },
-            })?;
+            bulk.put_family(&Family::new(family, head, village, Language::Sw))?;
             bulk.put_insuree(&Insuree {
                 id: head,
                 uuid: Uuid::new_v4(),

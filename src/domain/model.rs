@@ -182,6 +182,23 @@ pub struct Family {
     pub sms: SmsPreference,
 }
 
+impl Family {
+    /// A new family, not marked poor, whose head has approved SMS in `language`.
+    pub fn new(id: Id, head: Id, village: Id, language: Language) -> Family {
+        Family {
+            id,
+            uuid: Uuid::new_v4(),
+            head,
+            village,
+            poverty: false,
+            sms: SmsPreference {
+                approved: true,
+                language,
+            },
+        }
+    }
+}
+
 /// `tblGender.Code`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Gender {
