@@ -181,10 +181,6 @@ impl Limiter {
         }
     }
 
-    pub fn rate(&self) -> Rate {
-        self.rate
-    }
-
     /// One event of `key` at `now`: allowed (and counted) or refused (not counted).
     pub fn check(&self, key: &str, now: Instant) -> Decision {
         self.decide(key, None, now).0
@@ -273,12 +269,6 @@ impl Limiter {
 /// A poisoned shard only held plain data: keep using it.
 fn lock(m: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// The USSD hop limiter `[limits]` asks for (`None`: off).
-pub fn ussd_hops(c: &crate::config::LimitsConfig) -> Option<Limiter> {
-    Rate::per_minute(c.ussd_hops_per_minute, c.ussd_hop_burst)
-        .map(|r| Limiter::new(r, c.max_tracked_phones))
 }
 
 /// The inbound SMS limiter `[limits]` asks for (`None`: off).

@@ -6,8 +6,12 @@
 //! Why: after a kill -9 between the PostgreSQL commit and the durable acks, the same batch
 //! is claimed again. Recognising each replayed row is not enough: a batch holding an
 //! entity's insert and a later update would re-apply the insert's (older) state over the
-//! newer row. One writer claims the topic in seq order (store transactions commit in seq
-//! order), so "seq ≤ last_seq" means "already in the central database".
+//! newer row. One writer claims the topic in seq order, and store transactions commit in seq
+//! order (sled 0.34 holds its global transaction lock from before the closure, where the seq
+//! is drawn, until the commit), so "seq ≤ last_seq" means "already in the central database".
+//! A store restored from an older backup draws seqs below its `last_seq` again: delete its
+//! row (`DELETE FROM imis_gateway_mirror_progress WHERE node = '<id>'`) before restarting;
+//! the writer logs every write it skips as already applied.
 //! Must never: advance `last_seq` outside the transaction that wrote the rows, or share a
 //! node id between two stores.
 

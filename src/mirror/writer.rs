@@ -298,6 +298,7 @@ async fn apply_in_tx(
             if let Ok(e) = &decoded[i] {
                 ctx.learn(e).await?;
             }
+            tracing::info!(seq, done, key = %items[i].key, "mirror: write already applied centrally; skipped");
             continue;
         }
         if let Ok(e) = &decoded[i] {

@@ -8,11 +8,12 @@
 //!
 //! How an MO flows: the SMS router, inside the transaction that stores the MO, sees that the
 //! sender is an officer's phone and puts a job on the durable outbox topic
-//! [`worker::TOPIC`] ([`route_in_tx`]). The worker claims it and calls [`Officers::process`]:
-//! reads first (prefix scans cannot run inside a sled transaction), then ONE durable
+//! [`worker::TOPIC`] ([`route_in_tx`]). The worker claims a batch and runs each job:
+//! reads first (prefix scans cannot run inside a sled transaction), then ONE
 //! transaction with every effect (family, insurees, policy, member rows, payment intent,
 //! control number), the reply, the SMS to the head, the audit entry and the "done" marker
-//! of the MO. A crash between the write and the ack re-runs the job, which finds the marker.
+//! of the MO; one flush covers the batch before its acks. A crash before the flush loses the
+//! writes and re-runs the jobs; one between the flush and the ack finds the marker.
 //! Must never: store part of a command, answer a writing command without a valid PIN, keep
 //! a PIN in clear (audit texts are masked), or send a reply longer than 2 SMS.
 
@@ -53,6 +54,8 @@ pub enum OfficerError {
     Store(#[from] StoreError),
     #[error("PIN hashing: {0}")]
     Pin(String),
+    #[error("the command panicked; it is retried alone")]
+    Panicked,
 }
 
 /// The officer command service: grammar and settings, shared by the worker's tasks.

@@ -1,5 +1,5 @@
-//! A command's effects as data, and the one durable transaction that applies them together
-//! with the reply, the audit entry and the MO's done marker.
+//! A command's effects as data, and the one transaction that applies them together with the
+//! reply, the audit entry and the MO's done marker (the worker flushes before it acknowledges).
 //!
 //! Owns: [`Plan`] and [`commit`]: the re-checks by key that must hold at commit time (a
 //! CHFID allocated or named in the command is still free), and the all-or-nothing write.
@@ -91,7 +91,7 @@ fn put(tx: &mut WriteTx<'_>, r: &Rec) -> TxResult<()> {
     Ok(())
 }
 
-/// Applies `plan` for the MO of `ctx` in one durable transaction.
+/// Applies `plan` for the MO of `ctx` in one transaction; the caller flushes it.
 pub fn commit(
     ctx: &Ctx<'_>,
     command: String,

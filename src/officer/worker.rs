@@ -8,12 +8,11 @@
 //! answering HELP).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use tokio::sync::Notify;
 
 use super::{pending, Officers, Processed};
 use crate::domain::Id;
@@ -35,11 +34,6 @@ const LEASE: Duration = Duration::from_secs(5);
 
 static RUNNING: AtomicBool = AtomicBool::new(false);
 
-fn wake() -> &'static Notify {
-    static WAKE: OnceLock<Notify> = OnceLock::new();
-    WAKE.get_or_init(Notify::new)
-}
-
 #[derive(Debug, Serialize, Deserialize)]
 struct Job {
     mo: Id,
@@ -59,10 +53,8 @@ pub fn route_in_tx(tx: &mut WriteTx<'_>, mo: &StoredMo) -> TxResult<Vec<u64>> {
             source,
         })
     })?;
+    // The push rings the topic's outbox bell once the commit is done: the worker starts.
     tx.outbox_push(TOPIC, &format!("mo:{}", mo.id), &payload)?;
-    // May run before the commit (or twice, if sled re-runs the closure): the worker's poll
-    // covers a wake-up that came too early.
-    wake().notify_one();
     Ok(Vec::new())
 }
 
@@ -100,6 +92,7 @@ pub fn spawn(officers: Officers, store: Store, signal: Signal) -> tokio::task::J
 
 async fn run(officers: Arc<Officers>, store: Store, mut signal: Signal) {
     let poll = Duration::from_millis(officers.settings.poll_ms.max(1));
+    let bell = store.outbox_bell(TOPIC);
     loop {
         if signal.is_triggered() {
             break;
@@ -113,7 +106,7 @@ async fn run(officers: Arc<Officers>, store: Store, mut signal: Signal) {
         };
         if items.is_empty() {
             tokio::select! {
-                _ = wake().notified() => {}
+                _ = bell.notified() => {}
                 _ = tokio::time::sleep(poll) => {}
                 _ = signal.recv() => break,
             }
@@ -127,7 +120,14 @@ async fn run(officers: Arc<Officers>, store: Store, mut signal: Signal) {
                 .into_iter()
                 .map(|item| {
                     let job = codec::decode::<Job>(&item.payload).ok();
-                    let outcome = job.map(|j| (j.mo, o.process_unflushed(&s, j.mo)));
+                    let outcome = job.map(|j| {
+                        // A command that panics is retried alone; the rest of the batch
+                        // still runs and is acknowledged.
+                        let run = std::panic::AssertUnwindSafe(|| o.process_unflushed(&s, j.mo));
+                        let r = std::panic::catch_unwind(run)
+                            .unwrap_or_else(|_| Err(super::OfficerError::Panicked));
+                        (j.mo, r)
+                    });
                     (item.seq, outcome)
                 })
                 .collect::<Vec<_>>()

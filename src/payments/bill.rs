@@ -411,10 +411,19 @@ pub async fn run_worker(p: Arc<Payments>, mut signal: Signal) {
                         }
                         Ok(())
                     });
-                    if let Err(e) = r {
-                        tracing::warn!(error = %e, "cannot record a submitted bill");
+                    match r {
+                        Ok(()) => {
+                            let _ = p.store.ack(BILL_TOPIC, item.seq);
+                        }
+                        // Kept queued: the resubmission with the same BillId is answered
+                        // 7226 (duplicate), which records it then.
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot record a submitted bill; will retry");
+                            let _ = p
+                                .store
+                                .retry(BILL_TOPIC, item.seq, &e.to_string(), Utc::now());
+                        }
                     }
-                    let _ = p.store.ack(BILL_TOPIC, item.seq);
                 }
                 Ok(codes) => {
                     p.count(|m| &m.bill_failures, 1);
@@ -426,10 +435,17 @@ pub async fn run_worker(p: Arc<Payments>, mut signal: Signal) {
                     };
                     let templates = p.templates.clone();
                     let r = p.store.write(|tx| apply_result(tx, &result, &templates));
-                    if let Err(e) = r {
-                        tracing::warn!(error = %e, "cannot record a refused bill");
+                    match r {
+                        Ok(_) => {
+                            let _ = p.store.ack(BILL_TOPIC, item.seq);
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot record a refused bill; will retry");
+                            let _ = p
+                                .store
+                                .retry(BILL_TOPIC, item.seq, &e.to_string(), Utc::now());
+                        }
                     }
-                    let _ = p.store.ack(BILL_TOPIC, item.seq);
                 }
                 Err(e) => {
                     p.count(|m| &m.bill_failures, 1);

@@ -88,8 +88,11 @@ pub async fn africastalking(
     let known = match engine.has_session(GATEWAY, session_id) {
         Ok(k) => k,
         Err(e) => {
+            // The engine meets the same failure and answers the member with an END screen
+            // in their language ("temporarily unavailable" on a full disk): an aggregator
+            // shows that, where a 503 would leave the phone with a generic network error.
             tracing::error!(error = %e, "reading the USSD session");
-            return (StatusCode::SERVICE_UNAVAILABLE, "store unavailable").into_response();
+            false
         }
     };
     let (kind, input) = if known {

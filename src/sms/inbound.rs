@@ -224,12 +224,16 @@ fn limit(limiter: Option<&Limiter>, mo: &Mo) -> Decision {
     };
     if let Some((retry_after, notify)) = refused_now {
         crate::smpp::metrics::inc(&crate::smpp::metrics::metrics().mo_rate_limited);
-        tracing::warn!(
-            from = %from.masked(),
-            retry_after_s = retry_after.as_secs(),
-            notify,
-            "MO over the per-phone rate limit: kept, not processed"
-        );
+        // A warning once per window per phone: a looping sender must not flood the log.
+        if notify {
+            tracing::warn!(
+                from = %from.masked(),
+                retry_after_s = retry_after.as_secs(),
+                "MO over the per-phone rate limit: kept, not processed (further ones logged at debug)"
+            );
+        } else {
+            tracing::debug!(from = %from.masked(), "MO over the per-phone rate limit");
+        }
     }
     d
 }

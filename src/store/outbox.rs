@@ -169,6 +169,8 @@ pub(crate) fn push<S: Sink>(
     now: DateTime<Utc>,
     seq: u64,
 ) -> Result<u64, S::Error> {
+    // Every push, business or mirror, rings its topic's bell once the commit is done.
+    super::note_push(topic);
     let prefix = keys::topic_prefix(topic)?;
     let mkey = keys::marker_key(&prefix, idempotency_key)?;
     if let Some(m) = s.get(TreeId::OutboxKeys, &mkey)? {

@@ -562,7 +562,6 @@ impl<'a> WriteTx<'a> {
     ) -> Result<u64, TxError> {
         let seq = self.next_id()?;
         let now = self.now;
-        super::note_push(topic);
         outbox::push(&mut self.sink, topic, idempotency_key, payload, now, seq)
     }
 

@@ -338,17 +338,24 @@ impl Engine {
         let Some(limiter) = &self.hop_limit else {
             return Ok(None);
         };
-        let Decision::Refused { retry_after, .. } =
-            limiter.check(ev.msisdn.as_str(), Instant::now())
+        let Decision::Refused {
+            retry_after,
+            notify,
+        } = limiter.check(ev.msisdn.as_str(), Instant::now())
         else {
             return Ok(None);
         };
         inc(&gm.rate_limited);
-        tracing::warn!(
-            msisdn = %ev.msisdn.masked(),
-            retry_after_ms = u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX),
-            "USSD hop over the per-phone rate limit: refused"
-        );
+        // A warning once per window per phone: a looping gateway must not flood the log.
+        if notify {
+            tracing::warn!(
+                msisdn = %ev.msisdn.masked(),
+                retry_after_ms = u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX),
+                "USSD hop over the per-phone rate limit: refused (further ones logged at debug)"
+            );
+        } else {
+            tracing::debug!(msisdn = %ev.msisdn.masked(), "USSD hop over the per-phone rate limit");
+        }
         let lang = match existing {
             Some(s) => s.lang,
             None => session::language(&self.store, &ev.msisdn)?.unwrap_or_default(),
