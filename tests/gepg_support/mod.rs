@@ -307,25 +307,10 @@ pub fn seed_waiting(dir: &Path, n: usize) -> Vec<Waiting> {
                     effective_date: None,
                     expiry_date: start + chrono::Duration::days(364),
                 })?;
-                tx.put_payment(&Payment {
-                    id: payment,
-                    uuid: Uuid::new_v4(),
-                    status: PaymentStatus::Assigned,
-                    expected_amount: Money::tzs(30_000),
-                    received_amount: None,
-                    officer_code: None,
-                    phone: Some(Msisdn::parse(&phone).unwrap()),
-                    language: Language::Sw,
-                    request_date: Utc.with_ymd_and_hms(2024, 1, 1, 8, 0, 0).unwrap(),
-                    control_number: Some(cn.clone()),
-                    received_date: None,
-                    payment_date: None,
-                    matched_date: None,
-                    transaction_no: None,
-                    receipt_no: None,
-                    payment_origin: None,
-                    rejected_reason: None,
-                    details: vec![PaymentDetail {
+                let mut pay = Payment::intent(
+                    payment,
+                    Uuid::new_v4(),
+                    PaymentDetail {
                         product_code: "CHF01".into(),
                         chfid: Chfid::from_base(2_000_000 + i as u32).unwrap(),
                         stage: PolicyStage::Renewal,
@@ -333,8 +318,14 @@ pub fn seed_waiting(dir: &Path, n: usize) -> Vec<Waiting> {
                         expected_amount: Money::tzs(30_000),
                         amount: None,
                         premium: None,
-                    }],
-                })?;
+                    },
+                    Some(Msisdn::parse(&phone).unwrap()),
+                    Language::Sw,
+                    Utc.with_ymd_and_hms(2024, 1, 1, 8, 0, 0).unwrap(),
+                );
+                pay.status = PaymentStatus::Assigned;
+                pay.control_number = Some(cn.clone());
+                tx.put_payment(&pay)?;
                 tx.put_control_number(&ControlNumber {
                     id: base * 10 + 5,
                     number: cn.clone(),
