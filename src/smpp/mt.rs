@@ -110,15 +110,13 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: Signal) {
             let shared = shared.clone();
             let sending = sending.clone();
             tasks.spawn(async move {
-                let seq = item.seq;
+                // Dropped last, also when the task panics or is aborted: the entry can be
+                // claimed and sent again after its lease.
+                let _sending = Sending(sending, item.seq);
                 send(&shared, item).await;
                 if let Err(e) = shared.store.flushed().await {
                     tracing::warn!(error = %e, "flushing an SMS ack failed");
                 }
-                sending
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&seq);
                 drop(permit);
             });
         }
@@ -132,6 +130,18 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: Signal) {
         .is_err()
     {
         tasks.abort_all();
+    }
+}
+
+/// An entry marked as being sent, unmarked on drop.
+struct Sending(Arc<Mutex<HashSet<u64>>>, u64);
+
+impl Drop for Sending {
+    fn drop(&mut self) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.1);
     }
 }
 
