@@ -14,7 +14,7 @@
 //! metadata call), or refuse anything on a store without a directory (temporary stores).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 
@@ -39,7 +39,6 @@ pub(crate) struct SpaceGuard {
     low: AtomicBool,
     /// sled returned ENOSPC: its global error is set for good.
     poisoned: AtomicBool,
-    free: AtomicU64,
 }
 
 /// Whether an I/O error is the disk being full (ENOSPC, or EDQUOT for a quota).
@@ -59,7 +58,6 @@ impl SpaceGuard {
             min_free,
             low: AtomicBool::new(false),
             poisoned: AtomicBool::new(false),
-            free: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -77,7 +75,6 @@ impl SpaceGuard {
         };
         // A failed statvfs is not evidence of a full disk: let sled decide.
         let free = fs2::available_space(dir).unwrap_or(u64::MAX);
-        self.free.store(free, Ordering::Relaxed);
         let low = free < self.min_free;
         if self.low.swap(low, Ordering::Relaxed) != low {
             if low {

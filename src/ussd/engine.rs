@@ -271,25 +271,22 @@ impl Engine {
             }
             return Ok(Reply::end(""));
         }
-        // A re-sent hop is answered from the cache below and costs the phone nothing.
-        let resent = existing.as_ref().is_some_and(|s| {
-            s.last_reply.is_some() && ev.hop_index.is_some_and(|h| h <= s.last_hop)
-        });
-        if !resent {
-            if let Some(r) = self.over_limit(&menus, &ev, existing.as_ref(), gm)? {
-                return Ok(r);
+        // A re-sent hop is answered from the cache, before the rate limit: it costs the
+        // phone nothing.
+        if let Some(s) = &existing {
+            let hop = ev.hop_index.unwrap_or(s.last_hop + 1);
+            if let (true, Some(r)) = (hop <= s.last_hop, &s.last_reply) {
+                inc(&gm.duplicate_hops);
+                tracing::info!(hop, "duplicate hop answered from the cache");
+                return Ok(r.clone());
             }
+        }
+        if let Some(r) = self.over_limit(&menus, &ev, existing.as_ref(), gm)? {
+            return Ok(r);
         }
         let mut s = match existing {
             Some(mut s) => {
                 let hop = ev.hop_index.unwrap_or(s.last_hop + 1);
-                if hop <= s.last_hop {
-                    if let Some(r) = &s.last_reply {
-                        inc(&gm.duplicate_hops);
-                        tracing::info!(hop, "duplicate hop answered from the cache");
-                        return Ok(r.clone());
-                    }
-                }
                 if s.ended.is_some() {
                     return Ok(Reply::end(menus.text("session_over", s.lang)));
                 }
