@@ -63,7 +63,7 @@ impl Default for DemoOptions {
 
 /// Today's date in East Africa Time (UTC+3), the scheme's civil date.
 pub fn today_eat() -> NaiveDate {
-    (Utc::now() + Duration::hours(3)).date_naive()
+    crate::domain::eat_date(Utc::now())
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -90,8 +90,8 @@ fn show(number: &str, args: &StoreArgs) -> anyhow::Result<()> {
     }
     for d in &payment.details {
         println!(
-            "  line: CHFID {:09} product {} stage {} expected TZS {}",
-            d.chfid.value(),
+            "  line: CHFID {} product {} stage {} expected TZS {}",
+            d.chfid,
             d.product_code,
             d.stage.code(),
             d.expected_amount

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use super::parse::AddMember;
 use super::plan::{uuid, Plan, Rec};
 use super::{
-    allocate_chfid, auth, chfid_taken, full_name, not_registered, show_chfid, Ctx, Field,
+    allocate_chfid, auth, chfid_taken, full_name, not_registered, Ctx, Field,
     OfficerError,
 };
 use crate::domain::{
@@ -21,7 +21,7 @@ pub fn run(ctx: &Ctx<'_>, a: &AddMember) -> Result<Plan, OfficerError> {
     let g = ctx.grammar;
     let lang = ctx.lang;
     let store = ctx.store;
-    let shown_family = show_chfid(a.family);
+    let shown_family = a.family.to_string();
     let Some(named) = store.insuree_by_chfid(a.family)? else {
         return Ok(Plan::reject(not_registered(
             ctx,
@@ -54,7 +54,7 @@ pub fn run(ctx: &Ctx<'_>, a: &AddMember) -> Result<Plan, OfficerError> {
     let members = store.family_members(family.id)?;
     let head_chfid = store
         .insuree(family.head)?
-        .map(|h| show_chfid(h.chfid))
+        .map(|h| h.chfid.to_string())
         .unwrap_or(shown_family);
     let member = Insuree {
         id: store.next_id()?,
@@ -162,7 +162,7 @@ pub fn run(ctx: &Ctx<'_>, a: &AddMember) -> Result<Plan, OfficerError> {
             "added",
             lang,
             &[
-                ("chfid", &show_chfid(chfid)),
+                ("chfid", &chfid.to_string()),
                 ("name", &name),
                 ("family", &head_chfid),
                 ("members", &members_now),
@@ -175,7 +175,7 @@ pub fn run(ctx: &Ctx<'_>, a: &AddMember) -> Result<Plan, OfficerError> {
             "added_no_policy",
             lang,
             &[
-                ("chfid", &show_chfid(chfid)),
+                ("chfid", &chfid.to_string()),
                 ("name", &name),
                 ("family", &head_chfid),
                 ("members", &members_now),

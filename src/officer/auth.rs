@@ -6,7 +6,7 @@
 //! Must never: verify a PIN while the officer is locked (no guessing through a lockout), or
 //! tell which part of a PIN was wrong.
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::plan::{Plan, StateWrite};
@@ -52,7 +52,7 @@ fn encode(s: &PinState) -> Vec<u8> {
 fn show_time(ms: i64) -> String {
     DateTime::<Utc>::from_timestamp_millis(ms)
         .map(|t| {
-            (t + Duration::hours(3))
+            crate::domain::eat_datetime(t)
                 .format("%d/%m/%Y %H:%M")
                 .to_string()
         })

@@ -32,10 +32,10 @@ pub mod renew;
 pub mod status;
 pub mod worker;
 
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 
 use crate::config::{Config, GepgMode, OfficerConfig};
-use crate::domain::{Chfid, Id, Insuree, Language, Location, LocationKind, Officer};
+use crate::domain::{eat_date, show_date, Chfid, Id, Insuree, Language, Location, LocationKind, Officer};
 use crate::sms::inbound::StoredMo;
 use crate::sms::segment::segment_count;
 use crate::store::{Store, StoreError};
@@ -326,7 +326,7 @@ pub fn chfid_taken(ctx: &Ctx<'_>, chfid: Chfid) -> Result<String, StoreError> {
     Ok(ctx.grammar.text(
         "chfid_taken",
         ctx.lang,
-        &[("chfid", &show_chfid(chfid)), ("name", &name)],
+        &[("chfid", &chfid.to_string()), ("name", &name)],
     ))
 }
 
@@ -398,18 +398,6 @@ pub fn fit(text: &str) -> String {
     }
 }
 
-/// The East Africa Time date of `now` (UTC+3, no daylight saving).
-pub fn eat_date(now: DateTime<Utc>) -> NaiveDate {
-    (now + Duration::hours(3)).date_naive()
-}
-
-pub fn show_date(d: NaiveDate) -> String {
-    d.format("%d/%m/%Y").to_string()
-}
-
-pub fn show_chfid(c: Chfid) -> String {
-    format!("{:09}", c.value())
-}
 
 /// A member's full name, as officers may see it.
 pub fn full_name(i: &Insuree) -> String {

@@ -7,8 +7,9 @@
 //! with every policy this module creates and backfilled at start from all policies (the
 //! store has no officer → policy index).
 
+use crate::domain::show_date;
 use super::plan::Plan;
-use super::{auth, full_name, show_chfid, show_date, Ctx, OfficerError, MAX_SEGMENTS};
+use super::{auth, full_name, Ctx, OfficerError, MAX_SEGMENTS};
 use crate::domain::{needs_renewal_prompt, Id, Policy, DEFAULT_RENEWAL_INTERVAL_DAYS};
 use crate::sms::segment::segment_count;
 use crate::store::{Store, StoreError};
@@ -99,7 +100,7 @@ pub fn run(ctx: &Ctx<'_>, page: u32) -> Result<Plan, OfficerError> {
                 p.expiry_date,
                 format!(
                     "{} {} {} {}",
-                    show_chfid(head.chfid),
+                    head.chfid.to_string(),
                     full_name(&head),
                     show_date(p.expiry_date),
                     code

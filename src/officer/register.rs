@@ -3,12 +3,13 @@
 //! family gave a phone for SMS) an SMS to the head. Without a product code, the officer's
 //! product: that of their latest policy (while on sale), else `[officer] default_product`.
 
+use crate::domain::show_date;
 use super::parse::Register;
 use super::pending::officer_policy_key;
 use super::plan::{uuid, Plan, Rec};
 use super::{
     allocate_chfid, auth, bad_field, chfid_taken, district_and_region, full_name, intent,
-    show_chfid, show_date, Ctx, Field, OfficerError,
+    Ctx, Field, OfficerError,
 };
 use crate::domain::{
     is_on_sale, is_sellable_in, policy_period, policy_value, Family, Insuree, InsureePolicy,
@@ -136,7 +137,7 @@ pub fn run(ctx: &Ctx<'_>, r: &Register) -> Result<Plan, OfficerError> {
         value,
     );
     let cn = intent::CN_MARK.to_string();
-    let shown = show_chfid(chfid);
+    let shown = chfid.to_string();
     let amount = value.to_string();
     let name = full_name(&head);
     let reply = g.text(

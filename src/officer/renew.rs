@@ -5,10 +5,11 @@
 
 use std::collections::HashMap;
 
+use crate::domain::show_date;
 use super::pending::officer_policy_key;
 use super::plan::{uuid, Plan, Rec};
 use super::{
-    auth, bad_field, district_and_region, intent, not_registered, show_chfid, show_date, Ctx,
+    auth, bad_field, district_and_region, intent, not_registered, Ctx,
     Field, OfficerError,
 };
 use crate::domain::{
@@ -22,7 +23,7 @@ pub fn run(ctx: &Ctx<'_>, chfid: Chfid, wanted: Option<&str>) -> Result<Plan, Of
     let g = ctx.grammar;
     let lang = ctx.lang;
     let store = ctx.store;
-    let shown = show_chfid(chfid);
+    let shown = chfid.to_string();
     let Some(insuree) = store.insuree_by_chfid(chfid)? else {
         return Ok(Plan::reject(not_registered(ctx, Field::Chfid, &shown)));
     };
@@ -40,7 +41,7 @@ pub fn run(ctx: &Ctx<'_>, chfid: Chfid, wanted: Option<&str>) -> Result<Plan, Of
         )));
     }
     let head = store.insuree(family.head)?.unwrap_or(insuree);
-    let head_chfid = show_chfid(head.chfid);
+    let head_chfid = head.chfid.to_string();
     let members = store.family_members(family.id)?;
     let policies = store.family_policies(family.id)?;
     let products: HashMap<Id, Product> = store.products()?.into_iter().map(|p| (p.id, p)).collect();

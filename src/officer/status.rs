@@ -2,14 +2,15 @@
 //! product the latest expiry, then each member's status letter (A active, I inactive or
 //! unpaid, E expired, S suspended, R ready).
 
+use crate::domain::show_date;
 use super::plan::Plan;
-use super::{full_name, not_registered, show_chfid, show_date, Ctx, Field, OfficerError};
+use super::{full_name, not_registered, Ctx, Field, OfficerError};
 use crate::domain::Chfid;
 
 pub fn run(ctx: &Ctx<'_>, chfid: Chfid) -> Result<Plan, OfficerError> {
     let g = ctx.grammar;
     let store = ctx.store;
-    let shown = show_chfid(chfid);
+    let shown = chfid.to_string();
     let Some(insuree) = store.insuree_by_chfid(chfid)? else {
         return Ok(Plan::reject(not_registered(ctx, Field::Chfid, &shown)));
     };

@@ -182,10 +182,10 @@ pub fn assign_control_number(
             amount: payment.expected_amount,
             sp_code: product.sp_code.clone(),
             payer_id: detail
-                .map(|d| format!("{:09}", d.chfid.value()))
+                .map(|d| d.chfid.to_string())
                 .unwrap_or_default(),
             payer_name: detail
-                .map(|d| format!("CHFID {:09}", d.chfid.value()))
+                .map(|d| format!("CHFID {}", d.chfid))
                 .unwrap_or_default(),
             payer_phone: payment
                 .phone
@@ -213,7 +213,7 @@ pub fn top_up_pools(p: &Payments) -> Result<usize, StoreError> {
         return Ok(0);
     }
     let mut queued = 0;
-    let today = crate::demo::today_eat();
+    let today = crate::domain::eat_date(chrono::Utc::now());
     for product in p.store.products()? {
         if !product.lump_sum.is_positive() || product.sale_to < today {
             continue;
@@ -259,8 +259,7 @@ async fn submit(p: &Payments, bill: &BillRecord) -> Result<Vec<String>, String> 
         .clone()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| p.config.sp_code.clone());
-    let eat = chrono::Duration::hours(3);
-    let generated = (bill.generated + eat).naive_utc();
+    let generated = crate::domain::eat_datetime(bill.generated);
     let days = match bill.purpose {
         BillPurpose::Member { .. } => p.config.bill_expiry_days,
         BillPurpose::Pool { .. } => p.config.pool_bill_expiry_days,
@@ -583,7 +582,7 @@ pub fn apply_result(
                     (
                         "chfid",
                         detail
-                            .map(|d| format!("{:09}", d.chfid.value()))
+                            .map(|d| d.chfid.to_string())
                             .unwrap_or_default(),
                     ),
                     ("product", product.unwrap_or_default()),

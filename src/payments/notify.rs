@@ -347,7 +347,7 @@ fn apply_to_payment(
     payment.received_date = Some(now);
     // GePG's timestamps are East Africa time (UTC+3) without a zone.
     payment.payment_date =
-        parse_timestamp(&n.paid_at).map(|t| (t - chrono::Duration::hours(3)).and_utc());
+        parse_timestamp(&n.paid_at).map(crate::domain::utc_from_eat);
     payment.transaction_no = Some(n.trx_id.clone());
     payment.receipt_no = Some(n.receipt.clone());
     payment.payment_origin = Some(if n.psp_name.is_empty() {
@@ -450,7 +450,7 @@ fn confirm_by_sms(
     };
     let detail = payment.details.first();
     let chfid = detail
-        .map(|d| format!("{:09}", d.chfid.value()))
+        .map(|d| d.chfid.to_string())
         .unwrap_or_default();
     let product = detail.map(|d| d.product_code.clone()).unwrap_or_default();
     let cn = payment.control_number.clone().unwrap_or_default();
@@ -467,9 +467,9 @@ fn confirm_by_sms(
         } => {
             let expiry = tx
                 .policy(*policy)?
-                .map(|p| crate::ussd::actions::show_date(p.expiry_date))
+                .map(|p| crate::domain::show_date(p.expiry_date))
                 .unwrap_or_default();
-            vars.insert("start", crate::ussd::actions::show_date(*effective));
+            vars.insert("start", crate::domain::show_date(*effective));
             vars.insert("expiry", expiry);
             "payment_activated"
         }

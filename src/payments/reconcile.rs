@@ -243,7 +243,7 @@ pub async fn run_daily(p: Arc<Payments>, mut signal: Signal) {
         return;
     };
     loop {
-        let now_eat = (Utc::now() + chrono::Duration::hours(3)).naive_utc();
+        let now_eat = crate::domain::eat_datetime(Utc::now());
         let mut next = now_eat.date().and_time(at);
         if next <= now_eat {
             next += chrono::Duration::days(1);

@@ -412,7 +412,7 @@ impl Payments {
         inc(&self.metrics.notifications, notices.len() as u64);
         let store = self.store.clone();
         let templates = self.templates.clone();
-        let today = crate::demo::today_eat();
+        let today = crate::domain::eat_date(chrono::Utc::now());
         let for_log = notices.clone();
         let results =
             tokio::task::spawn_blocking(move || -> Result<Vec<Applied>, PaymentsError> {

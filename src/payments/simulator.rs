@@ -209,7 +209,7 @@ pub async fn pay(p: Arc<Payments>, req: PayRequest) -> Result<PayResult, String>
     .ok()
     .flatten()
     .unwrap_or_else(|| p.config.sp_code.clone());
-    let now_eat = (Utc::now() + chrono::Duration::hours(3)).naive_utc();
+    let now_eat = crate::domain::eat_datetime(Utc::now());
     let seq = {
         let mut st = p.simulator.lock().unwrap_or_else(|e| e.into_inner());
         st.seq += 1;

@@ -6,17 +6,13 @@
 //! Tanzania keeps UTC+3 all year (no daylight saving), so a fixed offset is exact.
 
 use chrono::{
-    DateTime, Duration, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Utc,
+    DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc,
 };
 
 use super::Job;
 use crate::config::{ConfigError, SchedulerConfig};
 
-/// East Africa Time.
-pub fn eat() -> FixedOffset {
-    // Three hours is a valid offset, so the fallback is never taken.
-    FixedOffset::east_opt(3 * 3600).unwrap_or_else(|| Utc.fix())
-}
+pub use crate::domain::eat;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Clock {

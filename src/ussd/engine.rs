@@ -696,7 +696,7 @@ impl Engine {
             gepg: self.settings.gepg,
             msisdn: s.msisdn.clone(),
             lang: s.lang,
-            today: (now + chrono::Duration::hours(3)).date_naive(),
+            today: crate::domain::eat_date(now),
             now,
             vars: s.place.vars.clone(),
             journal_key: format!("{}/{journey}/{}", s.msisdn, screen.id),

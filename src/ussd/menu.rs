@@ -238,7 +238,7 @@ impl Validator {
         let s = input.trim();
         match self {
             Validator::Regex(re) => re.is_match(s).then(|| s.to_string()),
-            Validator::Chfid => Chfid::parse(s).ok().map(|c| format!("{:09}", c.value())),
+            Validator::Chfid => Chfid::parse(s).ok().map(|c| c.to_string()),
             Validator::Range { min, max } => s
                 .parse::<i64>()
                 .ok()

@@ -1,7 +1,8 @@
 //! Check coverage: a family's products, expiry and per-member status letter; and the
 //! families whose head has the caller's phone.
 
-use super::{masked_name, show_date, ActionCtx, ActionError, Outcome};
+use crate::domain::show_date;
+use super::{masked_name, ActionCtx, ActionError, Outcome};
 use crate::domain::Chfid;
 
 pub fn coverage(ctx: &ActionCtx) -> Result<Outcome, ActionError> {
@@ -35,7 +36,7 @@ pub fn families(ctx: &ActionCtx) -> Result<Outcome, ActionError> {
     let mut items = Vec::new();
     for f in ctx.store.families_by_phone(&ctx.msisdn)? {
         if let Some(head) = ctx.store.insuree(f.head)? {
-            let chfid = format!("{:09}", head.chfid.value());
+            let chfid = head.chfid.to_string();
             items.push((format!("{} {chfid}", masked_name(&head)), chfid));
         }
     }

@@ -129,7 +129,3 @@ pub fn masked_name(i: &Insuree) -> String {
     super::gsm::to_gsm(&format!("{first}{initial}"))
 }
 
-/// `29/07/2027`: how dates read on a Tanzanian phone.
-pub fn show_date(d: NaiveDate) -> String {
-    d.format("%d/%m/%Y").to_string()
-}

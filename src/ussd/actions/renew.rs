@@ -14,7 +14,8 @@ use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
 use super::payments::{index_in_tx, of_family};
-use super::{show_date, ActionCtx, ActionError, Outcome};
+use crate::domain::show_date;
+use super::{ActionCtx, ActionError, Outcome};
 use crate::domain::{
     policy_value, renewal_period, renewal_product, Chfid, Id, Insuree, InsureePolicy,
     MemberForValue, Money, Payment, PaymentDetail, Policy, PolicyStage, PolicyStatus, Product,
@@ -190,7 +191,7 @@ fn write_renewal(
     q: &Quote,
     base: Outcome,
 ) -> Result<Outcome, ActionError> {
-    let head_chfid = format!("{:09}", view.head.chfid.value());
+    let head_chfid = view.head.chfid.to_string();
     let written = ctx.store.write_durable_blocking(|tx| {
         // A replay that raced the first run finds the entry here, inside the transaction.
         if let Some(bytes) = tx.aux_get(JOURNAL_NS, ctx.journal_key.as_bytes())? {
