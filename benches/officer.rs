@@ -6,15 +6,16 @@
 //! `cargo bench --bench officer [-- --families N --reads N --writes N --producers N]`
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use imis_gateway::config::Config;
 use imis_gateway::demo::{self, DemoOptions};
-use imis_gateway::officer::{audit, worker, Officers};
+use imis_gateway::officer::{self, audit, worker, Officers};
 use imis_gateway::shutdown::Shutdown;
 use imis_gateway::sms::inbound::{self, Channel, Dedupe, Mo};
-use imis_gateway::sms::{Templates, SMS_TOPIC};
+use imis_gateway::sms::{MoPipeline, Templates, SMS_TOPIC};
 use imis_gateway::store::{Store, StoreOptions};
 
 struct Args {
@@ -84,7 +85,7 @@ fn pct(sorted: &[i64], p: f64) -> i64 {
 /// pending on the outbox; returns the elapsed time.
 async fn run(
     store: &Store,
-    templates: &Templates,
+    pipeline: &Arc<MoPipeline>,
     mos: Vec<Mo>,
     producers: usize,
     expect: usize,
@@ -99,7 +100,7 @@ async fn run(
     };
     let mut tasks = Vec::new();
     for chunk in chunks {
-        let (s, t) = (store.clone(), templates.clone());
+        let (s, t) = (store.clone(), pipeline.clone());
         tasks.push(tokio::spawn(async move {
             for m in chunk {
                 inbound::accept(&s, &t, &m, Utc::now())
@@ -137,6 +138,11 @@ async fn main() {
     config.officer.grammar_file = root.join("sms-templates/officer/commands.toml");
     config.officer.poll_ms = 5;
     let templates = Templates::load(&root.join("sms-templates")).expect("templates");
+    // The pipeline `serve` builds with officer commands enabled.
+    let pipeline = Arc::new(MoPipeline::new(
+        Arc::new(templates),
+        vec![Arc::new(officer::SmsCommands)],
+    ));
     let officers = Officers::from_config(&config).expect("grammar");
     let shutdown = Shutdown::new();
     let handle = worker::spawn(officers, store.clone(), shutdown.signal());
@@ -146,7 +152,7 @@ async fn main() {
     let base: Vec<Mo> = (0..a.reads)
         .map(|i| mo("255799000001", "HALI 070707070".into(), format!("b{i}")))
         .collect();
-    let d = run(&store, &templates, base, a.producers, a.reads).await;
+    let d = run(&store, &pipeline, base, a.producers, a.reads).await;
     let base_rate = a.reads as f64 / d.as_secs_f64();
     println!(
         "baseline  HELP to unknown sender: {} MO in {:.2?} = {:.0} MO/s",
@@ -158,7 +164,7 @@ async fn main() {
     let reads: Vec<Mo> = (0..a.reads)
         .map(|i| mo("255754000001", "HALI 070707070".into(), format!("r{i}")))
         .collect();
-    let d = run(&store, &templates, reads, a.producers, done + a.reads).await;
+    let d = run(&store, &pipeline, reads, a.producers, done + a.reads).await;
     done += a.reads;
     let read_rate = a.reads as f64 / d.as_secs_f64();
     println!(
@@ -177,7 +183,7 @@ async fn main() {
             mo("255754000001", text, format!("w{i}"))
         })
         .collect();
-    let d = run(&store, &templates, writes, a.producers, done + a.writes).await;
+    let d = run(&store, &pipeline, writes, a.producers, done + a.writes).await;
     let write_rate = a.writes as f64 / d.as_secs_f64();
     println!(
         "REG NEW   (write, PIN, 1 tx):     {} commands in {:.2?} = {:.1} commands/s ({:.3}x baseline)",

@@ -113,7 +113,15 @@ fn main() {
     config.sms.templates_dir =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sms-templates");
     config.gepg.pool_low_water = 0;
-    let p = Arc::new(Payments::new(store.clone(), &config, "http://127.0.0.1:9").unwrap());
+    let p = Arc::new(
+        Payments::new(
+            store.clone(),
+            &config,
+            Arc::new(imis_gateway::sms::Templates::load(&config.sms.templates_dir).unwrap()),
+            "http://127.0.0.1:9",
+        )
+        .unwrap(),
+    );
     let gepg = p.keys.simulator.clone().expect("simulator key");
     let bodies: Vec<Vec<u8>> = waiting
         .iter()

@@ -17,6 +17,7 @@ mod smsc;
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use imis_gateway::config::Config;
@@ -167,7 +168,10 @@ async fn through_outbox(port: u16, window: usize, n: usize) -> f64 {
     imis_gateway::smpp::spawn(
         &config,
         store.clone(),
-        Templates::default(),
+        Arc::new(imis_gateway::sms::MoPipeline::new(
+            Arc::new(Templates::default()),
+            Vec::new(),
+        )),
         None,
         &shutdown,
     );

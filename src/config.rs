@@ -145,6 +145,42 @@ impl Default for UssdConfig {
     }
 }
 
+// The protocol knobs below are configuration's own types: smpp and sms map them (config
+// depends on no protocol module).
+
+/// How the ESME binds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BindMode {
+    /// One bind_transceiver per connection.
+    #[default]
+    Transceiver,
+    /// A bind_transmitter and a bind_receiver per connection pair.
+    TxRx,
+}
+
+/// How this SMSC writes ids in submit_sm_resp and in receipts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdFormat {
+    /// The same form in both places.
+    #[default]
+    Same,
+    /// Hex in submit_sm_resp, decimal in receipts.
+    HexThenDecimal,
+    /// Decimal in submit_sm_resp, hex in receipts.
+    DecimalThenHex,
+}
+
+/// What data_coding 0 ("SMSC default alphabet") means on this SMSC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DefaultAlphabet {
+    #[default]
+    Gsm7,
+    Latin1,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmppConfig {
@@ -158,7 +194,7 @@ pub struct SmppConfig {
     /// Contracted submits per second.
     pub tps: u32,
     /// `transceiver` (one TRX bind per connection) or `tx_rx` (a transmitter and a receiver).
-    pub bind_mode: crate::smpp::BindMode,
+    pub bind_mode: BindMode,
     /// Connections (of `bind_mode`) kept to the SMSC.
     pub binds: u32,
     /// Seconds between enquire_link keepalives.
@@ -177,9 +213,9 @@ pub struct SmppConfig {
     /// Lease on a claimed outbox entry, seconds; after a crash, entries come back after it.
     pub lease_secs: u64,
     /// Message ids in submit_sm_resp vs receipts: `same`, `hex_then_decimal`, `decimal_then_hex`.
-    pub message_id_format: crate::smpp::receipt::IdFormat,
+    pub message_id_format: IdFormat,
     /// What data_coding 0 means for MO on this SMSC: `gsm7` or `latin1`.
-    pub mo_default_alphabet: crate::sms::mo_text::DefaultAlphabet,
+    pub mo_default_alphabet: DefaultAlphabet,
     /// Seconds a multipart MO waits for its missing segments before it is stored incomplete.
     pub mo_reassembly_secs: u64,
     /// Segments a multipart MO may have; larger ones are dropped.
@@ -207,7 +243,7 @@ impl Default for SmppConfig {
             password: String::new(),
             window: 10,
             tps: 50,
-            bind_mode: crate::smpp::BindMode::Transceiver,
+            bind_mode: BindMode::Transceiver,
             binds: 1,
             enquire_link_secs: 30,
             response_timeout_secs: 10,
@@ -217,8 +253,8 @@ impl Default for SmppConfig {
             registered_delivery: true,
             validity_secs: 172_800,
             lease_secs: 60,
-            message_id_format: crate::smpp::receipt::IdFormat::Same,
-            mo_default_alphabet: crate::sms::mo_text::DefaultAlphabet::Gsm7,
+            message_id_format: IdFormat::Same,
+            mo_default_alphabet: DefaultAlphabet::Gsm7,
             mo_reassembly_secs: 600,
             mo_max_parts: 16,
             mo_dedupe_secs: 600,

@@ -14,7 +14,7 @@ use imis_gateway::domain::{Chfid, Language, Money, PaymentStatus, PolicyStage, P
 use imis_gateway::officer::{self, audit, auth, worker, Officers, Processed};
 use imis_gateway::sms::inbound::{self, Channel, Dedupe, Mo};
 use imis_gateway::sms::segment::segment_count;
-use imis_gateway::sms::{outbound, Templates, SMS_TOPIC};
+use imis_gateway::sms::{outbound, MoPipeline, Templates, SMS_TOPIC};
 use imis_gateway::store::Store;
 
 const EO1: &str = "255754000001"; // Kongwa, substitute of EO0003 (Mpwapwa)
@@ -24,7 +24,7 @@ const EO3: &str = "255754000003"; // left the scheme
 struct World {
     store: Store,
     officers: Officers,
-    templates: Templates,
+    pipeline: MoPipeline,
     rt: tokio::runtime::Runtime,
 }
 
@@ -50,14 +50,17 @@ impl World {
         let mut config = Config::default();
         config.officer.grammar_file =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("sms-templates/officer/commands.toml");
-        worker::enable_routing();
         World {
             store,
             officers: Officers::from_config(&config).unwrap(),
-            templates: Templates::load(
-                &Path::new(env!("CARGO_MANIFEST_DIR")).join("sms-templates"),
-            )
-            .unwrap(),
+            // The pipeline `serve` builds with officer commands enabled.
+            pipeline: MoPipeline::new(
+                std::sync::Arc::new(
+                    Templates::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("sms-templates"))
+                        .unwrap(),
+                ),
+                vec![std::sync::Arc::new(officer::SmsCommands)],
+            ),
             rt: tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -84,7 +87,7 @@ impl World {
         self.rt
             .block_on(inbound::accept(
                 &self.store,
-                &self.templates,
+                &self.pipeline,
                 &mo,
                 Utc::now(),
             ))

@@ -15,7 +15,7 @@ use imis_gateway::domain::Language;
 use imis_gateway::officer::{self, parse, worker, Grammar, Officers};
 use imis_gateway::sms::inbound::{self, Channel, Dedupe, Mo};
 use imis_gateway::sms::segment::segment_count;
-use imis_gateway::sms::{outbound, Templates, SMS_TOPIC};
+use imis_gateway::sms::{outbound, MoPipeline, Templates, SMS_TOPIC};
 use imis_gateway::store::Store;
 
 const SEEDS: &[&str] = &[
@@ -150,7 +150,11 @@ fn mutated_commands_through_the_whole_pipeline_always_get_one_short_reply() {
     let officers = Officers::from_config(&config).unwrap();
     let templates =
         Templates::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("sms-templates")).unwrap();
-    worker::enable_routing();
+    // The pipeline `serve` builds with officer commands enabled.
+    let pipeline = MoPipeline::new(
+        std::sync::Arc::new(templates),
+        vec![std::sync::Arc::new(officer::SmsCommands)],
+    );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -170,7 +174,7 @@ fn mutated_commands_through_the_whole_pipeline_always_get_one_short_reply() {
             parts: 1,
             complete: true,
         };
-        rt.block_on(inbound::accept(&store, &templates, &mo, Utc::now()))
+        rt.block_on(inbound::accept(&store, &pipeline, &mo, Utc::now()))
             .unwrap();
         worker::drain_blocking(&officers, &store).unwrap();
         let items = store

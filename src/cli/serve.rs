@@ -1,4 +1,9 @@
-//! `imis-gateway serve`: start every component, stop them gracefully on SIGINT/SIGTERM.
+//! `imis-gateway serve`: build every part once, start them, stop them gracefully on
+//! SIGINT/SIGTERM.
+//!
+//! The wiring lives here and nowhere else: templates, menus, the officer grammar, the MO
+//! pipeline and its limiter are built once, before the port is bound, so a bad directory or
+//! file stops start-up with one line instead of failing a request later.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,9 +12,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use super::StoreArgs;
+use crate::config::Config;
 use crate::demo;
 use crate::server::{self, AppState};
 use crate::shutdown::{self, Shutdown};
+use crate::sms::router::MoHandler;
+use crate::sms::{MoPipeline, Templates};
 use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
@@ -24,6 +32,51 @@ pub struct ServeArgs {
     pub demo: bool,
 }
 
+/// What `serve` builds from the configuration before it starts anything.
+struct Parts {
+    templates: Arc<Templates>,
+    ussd: Arc<crate::ussd::Engine>,
+    officers: Option<crate::officer::Officers>,
+    mo: Arc<MoPipeline>,
+}
+
+impl Parts {
+    fn build(config: &Config, store: &Store) -> anyhow::Result<Parts> {
+        let templates =
+            Arc::new(Templates::load(&config.sms.templates_dir).with_context(|| {
+                format!(
+                    "loading SMS templates from {}",
+                    config.sms.templates_dir.display()
+                )
+            })?);
+        let ussd = Arc::new(
+            crate::ussd::Engine::new(store.clone(), config).context("starting the USSD engine")?,
+        );
+        let officers = if config.officer.enabled {
+            Some(
+                crate::officer::Officers::from_config(config)
+                    .context("loading the officer command grammar")?,
+            )
+        } else {
+            None
+        };
+        // Officer commands take an officer's MO only when their worker runs; otherwise
+        // every MO gets HELP.
+        let mut handlers: Vec<Arc<dyn MoHandler>> = Vec::new();
+        if officers.is_some() {
+            handlers.push(Arc::new(crate::officer::SmsCommands));
+        }
+        let mo = MoPipeline::new(templates.clone(), handlers)
+            .with_limit(crate::ratelimit::sms_mo(&config.limits));
+        Ok(Parts {
+            templates,
+            ussd,
+            officers,
+            mo: Arc::new(mo),
+        })
+    }
+}
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = args.store.load()?;
     if let Some(listen) = args.listen {
@@ -32,102 +85,33 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let store = Store::open(&config.store.data_dir, config.store.store_options())
         .with_context(|| format!("opening store at {}", config.store.data_dir.display()))?;
     if args.demo {
-        let seeded = demo::seed_if_empty(&store, &demo::DemoOptions::default())
-            .context("seeding demo data")?;
-        match seeded {
-            Some(summary) => tracing::info!(%summary, "demo data seeded"),
-            None => tracing::info!("store already has data; demo seeding skipped"),
-        }
+        seed_demo(&store)?;
     }
+    let parts = Parts::build(&config, &store)?;
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("binding {}", config.server.listen))?;
     let bound = listener.local_addr().context("reading the bound address")?;
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
     let shutdown = Shutdown::new();
-    let ussd = Arc::new(
-        crate::ussd::Engine::new(store.clone(), &config).context("starting the USSD engine")?,
-    );
-    crate::sms::inbound::limit_per_phone(&config.limits);
-    tokio::spawn(crate::ussd::tasks::reload_on_sighup(
-        ussd.clone(),
-        shutdown.signal(),
-    ));
-    let sweep_every = Duration::from_secs(config.ussd.session_ttl_secs.clamp(1, 30));
-    tokio::spawn(crate::ussd::tasks::sweep_sessions(
-        ussd.clone(),
-        sweep_every,
-        shutdown.signal(),
-    ));
-    if config.officer.enabled {
-        let officers = crate::officer::Officers::from_config(&config)
-            .context("loading the officer command grammar")?;
-        crate::officer::worker::spawn(officers, store.clone(), shutdown.signal());
-    }
-    if config.smpp.enabled {
-        let templates = crate::sms::Templates::load(&config.sms.templates_dir)
-            .context("loading SMS templates")?;
-        crate::smpp::spawn(
-            &config,
-            store.clone(),
-            templates,
-            Some(ussd.clone()),
-            &shutdown,
-        );
-    }
-    if config.scheduler.enabled {
-        let templates = crate::sms::Templates::load(&config.sms.templates_dir)
-            .context("loading SMS templates for the scheduler")?;
-        let scheduler = crate::scheduler::Scheduler::new(
-            store.clone(),
-            Arc::new(templates),
-            config.scheduler.clone(),
-            config.ussd.service_code.clone(),
-        )
-        .context("starting the scheduler")?;
-        tokio::spawn(crate::scheduler::run_loop(
-            Arc::new(scheduler),
-            shutdown.signal(),
-        ));
-    }
-    // GePG payments: keys, templates; the bill worker (and pool top-up) and the daily
-    // reconciliation run until shutdown. In simulator mode they talk to our own /gepg-sim.
-    let self_url = format!("http://{bound}");
-    let payments = Arc::new(
-        crate::payments::Payments::new(store.clone(), &config, &self_url)
-            .context("starting GePG payments")?,
-    );
-    tokio::spawn(crate::payments::bill::run_worker(
-        payments.clone(),
-        shutdown.signal(),
-    ));
-    tokio::spawn(crate::payments::reconcile::run_daily(
-        payments.clone(),
-        shutdown.signal(),
-    ));
+    spawn_messaging(&config, &store, &parts, &shutdown)?;
+    // In simulator mode the payment workers talk to our own /gepg-sim.
+    let payments = spawn_payments(
+        &config,
+        &store,
+        &parts,
+        &format!("http://{bound}"),
+        &shutdown,
+    )?;
+    spawn_mirror(&config, &store, &shutdown);
     let state = AppState {
         store: store.clone(),
         config: Arc::new(config),
         started: Instant::now(),
-        ussd,
+        ussd: parts.ussd,
         payments,
+        mo: parts.mo,
     };
-    if state.config.mirror.enabled {
-        let m = &state.config.mirror;
-        let writer =
-            crate::mirror::MirrorWriter::new(store.clone(), m.dsn.clone(), m.writer_options());
-        tokio::spawn(writer.run(shutdown.signal()));
-        if m.pull_interval_secs > 0 {
-            let every = Duration::from_secs(m.pull_interval_secs);
-            let pull = crate::mirror::pull::run_puller(
-                store.clone(),
-                m.dsn.clone(),
-                every,
-                shutdown.signal(),
-            );
-            tokio::spawn(pull);
-        }
-    }
     let http = tokio::spawn(server::run(listener, state, shutdown.signal()));
     // Printed on stdout so scripts and tests can wait for readiness.
     println!("imis-gateway ready on {bound}");
@@ -146,4 +130,99 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     store.flush().context("final flush of the store")?;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+fn seed_demo(store: &Store) -> anyhow::Result<()> {
+    let seeded =
+        demo::seed_if_empty(store, &demo::DemoOptions::default()).context("seeding demo data")?;
+    match seeded {
+        Some(summary) => tracing::info!(%summary, "demo data seeded"),
+        None => tracing::info!("store already has data; demo seeding skipped"),
+    }
+    Ok(())
+}
+
+/// USSD housekeeping, officer commands, SMPP and the daily jobs.
+fn spawn_messaging(
+    config: &Config,
+    store: &Store,
+    parts: &Parts,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
+    tokio::spawn(crate::ussd::tasks::reload_on_sighup(
+        parts.ussd.clone(),
+        shutdown.signal(),
+    ));
+    let sweep_every = Duration::from_secs(config.ussd.session_ttl_secs.clamp(1, 30));
+    tokio::spawn(crate::ussd::tasks::sweep_sessions(
+        parts.ussd.clone(),
+        sweep_every,
+        shutdown.signal(),
+    ));
+    if let Some(officers) = &parts.officers {
+        crate::officer::worker::spawn(officers.clone(), store.clone(), shutdown.signal());
+    }
+    if config.smpp.enabled {
+        crate::smpp::spawn(
+            config,
+            store.clone(),
+            parts.mo.clone(),
+            Some(parts.ussd.clone()),
+            shutdown,
+        );
+    }
+    if config.scheduler.enabled {
+        let scheduler = crate::scheduler::Scheduler::new(
+            store.clone(),
+            parts.templates.clone(),
+            config.scheduler.clone(),
+            config.ussd.service_code.clone(),
+        )
+        .context("starting the scheduler")?;
+        tokio::spawn(crate::scheduler::run_loop(
+            Arc::new(scheduler),
+            shutdown.signal(),
+        ));
+    }
+    Ok(())
+}
+
+/// GePG payments: keys; the bill worker (and pool top-up) and the daily reconciliation run
+/// until shutdown.
+fn spawn_payments(
+    config: &Config,
+    store: &Store,
+    parts: &Parts,
+    self_url: &str,
+    shutdown: &Shutdown,
+) -> anyhow::Result<Arc<crate::payments::Payments>> {
+    let payments = Arc::new(
+        crate::payments::Payments::new(store.clone(), config, parts.templates.clone(), self_url)
+            .context("starting GePG payments")?,
+    );
+    tokio::spawn(crate::payments::bill::run_worker(
+        payments.clone(),
+        shutdown.signal(),
+    ));
+    tokio::spawn(crate::payments::reconcile::run_daily(
+        payments.clone(),
+        shutdown.signal(),
+    ));
+    Ok(payments)
+}
+
+/// The mirror writer and, when asked for, the periodic pull.
+fn spawn_mirror(config: &Config, store: &Store, shutdown: &Shutdown) {
+    let m = &config.mirror;
+    if !m.enabled {
+        return;
+    }
+    let writer = crate::mirror::MirrorWriter::new(store.clone(), m.dsn.clone(), m.writer_options());
+    tokio::spawn(writer.run(shutdown.signal()));
+    if m.pull_interval_secs > 0 {
+        let every = Duration::from_secs(m.pull_interval_secs);
+        let pull =
+            crate::mirror::pull::run_puller(store.clone(), m.dsn.clone(), every, shutdown.signal());
+        tokio::spawn(pull);
+    }
 }

@@ -8,8 +8,7 @@ use chrono::NaiveDate;
 use uuid::Uuid;
 
 use super::model::{
-    CycleStart, Discount, Id, InsureePolicy, Language, Officer, Policy, PolicyStage, PolicyStatus,
-    Product,
+    CycleStart, Id, InsureePolicy, Language, Officer, Policy, PolicyStage, PolicyStatus, Product,
 };
 use super::money::Money;
 
@@ -23,35 +22,14 @@ pub fn cycle(day: u32, month: u32) -> CycleStart {
 
 /// A national, free-enrolment, 12-month product on sale 2020–2030 with every price zero.
 pub fn product() -> Product {
-    Product {
-        id: 1,
-        uuid: Uuid::nil(),
-        code: "CHF1".into(),
-        name: "iCHF".into(),
-        location: None,
-        sale_from: d(2020, 1, 1),
-        sale_to: d(2030, 12, 31),
-        conversion: None,
-        insurance_period_months: 12,
-        administration_period_months: 0,
-        cycles: Vec::new(),
-        grace_period_enrolment_months: 0,
-        grace_period_renewal_months: 0,
-        grace_period_payment_months: 0,
-        lump_sum: Money::ZERO,
-        member_count: 0,
-        threshold: 0,
-        premium_adult: Money::ZERO,
-        premium_child: Money::ZERO,
-        registration_lump_sum: Money::ZERO,
-        registration_fee: Money::ZERO,
-        assembly_lump_sum: Money::ZERO,
-        assembly_fee: Money::ZERO,
-        enrolment_discount: Discount::default(),
-        renewal_discount: Discount::default(),
-        max_installments: 0,
-        sp_code: None,
-    }
+    Product::free(
+        1,
+        Uuid::nil(),
+        "CHF1",
+        "iCHF",
+        d(2020, 1, 1),
+        d(2030, 12, 31),
+    )
 }
 
 /// An Active new policy of family 1, product 1, covering calendar 2024, worth 30,000.

@@ -13,7 +13,52 @@
 
 use chrono::NaiveDate;
 
-use super::model::{Id, Product};
+use super::model::{Discount, Id, Product};
+use super::Money;
+
+impl Product {
+    /// A national product on sale from `sale_from` to `sale_to`, 12 months of cover, with
+    /// every price, grace period and limit zero and no cycles: the base a real product
+    /// (demo data, worked examples) overrides field by field.
+    pub fn free(
+        id: Id,
+        uuid: uuid::Uuid,
+        code: &str,
+        name: &str,
+        sale_from: NaiveDate,
+        sale_to: NaiveDate,
+    ) -> Product {
+        Product {
+            id,
+            uuid,
+            code: code.into(),
+            name: name.into(),
+            location: None,
+            sale_from,
+            sale_to,
+            conversion: None,
+            insurance_period_months: 12,
+            administration_period_months: 0,
+            cycles: Vec::new(),
+            grace_period_enrolment_months: 0,
+            grace_period_renewal_months: 0,
+            grace_period_payment_months: 0,
+            lump_sum: Money::ZERO,
+            member_count: 0,
+            threshold: 0,
+            premium_adult: Money::ZERO,
+            premium_child: Money::ZERO,
+            registration_lump_sum: Money::ZERO,
+            registration_fee: Money::ZERO,
+            assembly_lump_sum: Money::ZERO,
+            assembly_fee: Money::ZERO,
+            enrolment_discount: Discount::default(),
+            renewal_discount: Discount::default(),
+            max_installments: 0,
+            sp_code: None,
+        }
+    }
+}
 
 /// Conversion chains in practice are one or two hops (product relaunched yearly); anything
 /// past this is a misconfiguration we refuse rather than walk.

@@ -8,7 +8,8 @@
 //!
 //! How an MO flows: the SMS router, inside the transaction that stores the MO, sees that the
 //! sender is an officer's phone and puts a job on the durable outbox topic
-//! [`worker::TOPIC`] ([`route_in_tx`]). The worker claims a batch and runs each job:
+//! [`worker::TOPIC`] ([`route::SmsCommands`], which `serve` puts in the MO pipeline when
+//! officer commands are enabled). The worker claims a batch and runs each job:
 //! reads first (prefix scans cannot run inside a sled transaction), then ONE
 //! transaction with every effect (family, insurees, policy, member rows, payment intent,
 //! control number), the reply, the SMS to the head, the audit entry and the "done" marker
@@ -29,13 +30,16 @@ pub mod pending;
 pub mod plan;
 pub mod register;
 pub mod renew;
+pub mod route;
 pub mod status;
 pub mod worker;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 
 use crate::config::{Config, GepgMode, OfficerConfig};
-use crate::domain::{eat_date, show_date, Chfid, Id, Insuree, Language, Location, LocationKind, Officer};
+use crate::domain::{
+    eat_date, show_date, Chfid, Id, Insuree, Language, Location, LocationKind, Officer,
+};
 use crate::sms::inbound::StoredMo;
 use crate::sms::segment::segment_count;
 use crate::store::{Store, StoreError};
@@ -43,7 +47,8 @@ use crate::store::{Store, StoreError};
 pub use grammar::{CommandKind, Field, Grammar, GrammarError};
 pub use parse::{Command, ParseError};
 pub use plan::Plan;
-pub use worker::{route_in_tx, SmsCommands, TOPIC};
+pub use route::{route_in_tx, SmsCommands};
+pub use worker::TOPIC;
 
 /// Longest reply, in SMS segments.
 pub const MAX_SEGMENTS: usize = 2;
@@ -397,7 +402,6 @@ pub fn fit(text: &str) -> String {
         "..".into()
     }
 }
-
 
 /// A member's full name, as officers may see it.
 pub fn full_name(i: &Insuree) -> String {

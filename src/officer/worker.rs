@@ -1,13 +1,10 @@
 //! The command worker: drains the durable topic [`TOPIC`] that the SMS router fills, one
 //! command at a time (so two commands of one officer never race), on a blocking thread.
 //!
-//! Owns: [`route_in_tx`] (the router's plug-in: a job on the outbox, in the MO's own
-//! transaction), the drain loop, and the start-up backfill of the officer → policy index.
+//! Owns: the drain loop and the start-up backfill of the officer → policy index.
 //! Must never: ack a job before its command's transaction is durable (the done marker makes
-//! a re-run harmless), or run when officer commands are disabled (the router then keeps
-//! answering HELP).
+//! a re-run harmless).
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,12 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{pending, Officers, Processed};
 use crate::domain::Id;
-use crate::domain::Msisdn;
 use crate::shutdown::Signal;
-use crate::sms::inbound::StoredMo;
-use crate::sms::router::{MoHandler, Reply};
-use crate::sms::Templates;
-use crate::store::{codec, Store, StoreError, TxResult, WriteTx};
+use crate::store::{codec, Store};
 
 /// Outbox topic of officer commands waiting to run.
 pub const TOPIC: &str = "officer.cmd";
@@ -32,55 +25,14 @@ const BATCH: usize = 16;
 /// Lease on a claimed job: how long a job claimed by a crashed process waits.
 const LEASE: Duration = Duration::from_secs(5);
 
-static RUNNING: AtomicBool = AtomicBool::new(false);
-
+/// One queued command: the stored MO that carries it (queued by [`super::route`]).
 #[derive(Debug, Serialize, Deserialize)]
-struct Job {
-    mo: Id,
-}
-
-/// Whether a worker runs in this process (the router sends officers' MO here only then).
-pub fn accepts() -> bool {
-    RUNNING.load(Ordering::Acquire)
-}
-
-/// The router's plug-in point: queue the command in `mo` for the worker, inside the
-/// transaction that stores the MO. The replies come from the worker, so none is returned.
-pub fn route_in_tx(tx: &mut WriteTx<'_>, mo: &StoredMo) -> TxResult<Vec<u64>> {
-    let payload = codec::encode(&Job { mo: mo.id }).map_err(|source| {
-        crate::store::TxError::from(StoreError::Codec {
-            tree: "outbox",
-            source,
-        })
-    })?;
-    // The push rings the topic's outbox bell once the commit is done: the worker starts.
-    tx.outbox_push(TOPIC, &format!("mo:{}", mo.id), &payload)?;
-    Ok(Vec::new())
-}
-
-/// The router's handler (see `crate::sms::router`): MO from an officer's phone become jobs
-/// for the worker; anything else passes to the next handler.
-pub struct SmsCommands;
-
-impl MoHandler for SmsCommands {
-    fn handle(
-        &self,
-        tx: &mut WriteTx<'_>,
-        _templates: &Templates,
-        mo: &StoredMo,
-        from: &Msisdn,
-    ) -> TxResult<Option<Vec<Reply>>> {
-        if !accepts() || tx.officer_by_phone(from)?.is_none() {
-            return Ok(None);
-        }
-        route_in_tx(tx, mo)?;
-        Ok(Some(Vec::new()))
-    }
+pub(super) struct Job {
+    pub(super) mo: Id,
 }
 
 /// Starts the worker; it stops on shutdown.
 pub fn spawn(officers: Officers, store: Store, signal: Signal) -> tokio::task::JoinHandle<()> {
-    RUNNING.store(true, Ordering::Release);
     let officers = Arc::new(officers);
     let backfill_store = store.clone();
     tokio::task::spawn_blocking(move || match pending::backfill(&backfill_store) {
@@ -166,7 +118,6 @@ async fn run(officers: Arc<Officers>, store: Store, mut signal: Signal) {
             }
         }
     }
-    RUNNING.store(false, Ordering::Release);
 }
 
 /// Runs every queued command now, on this thread (tests and benchmarks without a runtime).
@@ -188,10 +139,4 @@ pub fn drain_blocking(officers: &Officers, store: &Store) -> Result<usize, super
             n += 1;
         }
     }
-}
-
-/// Marks the worker as running without starting it (in-process tests that drain with
-/// [`drain_blocking`]).
-pub fn enable_routing() {
-    RUNNING.store(true, Ordering::Release);
 }

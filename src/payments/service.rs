@@ -246,7 +246,12 @@ impl Payments {
     /// `self_url` is this server's base URL (`http://127.0.0.1:8080`).
     /// In live mode, missing keys or URL do not stop the server (USSD and SMS still work):
     /// payments stay [`Payments::disabled`] and the error is logged.
-    pub fn new(store: Store, config: &Config, self_url: &str) -> Result<Payments, PaymentsError> {
+    pub fn new(
+        store: Store,
+        config: &Config,
+        templates: Arc<Templates>,
+        self_url: &str,
+    ) -> Result<Payments, PaymentsError> {
         let c = config.gepg.clone();
         let mut disabled = None;
         let keys = match Keys::from_config(&c) {
@@ -262,7 +267,6 @@ impl Payments {
             }
             Err(e) => return Err(e),
         };
-        let templates = Arc::new(Templates::load(&config.sms.templates_dir)?);
         let gepg_url = match (c.mode, c.url.is_empty()) {
             (GepgMode::Simulator, true) => format!("{self_url}/gepg-sim"),
             (GepgMode::Live, true) => {

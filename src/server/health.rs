@@ -33,6 +33,11 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
     let smpp = config.smpp.enabled.then(|| {
         let mut v = crate::smpp::metrics::health();
         v["counters"] = crate::smpp::metrics::snapshot();
+        v["counters"]["mo_rate_limited"] = json!(state
+            .mo
+            .counters()
+            .rate_limited
+            .load(std::sync::atomic::Ordering::Relaxed));
         v
     });
     let status = if store_ok && disk_ok {

@@ -33,6 +33,8 @@ pub struct AppState {
     pub ussd: Arc<crate::ussd::Engine>,
     /// GePG payments (callbacks, simulator) behind `gepg` routes.
     pub payments: Arc<crate::payments::Payments>,
+    /// The inbound SMS pipeline behind `POST /sms/inbound` (the same one SMPP MO use).
+    pub mo: Arc<crate::sms::MoPipeline>,
 }
 
 pub fn router(state: AppState) -> Router {

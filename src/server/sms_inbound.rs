@@ -7,7 +7,6 @@
 //! Must never: answer 200 before the durable write.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -20,17 +19,6 @@ use tracing::Instrument;
 use super::AppState;
 use crate::domain::Msisdn;
 use crate::sms::inbound::{self, Accepted, Channel, Dedupe, Mo};
-use crate::sms::Templates;
-
-static TEMPLATES: OnceLock<Templates> = OnceLock::new();
-
-fn templates(state: &AppState) -> Result<&'static Templates, String> {
-    if let Some(t) = TEMPLATES.get() {
-        return Ok(t);
-    }
-    let t = Templates::load(&state.config.sms.templates_dir).map_err(|e| e.to_string())?;
-    Ok(TEMPLATES.get_or_init(|| t))
-}
 
 fn bad(msg: impl Into<String>) -> (StatusCode, Json<Value>) {
     (StatusCode::BAD_REQUEST, Json(json!({"error": msg.into()})))
@@ -108,13 +96,6 @@ pub async fn inbound(
         Ok(m) => m,
         Err(e) => return bad(format!("from: {e}")),
     };
-    let templates = match templates(&state) {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::error!(error = %e, "SMS templates cannot be loaded");
-            return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": e})));
-        }
-    };
     let mo = Mo {
         from: msisdn.as_str().to_string(),
         to,
@@ -125,7 +106,7 @@ pub async fn inbound(
         complete: true,
     };
     let span = tracing::info_span!("mo_http", from = %msisdn.masked(), aggregator_id = %id);
-    let accepted = inbound::accept(&state.store, templates, &mo, Utc::now())
+    let accepted = inbound::accept(&state.store, &state.mo, &mo, Utc::now())
         .instrument(span.clone())
         .await;
     let _e = span.enter();
@@ -152,5 +133,7 @@ pub async fn inbound(
 /// `GET /sms/metrics`: SMPP/SMS counters in Prometheus text.
 pub async fn metrics(State(state): State<AppState>) -> (StatusCode, String) {
     let depth = state.store.pending_count(crate::sms::SMS_TOPIC).ok();
-    (StatusCode::OK, crate::smpp::metrics::prometheus(depth))
+    let mut text = crate::smpp::metrics::prometheus(depth);
+    text.push_str(&state.mo.counters().prometheus());
+    (StatusCode::OK, text)
 }

@@ -44,7 +44,6 @@ counters! {
     bind_failures: "connection or bind attempts that failed",
     mo_received: "MO SMS stored",
     mo_temp_failures: "deliver_sm answered ESME_RX_T_APPN",
-    mo_rate_limited: "MO SMS over the per-phone rate limit (kept and acknowledged, not processed)",
     receipts: "delivery receipts received",
     generic_nacks_sent: "undecodable PDUs answered with generic_nack",
     dlr_latency_ms_sum: "sum of submit-to-final-receipt latency, ms",

@@ -115,7 +115,7 @@ async fn on_mo(shared: &Shared, msg: DeliverMsg) -> u32 {
                     body,
                     channel: Channel::Smpp,
                 };
-                reassembly::accept_part(&shared.store, &shared.templates, &part, &s.reassembly, now)
+                reassembly::accept_part(&shared.store, &shared.mo, &part, &s.reassembly, now)
                     .await
                     .map(|o| match o {
                         PartOutcome::Completed(a) => Some(a),
@@ -139,7 +139,7 @@ async fn on_mo(shared: &Shared, msg: DeliverMsg) -> u32 {
                     parts: 1,
                     complete: true,
                 };
-                inbound::accept(&shared.store, &shared.templates, &mo, now)
+                inbound::accept(&shared.store, &shared.mo, &mo, now)
                     .await
                     .map(Some)
             }

@@ -24,27 +24,17 @@ use std::sync::atomic::{AtomicBool, AtomicU16};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use crate::config::Config;
 use crate::shutdown::Shutdown;
 use crate::sms::reassembly;
-use crate::sms::Templates;
+use crate::sms::MoPipeline;
 use crate::store::Store;
 
 pub use pdu::BindKind;
 
-/// How the ESME binds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BindMode {
-    /// One bind_transceiver per connection.
-    #[default]
-    Transceiver,
-    /// A bind_transmitter and a bind_receiver per connection pair.
-    TxRx,
-}
+pub use crate::config::BindMode;
 
 /// The SMPP knobs, from `[smpp]`, `[sms]` and `[ussd]`.
 #[derive(Debug, Clone)]
@@ -140,7 +130,8 @@ pub enum SubmitOutcome {
 pub(crate) struct Shared {
     pub settings: Settings,
     pub store: Store,
-    pub templates: Templates,
+    /// The inbound SMS pipeline MO go through (built by `serve`).
+    pub mo: Arc<MoPipeline>,
     pub ussd: Option<Arc<crate::ussd::Engine>>,
     pub jobs_tx: mpsc::Sender<Job>,
     pub jobs_rx: Mutex<mpsc::Receiver<Job>>,
@@ -163,7 +154,7 @@ impl Shared {
 pub fn spawn(
     config: &Config,
     store: Store,
-    templates: Templates,
+    mo: Arc<MoPipeline>,
     ussd: Option<Arc<crate::ussd::Engine>>,
     shutdown: &Shutdown,
 ) {
@@ -173,7 +164,7 @@ pub fn spawn(
         bucket: bucket::TokenBucket::new(settings.tps, settings.tps.min(settings.window as u32)),
         settings,
         store,
-        templates,
+        mo,
         ussd,
         jobs_tx,
         jobs_rx: Mutex::new(jobs_rx),
@@ -229,7 +220,7 @@ async fn sweeper(shared: Arc<Shared>, mut stop: crate::shutdown::Signal) {
         }
         let r = crate::sms::reassembly::sweep(
             &shared.store,
-            &shared.templates,
+            &shared.mo,
             &shared.settings.reassembly,
             chrono::Utc::now(),
         )

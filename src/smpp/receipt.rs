@@ -6,24 +6,11 @@
 //! and decimal, like Kannel's msg-id-type).
 //! Must never: guess a state it cannot read (an unreadable receipt is `None`).
 
-use serde::{Deserialize, Serialize};
-
 use crate::sms::status::ReceiptState;
 
 use super::pdu::DeliverMsg;
 
-/// How this SMSC writes ids in submit_sm_resp and in receipts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IdFormat {
-    /// The same form in both places.
-    #[default]
-    Same,
-    /// Hex in submit_sm_resp, decimal in receipts.
-    HexThenDecimal,
-    /// Decimal in submit_sm_resp, hex in receipts.
-    DecimalThenHex,
-}
+pub use crate::config::IdFormat;
 
 /// The canonical id: case and leading zeros do not matter; numbers are compared as numbers
 /// when the format says the two sides differ.

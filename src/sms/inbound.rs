@@ -2,7 +2,7 @@
 //! store durably together with the replies the router owes, and say so only once flushed.
 //!
 //! Owns: the stored MO record (aux namespace `sms.mo`), the dedupe markers (`sms.mo.seen`),
-//! the per-phone MO limit (`[limits]`, installed by [`limit_per_phone`]; an MO over it is
+//! the per-phone MO limit's effect (the limiter is the [`MoPipeline`]'s; an MO over it is
 //! stored and acknowledged like any other, marked in `sms.mo.refused`, and not routed; the
 //! phone gets the [`TOO_MANY_TEMPLATE`] SMS at most once per limit window), and the single
 //! transaction that stores an MO and enqueues its replies.
@@ -10,16 +10,17 @@
 //! copy when we answer), or owe two replies for one MO (reply keys derive from the MO id).
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::pipeline::MoPipeline;
 use super::router;
 use super::templates::Templates;
 use crate::domain::{Id, Language, Msisdn};
-use crate::ratelimit::{Decision, Limiter};
+use crate::ratelimit::Decision;
 use crate::store::{codec, Abort, Store, StoreError, TxError, TxResult, WriteError, WriteTx};
 
 pub(crate) const NS_MO: &str = "sms.mo";
@@ -27,17 +28,6 @@ const NS_SEEN: &str = "sms.mo.seen";
 const NS_REFUSED: &str = "sms.mo.refused";
 /// The SMS a phone over the MO limit gets (once per limit window).
 pub const TOO_MANY_TEMPLATE: &str = "too_many_messages";
-
-/// The process's MO limiter; unset (tests, benches, tools): MOs are not limited.
-static MO_LIMIT: OnceLock<Limiter> = OnceLock::new();
-
-/// Limits MOs per phone as `[limits]` says, for the rest of the process (`serve` calls it
-/// once at start; later calls change nothing).
-pub fn limit_per_phone(limits: &crate::config::LimitsConfig) {
-    if let Some(l) = crate::ratelimit::sms_mo(limits) {
-        let _ = MO_LIMIT.set(l);
-    }
-}
 
 /// Where an MO came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,28 +135,18 @@ pub struct Refused {
 /// Stores `mo` and its replies durably; resolves once flushed.
 pub async fn accept(
     store: &Store,
-    templates: &Templates,
+    pipeline: &MoPipeline,
     mo: &Mo,
     now: DateTime<Utc>,
 ) -> Result<Accepted, InboundError> {
-    let r = store.write_at(now, |tx| store_in(tx, templates, mo))?;
+    let r = store.write_at(now, |tx| store_in(tx, pipeline, mo))?;
     store.flushed().await?;
     Ok(r)
 }
 
 /// The transactional core of [`accept`], shared with reassembly (which stores the
 /// completed MO in the transaction that consumes its last part).
-pub(crate) fn store_in(tx: &mut WriteTx<'_>, templates: &Templates, mo: &Mo) -> TxResult<Accepted> {
-    store_limited(tx, templates, mo, MO_LIMIT.get())
-}
-
-/// [`store_in`] under the given per-phone limit (`None`: unlimited).
-fn store_limited(
-    tx: &mut WriteTx<'_>,
-    templates: &Templates,
-    mo: &Mo,
-    limiter: Option<&Limiter>,
-) -> TxResult<Accepted> {
+pub(crate) fn store_in(tx: &mut WriteTx<'_>, pipeline: &MoPipeline, mo: &Mo) -> TxResult<Accepted> {
     let now_ms = tx.now().timestamp_millis();
     let key = mo.dedupe.key().as_bytes();
     if let Some(raw) = tx.aux_get(NS_SEEN, key)? {
@@ -194,8 +174,9 @@ fn store_limited(
         complete: mo.complete,
         replies: Vec::new(),
     };
-    stored.replies = match limit(limiter, mo) {
-        Decision::Allowed => router::route(tx, templates, &stored)?,
+    let templates = pipeline.templates();
+    stored.replies = match limit(pipeline, mo) {
+        Decision::Allowed => router::route(pipeline.handlers(), tx, templates, &stored)?,
         Decision::Refused {
             retry_after,
             notify,
@@ -209,8 +190,8 @@ fn store_limited(
 
 /// The per-phone limit's decision for `mo`. Runs inside the store transaction, which may
 /// be re-run: the MO's dedupe key makes the decision once per MO.
-fn limit(limiter: Option<&Limiter>, mo: &Mo) -> Decision {
-    let (Some(limiter), Ok(from)) = (limiter, Msisdn::parse(&mo.from)) else {
+fn limit(pipeline: &MoPipeline, mo: &Mo) -> Decision {
+    let (Some(limiter), Ok(from)) = (pipeline.limiter(), Msisdn::parse(&mo.from)) else {
         return Decision::Allowed;
     };
     let token = fnv64(&[mo.dedupe.key().as_bytes()]);
@@ -223,7 +204,10 @@ fn limit(limiter: Option<&Limiter>, mo: &Mo) -> Decision {
         _ => None,
     };
     if let Some((retry_after, notify)) = refused_now {
-        crate::smpp::metrics::inc(&crate::smpp::metrics::metrics().mo_rate_limited);
+        pipeline
+            .counters()
+            .rate_limited
+            .fetch_add(1, Ordering::Relaxed);
         // A warning once per window per phone: a looping sender must not flood the log.
         if notify {
             tracing::warn!(
@@ -357,12 +341,18 @@ pub fn fnv64(parts: &[&[u8]]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ratelimit::Limiter;
     use crate::sms::{self, SMS_TOPIC};
     use chrono::TimeZone;
     use std::path::Path;
 
     pub(crate) fn templates() -> Templates {
         Templates::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("sms-templates")).unwrap()
+    }
+
+    /// The pipeline with no command handler: HELP answers everything.
+    fn pipeline(limiter: Option<Limiter>) -> MoPipeline {
+        MoPipeline::new(std::sync::Arc::new(templates()), Vec::new()).with_limit(limiter)
     }
 
     fn mo(text: &str, dedupe: Dedupe) -> Mo {
@@ -384,7 +374,7 @@ mod tests {
     #[tokio::test]
     async fn an_mo_is_stored_with_one_help_reply_and_a_redelivery_adds_nothing() {
         let store = Store::open_temporary().unwrap();
-        let tpl = templates();
+        let tpl = pipeline(None);
         let window = Dedupe::Within("k1".into(), Duration::from_secs(600));
         let first = accept(&store, &tpl, &mo("REG 1", window.clone()), t(0))
             .await
@@ -416,7 +406,7 @@ mod tests {
     #[tokio::test]
     async fn an_id_from_the_sender_dedupes_forever_and_odd_senders_get_no_reply() {
         let store = Store::open_temporary().unwrap();
-        let tpl = templates();
+        let tpl = pipeline(None);
         let mut m = mo("HELP", Dedupe::Forever("http:abc".into()));
         m.from = "INFO".into();
         let a = accept(&store, &tpl, &m, t(0)).await.unwrap();
@@ -429,14 +419,13 @@ mod tests {
     #[test]
     fn over_the_limit_an_mo_is_kept_marked_and_not_routed_and_the_phone_told_once() {
         let store = Store::open_temporary().unwrap();
-        let tpl = templates();
         let limiter = Limiter::new(crate::ratelimit::Rate::per_hour(60, 2).unwrap(), 100);
+        let tpl = pipeline(Some(limiter));
+        let limiter = tpl.limiter().unwrap();
         let send = |n: u32| {
             let m = mo(&format!("HALI {n}"), Dedupe::Forever(format!("http:{n}")));
             let a = store
-                .write_at(t(i64::from(n)), |tx| {
-                    store_limited(tx, &tpl, &m, Some(&limiter))
-                })
+                .write_at(t(i64::from(n)), |tx| store_in(tx, &tpl, &m))
                 .unwrap();
             a.id()
         };
@@ -456,7 +445,7 @@ mod tests {
         // A redelivery is a duplicate before the limit is asked: nothing spent or counted.
         let again = mo("HALI 0", Dedupe::Forever("http:0".into()));
         let dup = store
-            .write_at(t(9), |tx| store_limited(tx, &tpl, &again, Some(&limiter)))
+            .write_at(t(9), |tx| store_in(tx, &tpl, &again))
             .unwrap();
         assert_eq!(dup, Accepted::Duplicate(ids[0]));
         assert_eq!(limiter.refused(), 3);
@@ -476,15 +465,16 @@ mod tests {
     #[test]
     fn the_limit_ignores_senders_that_are_not_phones_and_decides_once_per_mo() {
         let limiter = Limiter::new(crate::ratelimit::Rate::per_hour(60, 1).unwrap(), 100);
+        let limited = pipeline(Some(limiter));
         let mut svc = mo("x", Dedupe::Forever("http:a".into()));
         svc.from = "INFO".into();
-        assert!((0..5).all(|_| limit(Some(&limiter), &svc).allowed()));
+        assert!((0..5).all(|_| limit(&limited, &svc).allowed()));
         let m = mo("x", Dedupe::Forever("http:b".into()));
         // A transaction re-run for the same MO gets the same answer and spends nothing.
-        assert!(limit(Some(&limiter), &m).allowed());
-        assert!(limit(Some(&limiter), &m).allowed());
-        assert!(!limit(Some(&limiter), &mo("y", Dedupe::Forever("http:c".into()))).allowed());
-        assert!(limit(None, &m).allowed());
+        assert!(limit(&limited, &m).allowed());
+        assert!(limit(&limited, &m).allowed());
+        assert!(!limit(&limited, &mo("y", Dedupe::Forever("http:c".into()))).allowed());
+        assert!(limit(&pipeline(None), &m).allowed());
     }
 
     #[test]

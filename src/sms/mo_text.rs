@@ -9,14 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::gsm7;
 
-/// What data_coding 0 ("SMSC default alphabet") means on this SMSC.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DefaultAlphabet {
-    #[default]
-    Gsm7,
-    Latin1,
-}
+pub use crate::config::DefaultAlphabet;
 
 /// Decodes `bytes` (without UDH) according to `data_coding`.
 pub fn decode(data_coding: u8, bytes: &[u8], default: DefaultAlphabet) -> String {

@@ -1,4 +1,5 @@
-//! Outbound SMS as data: what we owe a member or an officer, and the editable texts.
+//! SMS as data, both ways: what we owe a member or an officer, the editable texts, and the
+//! channel-neutral inbound pipeline.
 //!
 //! Owns: the [`OutboundSms`] record that business writes put on the durable outbox (topic
 //! [`SMS_TOPIC`]) in the same transaction as the write that owes it, and the [`templates`]
@@ -14,6 +15,7 @@ pub mod gsm7;
 pub mod inbound;
 pub mod mo_text;
 pub mod outbound;
+pub mod pipeline;
 pub mod reassembly;
 pub mod router;
 pub mod segment;
@@ -21,4 +23,5 @@ pub mod status;
 pub mod templates;
 
 pub use outbound::{enqueue, OutboundSms, SMS_TOPIC};
+pub use pipeline::{MoCounters, MoPipeline};
 pub use templates::{TemplateError, Templates};

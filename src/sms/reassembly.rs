@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::inbound::{self, encode, fnv64, Accepted, Channel, Dedupe, InboundError, Mo};
 use super::mo_text::{self, Concat, DefaultAlphabet};
-use super::templates::Templates;
+use super::pipeline::MoPipeline;
 use crate::store::{codec, Store, StoreError, TxResult};
 
 const NS_PART: &str = "sms.mo.part";
@@ -69,7 +69,7 @@ fn prefix(from: &str, c: Concat) -> Vec<u8> {
 /// replies) in the same transaction. Resolves once flushed.
 pub async fn accept_part(
     store: &Store,
-    templates: &Templates,
+    pipeline: &MoPipeline,
     part: &Part,
     policy: &Policy,
     now: DateTime<Utc>,
@@ -122,7 +122,7 @@ pub async fn accept_part(
             policy,
             part.channel,
         );
-        let accepted = inbound::store_in(tx, templates, &mo)?;
+        let accepted = inbound::store_in(tx, pipeline, &mo)?;
         for seq in 1..=part.concat.total {
             let mut k = pre.clone();
             k.push(seq);
@@ -181,7 +181,7 @@ fn assemble(
 /// arrive, in order). Returns how many MO it stored.
 pub async fn sweep(
     store: &Store,
-    templates: &Templates,
+    pipeline: &MoPipeline,
     policy: &Policy,
     now: DateTime<Utc>,
 ) -> Result<usize, InboundError> {
@@ -216,7 +216,7 @@ pub async fn sweep(
         let segments: Vec<Stored> = parts.into_iter().map(|(_, r)| r).collect();
         let mo = assemble(&from, concat, &segments, false, policy, Channel::Smpp);
         store.write_at(now, |tx| -> TxResult<Accepted> {
-            let a = inbound::store_in(tx, templates, &mo)?;
+            let a = inbound::store_in(tx, pipeline, &mo)?;
             for &seq in &seqs {
                 let mut k = pre.clone();
                 k.push(seq);
@@ -257,6 +257,7 @@ fn parse_prefix(pre: &[u8]) -> Option<(String, Concat)> {
 mod tests {
     use super::*;
     use crate::sms::inbound;
+    use crate::sms::Templates;
     use crate::sms::SMS_TOPIC;
     use chrono::TimeZone;
     use std::path::Path;
@@ -270,8 +271,9 @@ mod tests {
         }
     }
 
-    fn tpl() -> Templates {
-        Templates::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("sms-templates")).unwrap()
+    fn tpl() -> MoPipeline {
+        let t = Templates::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("sms-templates"));
+        MoPipeline::new(std::sync::Arc::new(t.unwrap()), Vec::new())
     }
 
     fn part(seq: u8, total: u8, dc: u8, body: &[u8]) -> Part {

@@ -2,27 +2,23 @@
 //! owes.
 //!
 //! Owns: the routing rule and the reply keys. Every stored MO from a phone number is offered
-//! to the [`MoHandler`]s in [`HANDLERS`], in order; the first that returns `Some(replies)`
-//! decides, and the router enqueues those replies on the durable SMS outbox with the
-//! idempotency key `mo:<mo id>:<n>:<template>` (so one MO never owes a reply twice). The
-//! last handler, [`Help`], answers anything with the HELP text, in the officer's language
-//! when the sender is a known officer (Kiswahili otherwise).
+//! to the pipeline's [`MoHandler`]s in order ([`super::MoPipeline`], built by `serve`); the
+//! first that returns `Some(replies)` decides, and the router enqueues those replies on the
+//! durable SMS outbox with the idempotency key `mo:<mo id>:<n>:<template>` (so one MO never
+//! owes a reply twice). The last handler, [`Help`], answers anything with the HELP text, in
+//! the officer's language when the sender is a known officer (Kiswahili otherwise).
 //!
 //! # Plugging in a handler (officer SMS commands)
 //!
-//! Implement [`MoHandler`] and add it to [`HANDLERS`] before `&Help`, one line:
-//!
-//! ```text
-//! pub static HANDLERS: &[&dyn MoHandler] = &[&crate::officer::SmsCommands, &Help];
-//! ```
+//! Implement [`MoHandler`] and pass it to [`super::MoPipeline::new`]; `serve` passes the
+//! officer module's when officer commands are enabled.
 //!
 //! `handle` runs inside the transaction that stores the MO: business writes made through
 //! `tx` commit atomically with the MO and its replies, and the SMSC is answered only after
 //! that transaction is flushed. Return `Ok(None)` to pass the MO on (not a command of
 //! yours), `Ok(Some(vec![]))` to take it without replying. A command the officer got wrong
 //! is a reply (template `command_error`), not an error: an `Err` aborts the transaction
-//! and the SMSC is asked to deliver the MO again. State a handler needs from
-//! configuration (a grammar file) can live in a `OnceLock` it sets at startup.
+//! and the SMSC is asked to deliver the MO again.
 //!
 //! Must never: send anything itself, reply to a sender that is not a phone number
 //! (alphanumeric senders are services; a reply could loop), or route one MO twice (it is
@@ -30,6 +26,7 @@
 //! before it).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::inbound::StoredMo;
 use super::outbound::{enqueue, OutboundSms};
@@ -61,9 +58,6 @@ pub trait MoHandler: Send + Sync {
     ) -> TxResult<Option<Vec<Reply>>>;
 }
 
-/// The handlers, asked in order. Keep [`Help`] last: it takes everything.
-pub static HANDLERS: &[&dyn MoHandler] = &[&crate::officer::SmsCommands, &Help];
-
 /// The fallback: the HELP text for every MO.
 pub struct Help;
 
@@ -92,17 +86,10 @@ impl MoHandler for Help {
     }
 }
 
-/// Enqueues the replies `mo` owes; returns their outbox seqs.
+/// Enqueues the replies `mo` owes (the first of `handlers` that takes it decides); returns
+/// their outbox seqs.
 pub(crate) fn route(
-    tx: &mut WriteTx<'_>,
-    templates: &Templates,
-    mo: &StoredMo,
-) -> TxResult<Vec<u64>> {
-    route_with(HANDLERS, tx, templates, mo)
-}
-
-fn route_with(
-    handlers: &[&dyn MoHandler],
+    handlers: &[Arc<dyn MoHandler>],
     tx: &mut WriteTx<'_>,
     templates: &Templates,
     mo: &StoredMo,
@@ -188,8 +175,8 @@ mod tests {
         let store = Store::open_temporary().unwrap();
         let tpl =
             Templates::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("sms-templates")).unwrap();
-        let handlers: &[&dyn MoHandler] = &[&Reg, &Help];
-        let route = |m: &StoredMo| store.write(|tx| route_with(handlers, tx, &tpl, m)).unwrap();
+        let handlers: Vec<Arc<dyn MoHandler>> = vec![Arc::new(Reg), Arc::new(Help)];
+        let route = |m: &StoredMo| store.write(|tx| route(&handlers, tx, &tpl, m)).unwrap();
         assert_eq!(route(&mo(1, "255754000001", "REG 1")).len(), 1);
         assert_eq!(route(&mo(2, "255754000001", "hello")).len(), 1);
         assert!(
