@@ -213,33 +213,21 @@ pub fn seed_waiting(dir: &Path, n: usize) -> Vec<Waiting> {
     let store = Store::open(dir, Default::default()).unwrap();
     let start = Utc::now().date_naive();
     let product = Product {
-        id: 1,
-        uuid: Uuid::new_v4(),
-        code: "CHF01".into(),
-        name: "CHF iCHF".into(),
-        location: None,
-        sale_from: start - chrono::Duration::days(400),
-        sale_to: start + chrono::Duration::days(400),
-        conversion: None,
-        insurance_period_months: 12,
-        administration_period_months: 0,
-        cycles: vec![],
-        grace_period_enrolment_months: 0,
         grace_period_renewal_months: 1,
         grace_period_payment_months: 3,
         lump_sum: Money::tzs(30_000),
         member_count: 6,
         threshold: 6,
-        premium_adult: Money::ZERO,
-        premium_child: Money::ZERO,
-        registration_lump_sum: Money::ZERO,
-        registration_fee: Money::ZERO,
-        assembly_lump_sum: Money::ZERO,
-        assembly_fee: Money::ZERO,
-        enrolment_discount: Discount::default(),
-        renewal_discount: Discount::default(),
         max_installments: 3,
         sp_code: Some("SP111".into()),
+        ..Product::free(
+            1,
+            Uuid::new_v4(),
+            "CHF01",
+            "CHF iCHF",
+            start - chrono::Duration::days(400),
+            start + chrono::Duration::days(400),
+        )
     };
     let mut out = Vec::new();
     store
