@@ -248,17 +248,7 @@ pub fn error_reply(g: &Grammar, lang: Language, e: &ParseError) -> String {
             if got.is_empty() {
                 help::summary(g, lang)
             } else {
-                let f = g.field(Field::Command, lang);
-                g.text(
-                    "bad_field",
-                    lang,
-                    &[
-                        ("field", &f.name),
-                        ("got", got),
-                        ("bad", &f.bad),
-                        ("expect", &f.expect),
-                    ],
-                )
+                bad_field_text(g, lang, Field::Command, got)
             }
         }
         ParseError::Missing { command, field } => {
@@ -273,19 +263,7 @@ pub fn error_reply(g: &Grammar, lang: Language, e: &ParseError) -> String {
                 ],
             )
         }
-        ParseError::Bad { field, got } => {
-            let f = g.field(*field, lang);
-            g.text(
-                "bad_field",
-                lang,
-                &[
-                    ("field", &f.name),
-                    ("got", got),
-                    ("bad", &f.bad),
-                    ("expect", &f.expect),
-                ],
-            )
-        }
+        ParseError::Bad { field, got } => bad_field_text(g, lang, *field, got),
         ParseError::DobInFuture { got } => g.text("dob_future", lang, &[("got", got)]),
         ParseError::Extra { command, got } => g.text(
             "extra_words",
@@ -298,10 +276,15 @@ pub fn error_reply(g: &Grammar, lang: Language, e: &ParseError) -> String {
 
 /// "{field} "{got}" {bad}; {expect}" in the officer's language.
 pub fn bad_field(ctx: &Ctx<'_>, field: Field, got: &str) -> String {
-    let f = ctx.grammar.field(field, ctx.lang);
-    ctx.grammar.text(
+    bad_field_text(ctx.grammar, ctx.lang, field, got)
+}
+
+/// The `bad_field` text (`{field} "{got}" {bad}; {expect}`) in `lang`.
+fn bad_field_text(g: &Grammar, lang: Language, field: Field, got: &str) -> String {
+    let f = g.field(field, lang);
+    g.text(
         "bad_field",
-        ctx.lang,
+        lang,
         &[
             ("field", &f.name),
             ("got", got),
