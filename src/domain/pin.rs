@@ -10,8 +10,9 @@ use argon2::Argon2;
 pub enum PinError {
     #[error("PIN must be 4 to 8 digits")]
     Format,
+    // password-hash's error is no std Error without its "std" feature: kept typed, shown.
     #[error("PIN hashing failed: {0}")]
-    Hash(String),
+    Hash(argon2::password_hash::Error),
 }
 
 /// A PIN is 4 to 8 digits, what a feature-phone keypad types easily.
@@ -26,11 +27,11 @@ pub fn check_format(pin: &str) -> Result<(), PinError> {
 /// Hashes a PIN with Argon2id and the given 16 random bytes of salt.
 pub fn hash(pin: &str, salt: [u8; 16]) -> Result<String, PinError> {
     check_format(pin)?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| PinError::Hash(e.to_string()))?;
+    let salt = SaltString::encode_b64(&salt).map_err(PinError::Hash)?;
     Argon2::default()
         .hash_password(pin.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| PinError::Hash(e.to_string()))
+        .map_err(PinError::Hash)
 }
 
 /// True when `pin` matches the stored hash. A malformed stored hash never matches.

@@ -17,7 +17,7 @@ pub fn run(ctx: &Ctx<'_>, new: &str, repeat: &str) -> Result<Plan, OfficerError>
     }
     let mut salt = [0u8; 16];
     rand::thread_rng().fill_bytes(&mut salt);
-    let hash = pin::hash(new, salt).map_err(|e| OfficerError::Pin(e.to_string()))?;
+    let hash = pin::hash(new, salt)?;
     let mut officer = ctx.officer.clone();
     officer.pin_hash = Some(hash);
     let mut plan = Plan::answer(ctx.grammar.text("pin_changed", ctx.lang, &[]));

@@ -58,7 +58,7 @@ pub enum OfficerError {
     #[error("store: {0}")]
     Store(#[from] StoreError),
     #[error("PIN hashing: {0}")]
-    Pin(String),
+    Pin(#[from] crate::domain::pin::PinError),
     #[error("the command panicked; it is retried alone")]
     Panicked,
 }

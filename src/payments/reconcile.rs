@@ -43,9 +43,7 @@ pub async fn request(p: &Arc<Payments>, date: NaiveDate) -> Result<String, Payme
     let mut report = String::new();
     let codes = {
         let p2 = p.clone();
-        tokio::task::spawn_blocking(move || sp_codes(&p2))
-            .await
-            .map_err(|e| PaymentsError::Task(e.to_string()))??
+        tokio::task::spawn_blocking(move || sp_codes(&p2)).await??
     };
     for sp_code in codes {
         let req_id = (rand::random::<u32>() & 0x7fff_ffff).to_string();

@@ -31,11 +31,11 @@ pub enum PaymentsError {
     #[error("[gepg] configuration: {0}")]
     Config(String),
     #[error("GePG request failed: {0}")]
-    Http(String),
+    Http(#[source] reqwest::Error),
     #[error("GePG answered {0:?}")]
     Rejected(Vec<String>),
     #[error("background task failed: {0}")]
-    Task(String),
+    Task(#[from] tokio::task::JoinError),
 }
 
 impl From<WriteError<notify::NotifyError>> for PaymentsError {
@@ -281,7 +281,7 @@ impl Payments {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(c.request_timeout_secs.max(1)))
             .build()
-            .map_err(|e| PaymentsError::Http(e.to_string()))?;
+            .map_err(PaymentsError::Http)?;
         Ok(Payments {
             store,
             config: c,
@@ -432,8 +432,7 @@ impl Payments {
                     Ok(out)
                 })?)
             })
-            .await
-            .map_err(|e| PaymentsError::Task(e.to_string()))??;
+            .await??;
         self.store.flushed().await?;
         for (n, r) in for_log.iter().zip(&results) {
             let span = tracing::info_span!("payment", trx_id = %n.trx_id, sp_code = %n.sp_code, control_number = %n.control_number);

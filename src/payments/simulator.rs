@@ -17,11 +17,13 @@ use chrono::{NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::service::{Payments, Reply};
+use super::sign::SignError;
 use super::xml::{
     self, Ack, BillSubReq, BillSubResp, ControlNumberResult, PmtSpInfo, PmtTrx, ReconcLine,
-    ReconcReq, ReconcResp,
+    ReconcReq, ReconcResp, XmlError,
 };
 use crate::domain::Money;
+use crate::store::StoreError;
 
 /// What the simulated GePG remembers.
 #[derive(Debug, Default)]
@@ -72,14 +74,44 @@ fn sim_reply(p: &Payments, ack: &str, code: &str, status: u16) -> Reply {
     }
 }
 
+/// Why the simulator refused a request or could not pay.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("simulator not enabled")]
+    Disabled,
+    #[error(transparent)]
+    Xml(#[from] XmlError),
+    #[error(transparent)]
+    Sign(#[from] SignError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("calling our own callback failed: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("background task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("expected <{expected}>, got <{got}>")]
+    Unexpected { expected: String, got: String },
+    #[error("invalid signature")]
+    BadSignature,
+    #[error("bad ack <{0}>")]
+    BadAck(String),
+    #[error("no bill with control number {0:?}")]
+    UnknownControlNumber(String),
+    #[error("bad amount {0:?}")]
+    BadAmount(String),
+}
+
 /// Checks that a request to the simulator is ours and signed by us.
-fn open_ours<'a>(p: &Payments, raw: &'a [u8], name: &str) -> Result<&'a [u8], String> {
-    let s = xml::split_envelope(raw, p.config.max_body_bytes).map_err(|e| e.to_string())?;
+fn open_ours<'a>(p: &Payments, raw: &'a [u8], name: &str) -> Result<&'a [u8], SimError> {
+    let s = xml::split_envelope(raw, p.config.max_body_bytes)?;
     if s.name != name {
-        return Err(format!("expected <{name}>, got <{}>", s.name));
+        return Err(SimError::Unexpected {
+            expected: name.to_string(),
+            got: s.name.to_string(),
+        });
     }
     if !p.keys.ours_public.verify(s.inner, &s.signature) {
-        return Err("invalid signature".into());
+        return Err(SimError::BadSignature);
     }
     Ok(s.inner)
 }
@@ -90,23 +122,22 @@ async fn post_signed(
     path: &str,
     inner: &str,
     ack: &str,
-) -> Result<Vec<String>, String> {
-    let key = p.keys.simulator.as_ref().ok_or("simulator not enabled")?;
-    let body = key.envelope(inner).map_err(|e| e.to_string())?;
+) -> Result<Vec<String>, SimError> {
+    let key = p.keys.simulator.as_ref().ok_or(SimError::Disabled)?;
+    let body = key.envelope(inner)?;
     let resp = p
         .http
         .post(format!("{}{path}", p.self_url))
         .header("Content-Type", "application/xml")
         .body(body)
         .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let raw = resp.bytes().await.map_err(|e| e.to_string())?;
-    let s = xml::split_envelope(&raw, p.config.max_body_bytes).map_err(|e| e.to_string())?;
+        .await?;
+    let raw = resp.bytes().await?;
+    let s = xml::split_envelope(&raw, p.config.max_body_bytes)?;
     if s.name != ack || !p.keys.ours_public.verify(s.inner, &s.signature) {
-        return Err(format!("bad ack <{}>", s.name));
+        return Err(SimError::BadAck(s.name.to_string()));
     }
-    let el = xml::parse(s.inner, p.config.max_body_bytes).map_err(|e| e.to_string())?;
+    let el = xml::parse(s.inner, p.config.max_body_bytes)?;
     Ok(Ack::parse(&el).codes)
 }
 
@@ -119,7 +150,7 @@ pub async fn on_bill(p: Arc<Payments>, raw: &[u8]) -> Reply {
     let req = match open_ours(&p, raw, BillSubReq::NAME).and_then(|inner| {
         xml::parse(inner, p.config.max_body_bytes)
             .and_then(|el| BillSubReq::parse(&el))
-            .map_err(|e| e.to_string())
+            .map_err(SimError::from)
     }) {
         Ok(r) => r,
         Err(e) => {
@@ -127,7 +158,7 @@ pub async fn on_bill(p: Arc<Payments>, raw: &[u8]) -> Reply {
             return sim_reply(
                 &p,
                 ACK,
-                if e.contains("signature") {
+                if matches!(e, SimError::BadSignature) {
                     "7303"
                 } else {
                     "7242"
@@ -180,19 +211,17 @@ pub async fn on_bill(p: Arc<Payments>, raw: &[u8]) -> Reply {
 }
 
 /// `POST /gepg-sim/pay`: pays a control number (see [`PayRequest`]).
-pub async fn pay(p: Arc<Payments>, req: PayRequest) -> Result<PayResult, String> {
+pub async fn pay(p: Arc<Payments>, req: PayRequest) -> Result<PayResult, SimError> {
     if p.keys.simulator.is_none() {
-        return Err("simulator not enabled".into());
+        return Err(SimError::Disabled);
     }
     let store = p.store.clone();
     let cn = req.control_number.trim().to_string();
     let payment = tokio::task::spawn_blocking(move || store.payment_by_control_number(&cn))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("no bill with control number {:?}", req.control_number))?;
+        .await??
+        .ok_or_else(|| SimError::UnknownControlNumber(req.control_number.clone()))?;
     let amount = match req.amount.as_deref() {
-        Some(a) => xml::parse_amount(a).ok_or_else(|| format!("bad amount {a:?}"))?,
+        Some(a) => xml::parse_amount(a).ok_or_else(|| SimError::BadAmount(a.to_string()))?,
         None => payment.expected_amount,
     };
     let product_code = payment.details.first().map(|d| d.product_code.clone());
@@ -296,7 +325,7 @@ pub async fn on_reconcile(p: Arc<Payments>, raw: &[u8]) -> Reply {
     let req = match open_ours(&p, raw, ReconcReq::NAME).and_then(|inner| {
         xml::parse(inner, p.config.max_body_bytes)
             .and_then(|el| ReconcReq::parse(&el))
-            .map_err(|e| e.to_string())
+            .map_err(SimError::from)
     }) {
         Ok(r) => r,
         Err(e) => {

@@ -27,6 +27,7 @@ use serde_json::{json, Value};
 
 use super::AppState;
 use crate::payments::{mobile, pool, simulator, Applied, Payments, Reply};
+use crate::store::StoreError;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -133,22 +134,28 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
 async fn status(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let p = service(&state);
-    let levels = tokio::task::spawn_blocking(move || -> Result<Value, String> {
+    let levels = tokio::task::spawn_blocking(move || -> Result<Value, StoreError> {
         let mut out = serde_json::Map::new();
-        for product in p.store.products().map_err(|e| e.to_string())? {
-            let (free, awaited) = pool::level(&p.store, product.id).map_err(|e| e.to_string())?;
+        for product in p.store.products()? {
+            let (free, awaited) = pool::level(&p.store, product.id)?;
             out.insert(product.code, json!({"free": free, "awaited": awaited}));
         }
         Ok(json!({
             "pool": out,
-            "bills_pending": p.store.pending_count(crate::payments::BILL_TOPIC).map_err(|e| e.to_string())?,
+            "bills_pending": p.store.pending_count(crate::payments::BILL_TOPIC)?,
             "simulator_paid_total": simulator::total_paid(&p).to_string(),
         }))
     })
     .await;
     match levels {
         Ok(Ok(v)) => (StatusCode::OK, Json(v)),
-        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": e}))),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "reading the payment pool status failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"error": e.to_string()})),
+            )
+        }
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             Json(json!({"error": e.to_string()})),
@@ -199,6 +206,9 @@ async fn sim_pay(State(state): State<AppState>, body: Bytes) -> (StatusCode, Jso
     };
     match simulator::pay(service(&state), req).await {
         Ok(r) => (StatusCode::OK, Json(json!(r))),
-        Err(e) => (StatusCode::BAD_REQUEST, Json(json!({"error": e}))),
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": e.to_string()})),
+        ),
     }
 }
