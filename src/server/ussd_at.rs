@@ -31,18 +31,29 @@ pub fn bad_request(message: String) -> Response {
         .into_response()
 }
 
-/// The phone number of field `field`, or the 400 that says why it is not one.
-pub fn msisdn_field(field: &str, raw: &str) -> Result<Msisdn, Response> {
-    Msisdn::parse(raw).map_err(|e| bad_request(format!("{field}: {e}")))
+/// A request refused with a 400 saying what is wrong with it: small to pass around (a
+/// `Response` is not), made a response only at the handler's edge.
+#[derive(Debug)]
+pub struct BadRequest(pub String);
+
+impl IntoResponse for BadRequest {
+    fn into_response(self) -> Response {
+        bad_request(self.0)
+    }
+}
+
+/// The phone number of field `field`, or why it is not one.
+pub fn msisdn_field(field: &str, raw: &str) -> Result<Msisdn, BadRequest> {
+    Msisdn::parse(raw).map_err(|e| BadRequest(format!("{field}: {e}")))
 }
 
 type Fields = HashMap<String, String>;
 type FormBody = Result<Form<Fields>, FormRejection>;
 
 /// AT's form, or the 400 that says why the body is not one.
-fn form_fields(form: FormBody) -> Result<Fields, Response> {
+fn form_fields(form: FormBody) -> Result<Fields, BadRequest> {
     form.map(|Form(f)| f).map_err(|e| {
-        bad_request(format!(
+        BadRequest(format!(
             "expected an application/x-www-form-urlencoded body: {e}"
         ))
     })
@@ -74,13 +85,15 @@ pub fn dial_inputs(dialled: &str, service_code: &str) -> Vec<String> {
 }
 
 pub async fn africastalking(State(state): State<AppState>, form: FormBody) -> Response {
-    hop(&state, form).await.unwrap_or_else(|bad| bad)
+    hop(&state, form)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 /// One callback as a hop; `Err` is the 400 that says what is wrong with it.
-async fn hop(state: &AppState, form: FormBody) -> Result<Response, Response> {
+async fn hop(state: &AppState, form: FormBody) -> Result<Response, BadRequest> {
     let f = form_fields(form)?;
-    let required = |k: &str| field(&f, k).ok_or_else(|| bad_request(format!("missing field {k}")));
+    let required = |k: &str| field(&f, k).ok_or_else(|| BadRequest(format!("missing field {k}")));
     let session_id = required("sessionId")?;
     let msisdn = msisdn_field("phoneNumber", required("phoneNumber")?)?;
     let service_code = required("serviceCode")?;
@@ -135,16 +148,18 @@ async fn hop(state: &AppState, form: FormBody) -> Result<Response, Response> {
 /// phoneNumber, status` = `Success` | `Incomplete` | `Failed`, `errorMessage`...). A session
 /// that ends `Incomplete` or `Failed` before our END was dropped: it becomes resumable.
 pub async fn events(State(state): State<AppState>, form: FormBody) -> Response {
-    session_ended(&state, form).await.unwrap_or_else(|bad| bad)
+    session_ended(&state, form)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn session_ended(state: &AppState, form: FormBody) -> Result<Response, Response> {
+async fn session_ended(state: &AppState, form: FormBody) -> Result<Response, BadRequest> {
     let f = form_fields(form)?;
     let get = |k: &str| field(&f, k);
     let (Some(session_id), Some(phone), Some(status)) =
         (get("sessionId"), get("phoneNumber"), get("status"))
     else {
-        return Err(bad_request(
+        return Err(BadRequest(
             "sessionId, phoneNumber and status are required".into(),
         ));
     };

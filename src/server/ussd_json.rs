@@ -36,7 +36,7 @@ pub async fn json(
     };
     let msisdn = match msisdn_field("msisdn", phone) {
         Ok(m) => m,
-        Err(r) => return r,
+        Err(bad) => return bad.into_response(),
     };
     let service_code = text("serviceCode").unwrap_or("").to_string();
     let kind = match text("type") {

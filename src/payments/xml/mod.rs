@@ -7,7 +7,7 @@
 //! Must never: accept a DTD, an entity other than XML's five or a processing instruction
 //! (GePG sends none, an attacker would), read a body over the size limit, or re-serialise a
 //! received message to verify it (the signature covers the bytes as sent).
-
+//!
 //! Layout: [`read`] (the strict reader and the envelope), [`write`] (the compact writer),
 //! then one file a message family: [`bill`] (bills and control numbers), [`payment`] (the
 //! payment notification), [`reconc`] (reconciliation) and [`ack`] (acknowledgements).

@@ -66,23 +66,25 @@ impl PmtSpInfo {
         Writer::default()
             .open(Self::NAME)
             .items("PymtTrxInf", &self.payments, |w, p| {
-                w.field("TrxId", &p.trx_id)
-                    .field("SpCode", &p.sp_code)
-                    .field("PayRefId", &p.pay_ref_id)
-                    .field("BillId", &p.bill_id)
-                    .field("PayCtrNum", &p.control_number)
-                    .field("BillAmt", &format_amount(p.bill_amt))
-                    .field("PaidAmt", &format_amount(p.paid_amt))
-                    .field("BillPayOpt", &p.pay_opt)
-                    .field("CCy", &p.ccy)
-                    .field("TrxDtTm", &p.trx_date)
-                    .field("UsdPayChnl", &p.channel)
-                    .field("PyrCellNum", &p.payer_phone)
-                    .field("PyrName", &p.payer_name)
-                    .field("PyrEmail", &p.payer_email)
-                    .field("PspReceiptNumber", &p.psp_receipt)
-                    .field("PspName", &p.psp_name)
-                    .field("CtrAccNum", &p.ctr_acc);
+                w.fields(&[
+                    ("TrxId", &p.trx_id),
+                    ("SpCode", &p.sp_code),
+                    ("PayRefId", &p.pay_ref_id),
+                    ("BillId", &p.bill_id),
+                    ("PayCtrNum", &p.control_number),
+                    ("BillAmt", &format_amount(p.bill_amt)),
+                    ("PaidAmt", &format_amount(p.paid_amt)),
+                    ("BillPayOpt", &p.pay_opt),
+                    ("CCy", &p.ccy),
+                    ("TrxDtTm", &p.trx_date),
+                    ("UsdPayChnl", &p.channel),
+                    ("PyrCellNum", &p.payer_phone),
+                    ("PyrName", &p.payer_name),
+                    ("PyrEmail", &p.payer_email),
+                    ("PspReceiptNumber", &p.psp_receipt),
+                    ("PspName", &p.psp_name),
+                    ("CtrAccNum", &p.ctr_acc),
+                ]);
             })
             .close(Self::NAME)
             .finish()

@@ -122,18 +122,20 @@ impl ReconcResp {
             .close("ReconcBatchInfo")
             .open("ReconcTrans")
             .items("ReconcTrxInf", &self.lines, |w, l| {
-                w.field("SpBillId", &l.bill_id)
-                    .field("BillCtrNum", &l.control_number)
-                    .field("pspTrxId", &l.psp_trx_id)
-                    .field("PaidAmt", &format_amount(l.paid_amt))
-                    .field("CCy", &l.ccy)
-                    .field("PayRefId", &l.pay_ref_id)
-                    .field("TrxDtTm", &l.trx_date)
-                    .field("CtrAccNum", &l.ctr_acc)
-                    .field("UsdPayChnl", &l.channel)
-                    .field("PspName", &l.psp_name)
-                    .field("DptCellNum", &l.payer_phone)
-                    .field("DptName", &l.payer_name);
+                w.fields(&[
+                    ("SpBillId", &l.bill_id),
+                    ("BillCtrNum", &l.control_number),
+                    ("pspTrxId", &l.psp_trx_id),
+                    ("PaidAmt", &format_amount(l.paid_amt)),
+                    ("CCy", &l.ccy),
+                    ("PayRefId", &l.pay_ref_id),
+                    ("TrxDtTm", &l.trx_date),
+                    ("CtrAccNum", &l.ctr_acc),
+                    ("UsdPayChnl", &l.channel),
+                    ("PspName", &l.psp_name),
+                    ("DptCellNum", &l.payer_phone),
+                    ("DptName", &l.payer_name),
+                ]);
             })
             .close("ReconcTrans")
             .close(Self::NAME)

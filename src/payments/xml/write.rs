@@ -25,6 +25,14 @@ impl Writer {
         self.out.push_str(&quick_xml::escape::escape(text));
         self.close(name)
     }
+    /// Simple elements in the order given: `(name, text)`.
+    pub fn fields(&mut self, fields: &[(&str, &str)]) -> &mut Self {
+        for (name, text) in fields {
+            self.field(name, text);
+        }
+        self
+    }
+
     /// Each of `items` as one `<item>` element, its fields written by `fields`: the list
     /// every GePG message repeats (bills, payments, reconciliation lines).
     pub fn items<T>(
