@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use super::parse::AddMember;
 use super::plan::{uuid, Plan, Rec};
 use super::{
-    allocate_chfid, auth, chfid_taken, full_name, not_registered, Ctx, Field, OfficerError,
+    allocate_chfid, auth, chfid_taken, full_name, not_registered, Ctx, Field,
+    OfficerError,
 };
 use crate::domain::{
     policy_value, Id, Insuree, InsureePolicy, MemberForValue, Money, Policy, PolicyStatus,

@@ -7,9 +7,9 @@
 //! with every policy this module creates and backfilled at start from all policies (the
 //! store has no officer → policy index).
 
+use crate::domain::show_date;
 use super::plan::Plan;
 use super::{auth, full_name, Ctx, OfficerError, MAX_SEGMENTS};
-use crate::domain::show_date;
 use crate::domain::{needs_renewal_prompt, Id, Policy, DEFAULT_RENEWAL_INTERVAL_DAYS};
 use crate::sms::segment::segment_count;
 use crate::store::{Store, StoreError};

@@ -3,14 +3,14 @@
 //! family gave a phone for SMS) an SMS to the head. Without a product code, the officer's
 //! product: that of their latest policy (while on sale), else `[officer] default_product`.
 
+use crate::domain::show_date;
 use super::parse::Register;
 use super::pending::officer_policy_key;
 use super::plan::{uuid, Plan, Rec};
 use super::{
-    allocate_chfid, auth, bad_field, chfid_taken, district_and_region, full_name, intent, Ctx,
-    Field, OfficerError,
+    allocate_chfid, auth, bad_field, chfid_taken, district_and_region, full_name, intent,
+    Ctx, Field, OfficerError,
 };
-use crate::domain::show_date;
 use crate::domain::{
     is_on_sale, is_sellable_in, policy_period, policy_value, Family, Insuree, InsureePolicy,
     LocationKind, MemberForValue, Policy, PolicyStage, PolicyStatus, Product, SmsPreference,

@@ -5,12 +5,13 @@
 
 use std::collections::HashMap;
 
+use crate::domain::show_date;
 use super::pending::officer_policy_key;
 use super::plan::{uuid, Plan, Rec};
 use super::{
-    auth, bad_field, district_and_region, intent, not_registered, Ctx, Field, OfficerError,
+    auth, bad_field, district_and_region, intent, not_registered, Ctx,
+    Field, OfficerError,
 };
-use crate::domain::show_date;
 use crate::domain::{
     is_on_sale, is_sellable_in, policy_value, renewal_period, renewal_product, Chfid, Id,
     InsureePolicy, MemberForValue, Policy, PolicyStage, PolicyStatus, Product,

@@ -1,8 +1,8 @@
 //! Check coverage: a family's products, expiry and per-member status letter; and the
 //! families whose head has the caller's phone.
 
-use super::{masked_name, ActionCtx, ActionError, Outcome};
 use crate::domain::show_date;
+use super::{masked_name, ActionCtx, ActionError, Outcome};
 use crate::domain::Chfid;
 
 pub fn coverage(ctx: &ActionCtx) -> Result<Outcome, ActionError> {

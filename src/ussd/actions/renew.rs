@@ -14,8 +14,8 @@ use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
 use super::payments::{index_in_tx, of_family};
-use super::{ActionCtx, ActionError, Outcome};
 use crate::domain::show_date;
+use super::{ActionCtx, ActionError, Outcome};
 use crate::domain::{
     policy_value, renewal_period, renewal_product, Chfid, Id, Insuree, InsureePolicy,
     MemberForValue, Money, Payment, PaymentDetail, Policy, PolicyStage, PolicyStatus, Product,
