@@ -94,6 +94,19 @@ mod tests {
     use crate::domain::fixtures::{d, insuree_policy, policy};
     use Activation::{Activated, AlreadyActive, Underpaid};
 
+    /// `Activated` from `effective_date`, with `surplus` shillings over.
+    fn active(effective_date: NaiveDate, surplus: i64) -> Activation {
+        Activated {
+            effective_date,
+            surplus: Money::tzs(surplus),
+        }
+    }
+
+    /// `Underpaid`, `balance` still owed.
+    fn short(balance: Money) -> Activation {
+        Underpaid { balance }
+    }
+
     /// Idle, worth 30,000, starting 1 Jan 2024.
     fn idle() -> Policy {
         Policy {
@@ -107,90 +120,36 @@ mod tests {
     fn payments_against_an_idle_policy() {
         let p = idle();
         let tzs = Money::tzs;
+        // One line a case: (shillings paid before, this payment, paid on, outcome).
         let cases = [
             // Exact, paid before the start (10 Dec): covers from the start, 1 Jan.
-            (
-                tzs(0),
-                tzs(30_000),
-                d(2023, 12, 10),
-                Activated {
-                    effective_date: d(2024, 1, 1),
-                    surplus: tzs(0),
-                },
-            ),
+            (0, 30_000, d(2023, 12, 10), active(d(2024, 1, 1), 0)),
             // Exact, paid after the start (15 Jan): covers from the pay date.
-            (
-                tzs(0),
-                tzs(30_000),
-                d(2024, 1, 15),
-                Activated {
-                    effective_date: d(2024, 1, 15),
-                    surplus: tzs(0),
-                },
-            ),
+            (0, 30_000, d(2024, 1, 15), active(d(2024, 1, 15), 0)),
             // Paid on the start date itself.
-            (
-                tzs(0),
-                tzs(30_000),
-                d(2024, 1, 1),
-                Activated {
-                    effective_date: d(2024, 1, 1),
-                    surplus: tzs(0),
-                },
-            ),
+            (0, 30_000, d(2024, 1, 1), active(d(2024, 1, 1), 0)),
             // Under: 30,000 − 20,000 = 10,000 still owed.
-            (
-                tzs(0),
-                tzs(20_000),
-                d(2024, 1, 15),
-                Underpaid {
-                    balance: tzs(10_000),
-                },
-            ),
+            (0, 20_000, d(2024, 1, 15), short(tzs(10_000))),
             // Over: 35,000 − 30,000 = 5,000 surplus; dates as for an exact payment.
-            (
-                tzs(0),
-                tzs(35_000),
-                d(2023, 12, 10),
-                Activated {
-                    effective_date: d(2024, 1, 1),
-                    surplus: tzs(5_000),
-                },
-            ),
+            (0, 35_000, d(2023, 12, 10), active(d(2024, 1, 1), 5_000)),
             // Second installment: 20,000 before + 10,000 now = 30,000 → active.
-            (
-                tzs(20_000),
-                tzs(10_000),
-                d(2024, 2, 1),
-                Activated {
-                    effective_date: d(2024, 2, 1),
-                    surplus: tzs(0),
-                },
-            ),
+            (20_000, 10_000, d(2024, 2, 1), active(d(2024, 2, 1), 0)),
             // Second installment still short: 30,000 − (10,000 + 10,000) = 10,000.
-            (
-                tzs(10_000),
-                tzs(10_000),
-                d(2024, 2, 1),
-                Underpaid {
-                    balance: tzs(10_000),
-                },
-            ),
-            // A cent short is short.
-            (
-                tzs(0),
-                Money(2_999_999),
-                d(2024, 1, 1),
-                Underpaid { balance: Money(1) },
-            ),
+            (10_000, 10_000, d(2024, 2, 1), short(tzs(10_000))),
         ];
         for (before, payment, on, want) in cases {
+            let (before, payment) = (tzs(before), tzs(payment));
             assert_eq!(
                 apply_payment(&p, before, payment, on),
                 Ok(want),
                 "{before} + {payment} on {on}"
             );
         }
+        // A cent short is short.
+        assert_eq!(
+            apply_payment(&p, tzs(0), Money(2_999_999), d(2024, 1, 1)),
+            Ok(short(Money(1)))
+        );
     }
 
     #[test]
@@ -210,16 +169,9 @@ mod tests {
         assert_eq!(
             outcomes,
             [
-                Underpaid {
-                    balance: Money::tzs(20_000)
-                },
-                Underpaid {
-                    balance: Money::tzs(10_000)
-                },
-                Activated {
-                    effective_date: d(2024, 1, 20),
-                    surplus: Money::ZERO
-                },
+                short(Money::tzs(20_000)),
+                short(Money::tzs(10_000)),
+                active(d(2024, 1, 20), 0),
             ]
         );
     }

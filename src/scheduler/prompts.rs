@@ -18,7 +18,7 @@ use crate::domain::renewal::{
 };
 use crate::domain::{renewal_product, Id, Msisdn, Officer, Policy, PolicyStatus, Product};
 use crate::sms::{enqueue, OutboundSms};
-use crate::store::{codec, StoreError, TxError, TxResult};
+use crate::store::{codec, Store, StoreError, TxError, TxResult};
 
 /// Aux namespace of prompt records: policy id (BE u64) → [`Prompt`].
 pub const PROMPTS_NS: &str = "renewal.prompt";
@@ -51,7 +51,7 @@ pub(crate) struct Lookups {
 }
 
 impl Lookups {
-    pub fn load(store: &crate::store::Store) -> Result<Lookups, StoreError> {
+    pub fn load(store: &Store) -> Result<Lookups, StoreError> {
         Ok(Lookups {
             products: store.products()?.into_iter().map(|p| (p.id, p)).collect(),
             officers: store.officers()?.into_iter().map(|o| (o.id, o)).collect(),
@@ -71,25 +71,39 @@ pub(crate) fn near_expiry(p: &Policy, window: NaiveDate, days_before: u32) -> bo
         && (p.expiry_date - window).num_days() <= i64::from(days_before)
 }
 
+/// What both policy jobs (prompts, reminders) start from: the lookups, and the policies
+/// near expiry on `window` (see [`near_expiry`]) that `pick` keeps, with what it says of each.
+pub(crate) fn due_policies<T>(
+    store: &Store,
+    window: NaiveDate,
+    days_before: u32,
+    mut pick: impl FnMut(&Policy) -> Option<T>,
+) -> Result<(Lookups, Vec<(Policy, T)>), StoreError> {
+    let look = Lookups::load(store)?;
+    let mut due = Vec::new();
+    store.for_each_policy(|p| {
+        if near_expiry(&p, window, days_before) {
+            if let Some(t) = pick(&p) {
+                due.push((p, t));
+            }
+        }
+        Ok(true)
+    })?;
+    Ok((look, due))
+}
+
 pub fn run(
     s: &Scheduler,
     window: NaiveDate,
     now: DateTime<Utc>,
     report: &mut JobReport,
 ) -> Result<(), SchedulerError> {
-    let store = &s.store;
     let interval = s.config.renewal_interval_days;
-    let look = Lookups::load(store)?;
-    let mut candidates = Vec::new();
-    store.for_each_policy(|p| {
-        if near_expiry(&p, window, interval) {
-            candidates.push(p);
-        }
-        Ok(true)
-    })?;
+    let store = &s.store;
+    let (look, candidates) = due_policies(store, window, interval, |_| Some(()))?;
     // By officer (None: no officer), policy id order, so digests are stable.
     let mut by_officer: BTreeMap<Option<Id>, Vec<Prompt>> = BTreeMap::new();
-    for p in candidates {
+    for (p, ()) in candidates {
         report.examined += 1;
         if store.aux_get(PROMPTS_NS, &p.id.to_be_bytes())?.is_some() {
             continue;

@@ -11,7 +11,7 @@ use std::convert::Infallible;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
-use super::prompts::{near_expiry, Lookups};
+use super::prompts::due_policies;
 use super::{JobReport, Scheduler, SchedulerError};
 use crate::domain::renewal::{needs_renewal_prompt, renewal_date};
 use crate::domain::{policy_value, MemberForValue, Policy, PolicyStage};
@@ -71,17 +71,10 @@ pub fn run(
     now: DateTime<Utc>,
     report: &mut JobReport,
 ) -> Result<(), SchedulerError> {
-    let store = &s.store;
     let (before, after) = (s.config.reminder_days_before, s.config.reminder_days_after);
-    let look = Lookups::load(store)?;
-    let mut due = Vec::new();
-    store.for_each_policy(|p| {
-        if near_expiry(&p, window, before) {
-            if let Some(ev) = event_on(&p, window, before, after) {
-                due.push((p, ev));
-            }
-        }
-        Ok(true)
+    let store = &s.store;
+    let (look, due) = due_policies(store, window, before, |p| {
+        event_on(p, window, before, after)
     })?;
     let mut owed: Vec<(String, OutboundSms)> = Vec::new();
     for (p, event) in due {

@@ -31,6 +31,39 @@ pub fn bad_request(message: String) -> Response {
         .into_response()
 }
 
+/// A request refused with a 400 saying what is wrong with it: small to pass around (a
+/// `Response` is not), made a response only at the handler's edge.
+#[derive(Debug)]
+pub struct BadRequest(pub String);
+
+impl IntoResponse for BadRequest {
+    fn into_response(self) -> Response {
+        bad_request(self.0)
+    }
+}
+
+/// The phone number of field `field`, or why it is not one.
+pub fn msisdn_field(field: &str, raw: &str) -> Result<Msisdn, BadRequest> {
+    Msisdn::parse(raw).map_err(|e| BadRequest(format!("{field}: {e}")))
+}
+
+type Fields = HashMap<String, String>;
+type FormBody = Result<Form<Fields>, FormRejection>;
+
+/// AT's form, or the 400 that says why the body is not one.
+fn form_fields(form: FormBody) -> Result<Fields, BadRequest> {
+    form.map(|Form(f)| f).map_err(|e| {
+        BadRequest(format!(
+            "expected an application/x-www-form-urlencoded body: {e}"
+        ))
+    })
+}
+
+/// A form field, trimmed; empty counts as missing (AT sends every field, some blank).
+fn field<'a>(f: &'a Fields, k: &str) -> Option<&'a str> {
+    f.get(k).map(|v| v.trim()).filter(|v| !v.is_empty())
+}
+
 /// Inputs carried by a dial string beyond the configured service code:
 /// `*152*00*1*2#` with service code `*152*00#` → `["1", "2"]`.
 pub fn dial_inputs(dialled: &str, service_code: &str) -> Vec<String> {
@@ -51,32 +84,19 @@ pub fn dial_inputs(dialled: &str, service_code: &str) -> Vec<String> {
     }
 }
 
-pub async fn africastalking(
-    State(state): State<AppState>,
-    form: Result<Form<HashMap<String, String>>, FormRejection>,
-) -> Response {
-    let Form(f) = match form {
-        Ok(f) => f,
-        Err(e) => {
-            return bad_request(format!(
-                "expected an application/x-www-form-urlencoded body: {e}"
-            ))
-        }
-    };
-    let get = |k: &str| f.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
-    let Some(session_id) = get("sessionId") else {
-        return bad_request("missing field sessionId".into());
-    };
-    let Some(phone) = get("phoneNumber") else {
-        return bad_request("missing field phoneNumber".into());
-    };
-    let msisdn = match Msisdn::parse(phone) {
-        Ok(m) => m,
-        Err(e) => return bad_request(format!("phoneNumber: {e}")),
-    };
-    let Some(service_code) = get("serviceCode") else {
-        return bad_request("missing field serviceCode".into());
-    };
+pub async fn africastalking(State(state): State<AppState>, form: FormBody) -> Response {
+    hop(&state, form)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// One callback as a hop; `Err` is the 400 that says what is wrong with it.
+async fn hop(state: &AppState, form: FormBody) -> Result<Response, BadRequest> {
+    let f = form_fields(form)?;
+    let required = |k: &str| field(&f, k).ok_or_else(|| BadRequest(format!("missing field {k}")));
+    let session_id = required("sessionId")?;
+    let msisdn = msisdn_field("phoneNumber", required("phoneNumber")?)?;
+    let service_code = required("serviceCode")?;
     let text = f.get("text").map(|t| t.trim()).unwrap_or("");
     let inputs: Vec<&str> = if text.is_empty() {
         Vec::new()
@@ -117,38 +137,33 @@ pub async fn africastalking(
         })
         .await;
     let prefix = if reply.end { "END" } else { "CON" };
-    (
+    Ok((
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
         format!("{prefix} {}", reply.text),
     )
-        .into_response()
+        .into_response())
 }
 
 /// `POST /ussd/africastalking/events`: AT's end-of-session notification (`sessionId,
 /// phoneNumber, status` = `Success` | `Incomplete` | `Failed`, `errorMessage`...). A session
 /// that ends `Incomplete` or `Failed` before our END was dropped: it becomes resumable.
-pub async fn events(
-    State(state): State<AppState>,
-    form: Result<Form<HashMap<String, String>>, FormRejection>,
-) -> Response {
-    let Form(f) = match form {
-        Ok(f) => f,
-        Err(e) => {
-            return bad_request(format!(
-                "expected an application/x-www-form-urlencoded body: {e}"
-            ))
-        }
-    };
-    let get = |k: &str| f.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+pub async fn events(State(state): State<AppState>, form: FormBody) -> Response {
+    session_ended(&state, form)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn session_ended(state: &AppState, form: FormBody) -> Result<Response, BadRequest> {
+    let f = form_fields(form)?;
+    let get = |k: &str| field(&f, k);
     let (Some(session_id), Some(phone), Some(status)) =
         (get("sessionId"), get("phoneNumber"), get("status"))
     else {
-        return bad_request("sessionId, phoneNumber and status are required".into());
+        return Err(BadRequest(
+            "sessionId, phoneNumber and status are required".into(),
+        ));
     };
-    let msisdn = match Msisdn::parse(phone) {
-        Ok(m) => m,
-        Err(e) => return bad_request(format!("phoneNumber: {e}")),
-    };
+    let msisdn = msisdn_field("phoneNumber", phone)?;
     let kind = if status.eq_ignore_ascii_case("success") {
         HopKind::End
     } else {
@@ -173,7 +188,7 @@ pub async fn events(
             kind,
         })
         .await;
-    (StatusCode::OK, "OK").into_response()
+    Ok((StatusCode::OK, "OK").into_response())
 }
 
 #[cfg(test)]

@@ -13,9 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::ussd_at::{bad_request, dial_inputs};
+use super::ussd_at::{bad_request, dial_inputs, msisdn_field};
 use super::AppState;
-use crate::domain::Msisdn;
 use crate::ussd::{HopEvent, HopKind};
 
 pub const GATEWAY: &str = "json";
@@ -35,9 +34,9 @@ pub async fn json(
     let Some(phone) = text("msisdn") else {
         return bad_request("missing string field msisdn".into());
     };
-    let msisdn = match Msisdn::parse(phone) {
+    let msisdn = match msisdn_field("msisdn", phone) {
         Ok(m) => m,
-        Err(e) => return bad_request(format!("msisdn: {e}")),
+        Err(bad) => return bad.into_response(),
     };
     let service_code = text("serviceCode").unwrap_or("").to_string();
     let kind = match text("type") {

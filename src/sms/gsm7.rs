@@ -1,8 +1,9 @@
 //! The GSM 03.38 default alphabet and its extension table, as unpacked septets (one per
 //! octet, as SMPP carries them with data_coding 0).
 //!
-//! Owns: char ⇄ septet mapping, the escape (0x1B) table, and septet counting for segment
-//! sizes. Must never: substitute a character silently when encoding (callers fall back to
+//! Owns: the one copy of the 03.38 tables in the crate, char ⇄ septet mapping, the escape
+//! (0x1B) table, and septet counting (SMS segment sizes here, USSD screen lengths in
+//! `ussd::gsm`). Must never: substitute a character silently when encoding (callers fall back to
 //! UCS2 instead); decoding an unknown septet yields U+FFFD, never a panic.
 
 /// The basic table, indexed by septet.
@@ -66,14 +67,55 @@ pub fn septets_of(c: char) -> Option<&'static [u8]> {
         .map(|i| &ESCAPED[i][..])
 }
 
+/// Septets of each ASCII character (0 = not in either table), built from the tables above
+/// so that measuring a screen or a segment costs one lookup per character, not a table scan.
+const ASCII_SEPTETS: [u8; 128] = {
+    let mut t = [0u8; 128];
+    let mut i = 0;
+    while i < BASIC.len() {
+        let c = BASIC[i] as u32;
+        if c < 128 && c != ESC as u32 {
+            t[c as usize] = 1;
+        }
+        i += 1;
+    }
+    let mut i = 0;
+    while i < EXTENSION.len() {
+        let c = EXTENSION[i].1 as u32;
+        if c < 128 {
+            t[c as usize] = 2;
+        }
+        i += 1;
+    }
+    t
+};
+
+/// Septets `c` costs in GSM 7-bit (two for the extension table, ESC + the character), or
+/// `None` if it is in neither table.
+pub fn septet_cost(c: char) -> Option<usize> {
+    if c.is_ascii() {
+        return match ASCII_SEPTETS[c as usize] {
+            0 => None,
+            n => Some(usize::from(n)),
+        };
+    }
+    if BASIC.contains(&c) {
+        Some(1)
+    } else if EXTENSION.iter().any(|&(_, e)| e == c) {
+        Some(2)
+    } else {
+        None
+    }
+}
+
 /// Whether every char of `text` has a GSM 03.38 encoding.
 pub fn is_gsm7(text: &str) -> bool {
-    text.chars().all(|c| septets_of(c).is_some())
+    text.chars().all(|c| septet_cost(c).is_some())
 }
 
 /// Septets `text` needs (extension chars count two); `None` if it is not GSM-7.
 pub fn septet_len(text: &str) -> Option<usize> {
-    text.chars().map(|c| septets_of(c).map(<[u8]>::len)).sum()
+    text.chars().map(septet_cost).sum()
 }
 
 /// Encodes as unpacked septets; `None` if a char has no GSM 03.38 encoding.
@@ -134,6 +176,21 @@ mod tests {
             "lower-case c-cedilla is not in 03.38"
         );
         assert!(is_gsm7("Ç"));
+    }
+
+    #[test]
+    fn the_ascii_table_agrees_with_the_gsm_tables() {
+        for b in 0u8..128 {
+            let c = char::from(b);
+            assert_eq!(septet_cost(c), septets_of(c).map(<[u8]>::len), "{b:#x}");
+        }
+        // Not GSM: backquote, DEL, and ESC itself (it only introduces the extension).
+        assert_eq!(septet_cost('`'), None);
+        assert_eq!(septet_cost('\u{7f}'), None);
+        assert_eq!(septet_cost('\u{1b}'), None);
+        assert_eq!(septet_cost('è'), Some(1));
+        assert_eq!(septet_cost('€'), Some(2));
+        assert_eq!(septet_cost('ç'), None);
     }
 
     #[test]

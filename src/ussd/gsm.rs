@@ -3,13 +3,14 @@
 //! Owns: deciding whether a text can be sent in the GSM 7-bit default alphabet (basic table
 //! plus the extension table, whose characters cost two septets) or needs UCS2, and the
 //! per-screen limit that follows (182 septets, or 80 UCS2 characters: both are 160 octets).
-//! Must never: guess; a character outside both GSM tables always means UCS2.
+//! Must never: guess; a character outside both GSM tables always means UCS2. Nor keep a
+//! copy of the tables: they are `sms::gsm7`'s.
 
-/// The GSM 03.38 basic table, without ESC (0x1B), which only introduces the extension table.
-const BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?\
-¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
-/// The extension table: each costs ESC + the character, two septets.
-const EXTENSION: &str = "\u{c}^{}\\[~]|€";
+use crate::sms::gsm7;
+
+/// Septets `c` costs in GSM 7-bit, or `None` if it is not in either table (the tables are
+/// `sms::gsm7`'s: one copy in the crate).
+pub use crate::sms::gsm7::septet_cost as septets;
 
 /// Septets of one screen in GSM 7-bit: 160 octets × 8 / 7.
 pub const GSM7_LIMIT: usize = 182;
@@ -38,55 +39,12 @@ impl Encoding {
     }
 }
 
-/// Septets of each ASCII character (0 = not in either table), built from the tables above
-/// so the common case of a screen costs one lookup per character, not a table scan.
-const ASCII_SEPTETS: [u8; 128] = {
-    let mut t = [0u8; 128];
-    let (basic, ext) = (BASIC.as_bytes(), EXTENSION.as_bytes());
-    let mut i = 0;
-    while i < basic.len() {
-        if basic[i] < 128 {
-            t[basic[i] as usize] = 1;
-        }
-        i += 1;
-    }
-    let mut i = 0;
-    while i < ext.len() {
-        if ext[i] < 128 {
-            t[ext[i] as usize] = 2;
-        }
-        i += 1;
-    }
-    t
-};
-
-/// Septets `c` costs in GSM 7-bit, or `None` if it is not in either table.
-pub fn septets(c: char) -> Option<usize> {
-    if c.is_ascii() {
-        return match ASCII_SEPTETS[c as usize] {
-            0 => None,
-            n => Some(usize::from(n)),
-        };
-    }
-    if BASIC.contains(c) {
-        Some(1)
-    } else if EXTENSION.contains(c) {
-        Some(2)
-    } else {
-        None
-    }
-}
-
 /// The encoding `text` needs and its length in that encoding's units.
 pub fn measure(text: &str) -> (Encoding, usize) {
-    let mut gsm = 0;
-    for c in text.chars() {
-        match septets(c) {
-            Some(n) => gsm += n,
-            None => return (Encoding::Ucs2, ucs2_len(text)),
-        }
+    match gsm7::septet_len(text) {
+        Some(n) => (Encoding::Gsm7, n),
+        None => (Encoding::Ucs2, ucs2_len(text)),
     }
-    (Encoding::Gsm7, gsm)
 }
 
 /// UTF-16 code units: a character outside the BMP takes two.
@@ -139,24 +97,6 @@ mod tests {
         assert_eq!(measure("a😀"), (Encoding::Ucs2, 3));
         assert!(fits(&format!("ç{}", "x".repeat(79))));
         assert!(!fits(&format!("ç{}", "x".repeat(80))));
-    }
-
-    #[test]
-    fn the_ascii_table_agrees_with_the_gsm_tables() {
-        for b in 0u8..128 {
-            let c = char::from(b);
-            let slow = if BASIC.contains(c) {
-                Some(1)
-            } else if EXTENSION.contains(c) {
-                Some(2)
-            } else {
-                None
-            };
-            assert_eq!(septets(c), slow, "{b:#x}");
-        }
-        // Not GSM: backquote and DEL.
-        assert_eq!(septets('`'), None);
-        assert_eq!(septets('\u{7f}'), None);
     }
 
     #[test]
