@@ -1,8 +1,9 @@
 //! Central → local: the one-off import into an empty store and the incremental pull.
 //!
-//! Owns: mapping current openIMIS rows (`ValidityTo IS NULL`) to our records, the
-//! central → local id allocation (through [`super::idmap`]) and the per-table pull
-//! watermarks (aux `mirror.pull`: table → last `ValidityFrom` seen, in µs).
+//! Owns: reading the current openIMIS rows (`ValidityTo IS NULL`) of every table the pull
+//! reads (the SELECT and the mapping to our records are each table's description, in
+//! [`super::tables`]), loading them into the store, and the per-table pull watermarks
+//! (aux `mirror.pull`: table → last `ValidityFrom` seen, in µs).
 //! Must never: write through a mirroring transaction (pulled rows use
 //! [`Store::write_from_central`] or a bulk load, so they are not echoed back), or overwrite
 //! an entity that has an unmirrored local write (the conflict rule in [`super`]).
@@ -19,7 +20,7 @@ use tokio_postgres::{Client, Row as PgRow};
 
 use super::idmap::LocalIds;
 use super::rows::{self, Entity};
-use super::schema::{Desc, Named};
+use super::schema::{Desc, Named, Select, VALIDITY_FROM};
 use super::MirrorError;
 use crate::shutdown::Signal;
 use crate::store::{mirror_entity_key, Store, TxResult, MIRROR_PENDING_NS};
@@ -95,7 +96,7 @@ pub async fn import(
         .get::<_, DateTime<Utc>>(0);
     for q in pulled() {
         let table = q.table.name;
-        let sql = q.select(true, false);
+        let sql = q.select(Select::Pull);
         let stream = client.query_raw(&sql, std::iter::empty::<i32>()).await?;
         stream_chunks(
             stream,
@@ -166,10 +167,12 @@ pub async fn pull_once(client: &Client, store: &Store) -> Result<PullReport, Mir
         let since = watermark(store, table)?
             .map(|t| t - chrono::Duration::from_std(OVERLAP).unwrap_or_default())
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
-        let rows = client.query(&q.select(true, true), &[&since]).await?;
+        let rows = client
+            .query(&q.select(Select::PullSince), &[&since])
+            .await?;
         let mut newest = None;
         for r in &rows {
-            let vf: DateTime<Utc> = r.try_get(super::schema::VALIDITY_FROM)?;
+            let vf: DateTime<Utc> = r.try_get(VALIDITY_FROM)?;
             newest = Some(newest.map_or(vf, |n: DateTime<Utc>| n.max(vf)));
             let p = decode(q, r, &mut ids)?;
             let key = mirror_entity_key(q.kind, p.id());

@@ -45,6 +45,17 @@ pub struct Pull {
     pub only: Option<&'static str>,
 }
 
+/// Which SELECT of a described table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Select {
+    /// The mapped columns of every current row (verify).
+    Columns,
+    /// With the pull's extras and filter (import).
+    Pull,
+    /// As `Pull`, only rows whose `ValidityFrom` is after `$1`, oldest first (pull).
+    PullSince,
+}
+
 impl Pull {
     /// The table's columns alone, every current row.
     pub const PLAIN: Pull = Pull {
@@ -55,9 +66,10 @@ impl Pull {
 
 impl Desc {
     /// The SELECT of the current rows: the key, the UUID, every mapped column in its read
-    /// form and (`with_extra`) the pull's extras, each named as the column, and
-    /// `ValidityFrom`. `since` adds a `ValidityFrom > $1` bound, oldest first.
-    pub fn select(&self, with_extra: bool, since: bool) -> String {
+    /// form and (pulling) the pull's extras, each named as the column, and `ValidityFrom`.
+    pub fn select(&self, which: Select) -> String {
+        let with_extra = which != Select::Columns;
+        let since = which == Select::PullSince;
         let t = &self.table;
         let mut cols = vec![format!("{}::int8 AS {}", q(t.pk), q(t.pk))];
         if let Some(u) = t.uuid {
@@ -207,5 +219,35 @@ impl<'r> Named<'r> {
             id: self.key,
             reason: reason.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mirror::tables::{location, payment};
+
+    #[test]
+    fn a_select_names_every_column_and_pulls_with_extras_and_filter() {
+        assert_eq!(
+            location::DESC.select(Select::PullSince),
+            "SELECT \"LocationId\"::int8 AS \"LocationId\", \
+             \"LocationUUID\"::text AS \"LocationUUID\", \
+             \"LocationCode\"::text AS \"LocationCode\", \
+             \"LocationName\"::text AS \"LocationName\", \
+             \"LocationType\"::text AS \"LocationType\", \
+             \"ParentLocationId\"::int8 AS \"ParentLocationId\", \"ValidityFrom\" \
+             FROM \"tblLocations\" t WHERE \"ValidityTo\" IS NULL AND \"ValidityFrom\" > $1 \
+             ORDER BY \"ValidityFrom\""
+        );
+        let verify = payment::DESC.select(Select::Columns);
+        assert!(verify.contains("round(\"ExpectedAmount\" * 100)::int8 AS \"ExpectedAmount\""));
+        assert!(!verify.contains("BETWEEN") && !verify.contains("detail_lines"));
+        let import = payment::DESC.select(Select::Pull);
+        assert!(import.contains("AS \"detail_lines\""), "{import}");
+        assert!(
+            import.ends_with("\"PaymentStatus\" BETWEEN 0 AND 4"),
+            "{import}"
+        );
     }
 }

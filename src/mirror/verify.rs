@@ -20,7 +20,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use tokio_postgres::Client;
 
 use super::rows::{Entity, Mapped, Resolved};
-use super::schema::{Desc, Named};
+use super::schema::{Desc, Named, Select};
 use super::sql::{Col, Row, Ty, Val};
 use super::{idmap, MirrorError};
 use crate::domain::Id;
@@ -223,7 +223,7 @@ async fn compare(
     } = side;
     let (table, kind) = (&desc.table, desc.kind);
     let report_only_central = desc.pull.as_ref().is_some_and(|p| p.only.is_none());
-    let sql = desc.select(false, false);
+    let sql = desc.select(Select::Columns);
     let stream = client.query_raw(&sql, std::iter::empty::<i32>()).await?;
     let mut stream = std::pin::pin!(stream);
     while let Some(r) = stream.try_next().await? {
