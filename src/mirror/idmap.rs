@@ -1,10 +1,14 @@
 //! The local ↔ central id map, in the store's `aux` tree.
 //!
 //! Owns: `mirror.idmap` (`kind:local id` → central id) and `mirror.idrev`
-//! (`kind:central id` → local id), both big-endian integers.
+//! (`kind:central id` → local id), both big-endian integers, and the allocation of local
+//! ids for central rows ([`LocalIds`]).
 //! Must never: guess a mapping; an id is mapped only after the central row exists (mirror)
 //! or the local record was created from it (import, pull).
 
+use std::collections::HashMap;
+
+use crate::domain::Id;
 use crate::store::{Store, StoreError};
 
 pub const NS: &str = "mirror.idmap";
@@ -33,6 +37,54 @@ pub fn local(store: &Store, kind: &str, central: i64) -> Result<Option<u64>, Sto
 pub fn put(store: &Store, kind: &str, local: u64, central: i64) -> Result<(), StoreError> {
     store.aux_put(NS, &key(kind, local), &central.to_be_bytes())?;
     store.aux_put(NS_REV, &key(kind, central), &(local as i64).to_be_bytes())
+}
+
+/// Entries kept in [`LocalIds`]' cache.
+const CACHE_CAP: usize = 1_000_000;
+
+/// Allocates local ids for central rows, remembering them in the id map.
+pub struct LocalIds<'a> {
+    store: &'a Store,
+    cache: HashMap<(&'static str, i64), Id>,
+}
+
+impl<'a> LocalIds<'a> {
+    pub fn new(store: &'a Store) -> LocalIds<'a> {
+        LocalIds {
+            store,
+            cache: HashMap::new(),
+        }
+    }
+
+    /// The local id of central row `central` of `kind`, allocated on first sight.
+    pub fn get(&mut self, kind: &'static str, central: i64) -> Result<Id, StoreError> {
+        if let Some(id) = self.cache.get(&(kind, central)) {
+            return Ok(*id);
+        }
+        // Bounded: a million-family import maps ~10 million ids; past the cap the id map in
+        // the store answers (a point read) until the cache warms up again.
+        if self.cache.len() >= CACHE_CAP {
+            self.cache.clear();
+        }
+        let id = match local(self.store, kind, central)? {
+            Some(id) => id,
+            None => {
+                let id = self.store.next_id()?;
+                put(self.store, kind, id, central)?;
+                id
+            }
+        };
+        self.cache.insert((kind, central), id);
+        Ok(id)
+    }
+
+    pub fn opt(
+        &mut self,
+        kind: &'static str,
+        central: Option<i64>,
+    ) -> Result<Option<Id>, StoreError> {
+        central.map(|c| self.get(kind, c)).transpose()
+    }
 }
 
 #[cfg(test)]

@@ -30,8 +30,10 @@ pub mod idmap;
 pub mod progress;
 pub mod pull;
 pub mod rows;
+pub mod schema;
 pub mod sql;
 pub mod status;
+pub mod tables;
 pub mod tls;
 pub mod verify;
 pub mod writer;
@@ -44,7 +46,8 @@ pub use writer::{MirrorWriter, WriterOptions};
 pub enum MirrorError {
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),
-    #[error("central database: {0}")]
+    /// Shown with the database's own message: tokio-postgres alone says only "db error".
+    #[error("central database: {}", db_detail(.0))]
     Db(#[from] tokio_postgres::Error),
     #[error("cannot decode a queued {kind} write: {source}")]
     Decode {
@@ -67,10 +70,30 @@ pub enum MirrorError {
         id: i64,
         reason: String,
     },
+    #[error("central row {table} {id}: {column} {value:?}: {source}")]
+    CentralValue {
+        table: &'static str,
+        id: i64,
+        column: String,
+        value: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("the store is not empty; import only into an empty store")]
     NotEmpty,
     #[error("TLS to the central database: {0}")]
-    Tls(String),
+    TlsConfig(String),
+    #[error("TLS to the central database: {0}")]
+    Tls(#[from] openssl::error::ErrorStack),
+}
+
+/// The database's SQLSTATE and message of a refused statement; the client's own text for
+/// anything else (a connection failure, a conversion).
+pub fn db_detail(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(d) => format!("{}: {}", d.code().code(), d.message()),
+        None => e.to_string(),
+    }
 }
 
 impl MirrorError {
@@ -106,13 +129,13 @@ fn is_conversion(e: &tokio_postgres::Error) -> bool {
 /// Connects to the central database, driving the connection on a task of its own. TLS is
 /// chosen by the DSN's `sslmode` / `sslrootcert`, as with libpq (see [`tls`]).
 pub async fn connect(dsn: &str) -> Result<tokio_postgres::Client, MirrorError> {
-    let choice = tls::choose(dsn).map_err(MirrorError::Tls)?;
+    let choice = tls::choose(dsn).map_err(MirrorError::TlsConfig)?;
     if choice.mode == tls::Mode::Off {
         let (client, conn) = tokio_postgres::connect(&choice.dsn, tokio_postgres::NoTls).await?;
         tokio::spawn(drive(conn));
         return Ok(client);
     }
-    let connector = tls::connector(&choice).map_err(|e| MirrorError::Tls(e.to_string()))?;
+    let connector = tls::connector(&choice)?;
     let (client, conn) = tokio_postgres::connect(&choice.dsn, connector).await?;
     tokio::spawn(drive(conn));
     Ok(client)
@@ -123,6 +146,6 @@ where
     F: std::future::Future<Output = Result<(), tokio_postgres::Error>>,
 {
     if let Err(e) = conn.await {
-        tracing::debug!(error = %e, "central database connection closed");
+        tracing::debug!(error = %db_detail(&e), "central database connection closed");
     }
 }

@@ -1,308 +1,80 @@
-//! Our records as openIMIS rows: which table, which columns, which references.
+//! Our records as openIMIS rows and back: the one enum of mirrored records and what every
+//! table's mapping provides.
 //!
-//! Owns: the column mapping of every mirrored entity (one function per table) and the
-//! table specs ([`sql::Table`]) with their exact audit column names and sequences.
+//! Owns: [`Entity`] (a mirrored record of any kind, whether queued for the writer or pulled
+//! from the central database), the [`Mapped`] contract each table's mapping in
+//! [`super::tables`] fulfils, and the resolution of references a row needs ([`Refs`]).
 //! Must never: touch the database (see [`super::writer`]) or resolve ids itself: it names
 //! the references it needs and receives their central ids.
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
-use super::sql::{Row, Table, Val};
+use super::idmap::LocalIds;
+use super::schema::{Desc, Named};
+use super::sql::{Row, Table};
+use super::tables;
 use super::MirrorError;
 use crate::domain::{
-    ControlNumber, ControlNumberStatus, Family, Id, Insuree, InsureePolicy, Location, Officer,
-    Payment, PaymentDetail, Policy, Premium, Product,
+    ControlNumber, Family, Id, Insuree, InsureePolicy, Location, Officer, Payment, Policy, Premium,
+    Product,
 };
 use crate::store::codec::decode;
 
-/// `AuditUserID` of rows written on behalf of the system (the ePayment procedures' −1).
-pub const AUDIT_SYSTEM: i32 = -1;
+pub use super::tables::AUDIT_SYSTEM;
 
-pub const LOCATIONS: Table = Table {
-    name: "tblLocations",
-    pk: "LocationId",
-    uuid: Some("LocationUUID"),
-    uuid_is_uuid_type: false,
-    audit: "AuditUserId",
-    seq: "tblLocations_LocationId_seq",
-    copy: &[
-        "LocationCode",
-        "LocationName",
-        "LocationType",
-        "ParentLocationId",
-        "MalePopulation",
-        "FemalePopulation",
-        "OtherPopulation",
-        "Families",
-    ],
-};
+/// A reference to another entity: its kind and local id.
+pub type Ref = (&'static str, Id);
 
-pub const PRODUCTS: Table = Table {
-    name: "tblProduct",
-    pk: "ProdID",
-    uuid: Some("ProdUUID"),
-    uuid_is_uuid_type: false,
-    audit: "AuditUserID",
-    seq: "tblProduct_ProdID_seq",
-    copy: &[
-        "ProductCode",
-        "ProductName",
-        "LocationId",
-        "DateFrom",
-        "DateTo",
-        "ConversionProdID",
-        "InsurancePeriod",
-        "AdministrationPeriod",
-        "LumpSum",
-        "MemberCount",
-        "Threshold",
-        "PremiumAdult",
-        "PremiumChild",
-        "RegistrationLumpSum",
-        "RegistrationFee",
-        "GeneralAssemblyLumpSum",
-        "GeneralAssemblyFee",
-        "StartCycle1",
-        "StartCycle2",
-        "StartCycle3",
-        "StartCycle4",
-        "GracePeriod",
-        "GracePeriodRenewal",
-        "WaitingPeriod",
-        "MaxInstallments",
-        "EnrolmentDiscountPerc",
-        "EnrolmentDiscountPeriod",
-        "RenewalDiscountPerc",
-        "RenewalDiscountPeriod",
-        "Recurrence",
-        "AccCodePremiums",
-    ],
-};
+/// Central ids of the references an entity needs.
+pub type Resolved = HashMap<Ref, i64>;
 
-pub const OFFICERS: Table = Table {
-    name: "tblOfficer",
-    pk: "OfficerID",
-    uuid: Some("OfficerUUID"),
-    uuid_is_uuid_type: false,
-    audit: "AuditUserID",
-    seq: "tblOfficer_OfficerID_seq",
-    copy: &[
-        "Code",
-        "LastName",
-        "OtherNames",
-        "DOB",
-        "Phone",
-        "LocationId",
-        "OfficerIDSubst",
-        "WorksTo",
-        "VEOCode",
-        "VEOLastName",
-        "VEOOtherNames",
-        "VEODOB",
-        "VEOPhone",
-        "EmailId",
-        "PhoneCommunication",
-        "permanentaddress",
-        "HasLogin",
-    ],
-};
+/// What the mapping of one table provides, both ways.
+pub trait Mapped: Sized {
+    /// The table's description: name, key, columns.
+    const DESC: &'static Desc;
+    /// The other entities whose central ids the row needs.
+    fn refs(&self) -> Vec<Ref>;
+    /// The row's mapped columns (without key, UUID, validity and audit columns), in the
+    /// order of the description's columns.
+    fn row(&self, refs: &Refs<'_>) -> Result<Row, MirrorError>;
+    /// The record of a current central row read with [`Desc::select`]; `None` for a
+    /// table the pull does not read.
+    fn read(r: &Named<'_>, ids: &mut LocalIds<'_>) -> Result<Option<Self>, MirrorError>;
+}
 
-pub const FAMILIES: Table = Table {
-    name: "tblFamilies",
-    pk: "FamilyID",
-    uuid: Some("FamilyUUID"),
-    uuid_is_uuid_type: false,
-    audit: "AuditUserID",
-    seq: "tblFamilies_FamilyID_seq",
-    copy: &[
-        "InsureeID",
-        "LocationId",
-        "Poverty",
-        "FamilyType",
-        "FamilyAddress",
-        "isOffline",
-        "Ethnicity",
-        "ConfirmationNo",
-        "ConfirmationType",
-        "Source",
-        "SourceVersion",
-    ],
-};
+/// The resolved references of one entity's row; a missing one is an error naming both.
+pub struct Refs<'a> {
+    me: Ref,
+    resolved: &'a Resolved,
+}
 
-pub const INSUREES: Table = Table {
-    name: "tblInsuree",
-    pk: "InsureeID",
-    uuid: Some("InsureeUUID"),
-    uuid_is_uuid_type: false,
-    audit: "AuditUserID",
-    seq: "tblInsuree_InsureeID_seq",
-    copy: &[
-        "FamilyID",
-        "CHFID",
-        "LastName",
-        "OtherNames",
-        "DOB",
-        "Gender",
-        "Marital",
-        "IsHead",
-        "passport",
-        "Phone",
-        "PhotoID",
-        "PhotoDate",
-        "CardIssued",
-        "Relationship",
-        "Profession",
-        "Education",
-        "Email",
-        "isOffline",
-        "TypeOfId",
-        "HFID",
-        "CurrentAddress",
-        "GeoLocation",
-        "CurrentVillage",
-        "Vulnerability",
-        "Source",
-        "SourceVersion",
-    ],
-};
+impl Refs<'_> {
+    pub fn get(&self, r: Ref) -> Result<i64, MirrorError> {
+        self.resolved
+            .get(&r)
+            .copied()
+            .ok_or(MirrorError::MissingRef {
+                kind: self.me.0,
+                id: self.me.1,
+                ref_kind: r.0,
+                ref_id: r.1,
+            })
+    }
 
-pub const POLICIES: Table = Table {
-    name: "tblPolicy",
-    pk: "PolicyID",
-    uuid: Some("PolicyUUID"),
-    uuid_is_uuid_type: false,
-    audit: "AuditUserID",
-    seq: "tblPolicy_PolicyID_seq",
-    copy: &[
-        "FamilyID",
-        "EnrollDate",
-        "StartDate",
-        "EffectiveDate",
-        "ExpiryDate",
-        "PolicyStatus",
-        "PolicyValue",
-        "ProdID",
-        "OfficerID",
-        "PolicyStage",
-        "isOffline",
-        "Source",
-        "SourceVersion",
-    ],
-};
+    pub fn opt(&self, r: Option<Ref>) -> Result<Option<i64>, MirrorError> {
+        r.map(|r| self.get(r)).transpose()
+    }
 
-pub const INSUREE_POLICIES: Table = Table {
-    name: "tblInsureePolicy",
-    pk: "InsureePolicyID",
-    uuid: None,
-    uuid_is_uuid_type: false,
-    audit: "AuditUserID",
-    seq: "tblInsureePolicy_InsureePolicyID_seq",
-    copy: &[
-        "InsureeID",
-        "PolicyId",
-        "EnrollmentDate",
-        "StartDate",
-        "EffectiveDate",
-        "ExpiryDate",
-        "isOffline",
-    ],
-};
+    /// A reference that may be left out of the row when it is not resolved (a payment
+    /// line's premium).
+    pub fn lenient(&self, r: Option<Ref>) -> Option<i64> {
+        r.and_then(|r| self.resolved.get(&r).copied())
+    }
+}
 
-pub const PREMIUMS: Table = Table {
-    name: "tblPremium",
-    pk: "PremiumId",
-    uuid: Some("PremiumUUID"),
-    uuid_is_uuid_type: false,
-    audit: "AuditUserID",
-    seq: "tblPremium_PremiumId_seq",
-    copy: &[
-        "PolicyID",
-        "PayerID",
-        "Amount",
-        "Receipt",
-        "PayDate",
-        "PayType",
-        "isPhotoFee",
-        "isOffline",
-        "ReportingId",
-        "CreatedDate",
-        "Source",
-        "SourceVersion",
-    ],
-};
-
-pub const PAYMENTS: Table = Table {
-    name: "tblPayment",
-    pk: "PaymentID",
-    uuid: Some("PaymentUUID"),
-    uuid_is_uuid_type: true,
-    audit: "AuditedUSerID",
-    seq: "tblPayment_PaymentID_seq",
-    copy: &[
-        "ExpectedAmount",
-        "ReceivedAmount",
-        "OfficerCode",
-        "PhoneNumber",
-        "RequestDate",
-        "ReceivedDate",
-        "PaymentStatus",
-        "TransactionNo",
-        "PaymentOrigin",
-        "MatchedDate",
-        "ReceiptNo",
-        "PaymentDate",
-        "RejectedReason",
-        "DateLastSMS",
-        "LanguageName",
-        "TypeOfPayment",
-        "TransferFee",
-        "PayerPhoneNumber",
-    ],
-};
-
-pub const PAYMENT_DETAILS: Table = Table {
-    name: "tblPaymentDetails",
-    pk: "PaymentDetailsID",
-    uuid: None,
-    uuid_is_uuid_type: false,
-    audit: "AuditedUserId",
-    seq: "tblPaymentDetails_PaymentDetailsID_seq",
-    copy: &[
-        "PaymentID",
-        "ProductCode",
-        "InsuranceNumber",
-        "PolicyStage",
-        "Amount",
-        "PremiumID",
-        "enrollmentDate",
-        "ExpectedAmount",
-    ],
-};
-
-pub const CONTROL_NUMBERS: Table = Table {
-    name: "tblControlNumber",
-    pk: "ControlNumberID",
-    uuid: None,
-    uuid_is_uuid_type: false,
-    audit: "AuditedUserID",
-    seq: "tblControlNumber_ControlNumberID_seq",
-    copy: &[
-        "RequestedDate",
-        "ReceivedDate",
-        "RequestOrigin",
-        "ResponseOrigin",
-        "Status",
-        "PaymentID",
-        "ControlNumber",
-        "IssuedDate",
-        "Comment",
-    ],
-};
-
-/// A decoded mirror write.
+/// A mirrored record: a queued mirror write, or a record pulled from a central row.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Entity {
     Location(Location),
@@ -317,11 +89,27 @@ pub enum Entity {
     ControlNumber(ControlNumber),
 }
 
-/// A reference to another entity: its kind and local id.
-pub type Ref = (&'static str, Id);
+/// Applies `$f` to the record inside any [`Entity`].
+macro_rules! each {
+    ($e:expr, $r:ident => $f:expr) => {
+        match $e {
+            Entity::Location($r) => $f,
+            Entity::Product($r) => $f,
+            Entity::Officer($r) => $f,
+            Entity::Family($r) => $f,
+            Entity::Insuree($r) => $f,
+            Entity::Policy($r) => $f,
+            Entity::InsureePolicy($r) => $f,
+            Entity::Premium($r) => $f,
+            Entity::Payment($r) => $f,
+            Entity::ControlNumber($r) => $f,
+        }
+    };
+}
 
-/// Central ids of the references an entity needs.
-pub type Resolved = HashMap<Ref, i64>;
+fn desc_of<T: Mapped>(_: &T) -> &'static Desc {
+    T::DESC
+}
 
 fn dec<T: serde::de::DeserializeOwned>(kind: &str, bytes: &[u8]) -> Result<T, MirrorError> {
     decode(bytes).map_err(|source| MirrorError::Decode {
@@ -330,23 +118,17 @@ fn dec<T: serde::de::DeserializeOwned>(kind: &str, bytes: &[u8]) -> Result<T, Mi
     })
 }
 
-fn ts(d: NaiveDate) -> Option<DateTime<Utc>> {
-    d.and_hms_opt(0, 0, 0).map(|t| t.and_utc())
-}
-
-fn money(m: crate::domain::Money) -> Val {
-    Val::Money(Some(m.cents()))
-}
-
-fn i32v(v: u32) -> Val {
-    Val::I32(Some(i32::try_from(v).unwrap_or(i32::MAX)))
-}
-
-fn i16v(v: u32) -> Val {
-    Val::I16(Some(i16::try_from(v).unwrap_or(i16::MAX)))
+/// Reads a record of `T`'s table, if the pull reads that table.
+fn read_as<T: Mapped>(
+    r: &Named<'_>,
+    ids: &mut LocalIds<'_>,
+    wrap: fn(T) -> Entity,
+) -> Result<Option<Entity>, MirrorError> {
+    Ok(T::read(r, ids)?.map(wrap))
 }
 
 impl Entity {
+    /// Decodes a queued mirror write of `kind`.
     pub fn decode(kind: &str, bytes: &[u8]) -> Result<Entity, MirrorError> {
         Ok(match kind {
             "location" => Entity::Location(dec(kind, bytes)?),
@@ -363,52 +145,46 @@ impl Entity {
         })
     }
 
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Entity::Location(_) => "location",
-            Entity::Product(_) => "product",
-            Entity::Officer(_) => "officer",
-            Entity::Family(_) => "family",
-            Entity::Insuree(_) => "insuree",
-            Entity::Policy(_) => "policy",
-            Entity::InsureePolicy(_) => "insuree_policy",
-            Entity::Premium(_) => "premium",
-            Entity::Payment(_) => "payment",
-            Entity::ControlNumber(_) => "control_number",
+    /// Reads a current central row of `desc`'s table (selected with [`Desc::select`]);
+    /// `None` for a table the pull does not read.
+    pub fn read(
+        desc: &Desc,
+        r: &Named<'_>,
+        ids: &mut LocalIds<'_>,
+    ) -> Result<Option<Entity>, MirrorError> {
+        match desc.kind {
+            "location" => read_as(r, ids, Entity::Location),
+            "product" => read_as(r, ids, Entity::Product),
+            "officer" => read_as(r, ids, Entity::Officer),
+            "family" => read_as(r, ids, Entity::Family),
+            "insuree" => read_as(r, ids, Entity::Insuree),
+            "policy" => read_as(r, ids, Entity::Policy),
+            "insuree_policy" => read_as(r, ids, Entity::InsureePolicy),
+            "premium" => read_as(r, ids, Entity::Premium),
+            "payment" => read_as(r, ids, Entity::Payment),
+            "control_number" => read_as(r, ids, Entity::ControlNumber),
+            other => Err(MirrorError::UnknownKind(other.to_string())),
         }
+    }
+
+    /// The description of the entity's table.
+    pub fn desc(&self) -> &'static Desc {
+        each!(self, r => desc_of(r))
+    }
+
+    pub fn kind(&self) -> &'static str {
+        self.desc().kind
     }
 
     pub fn id(&self) -> Id {
-        match self {
-            Entity::Location(r) => r.id,
-            Entity::Product(r) => r.id,
-            Entity::Officer(r) => r.id,
-            Entity::Family(r) => r.id,
-            Entity::Insuree(r) => r.id,
-            Entity::Policy(r) => r.id,
-            Entity::InsureePolicy(r) => r.id,
-            Entity::Premium(r) => r.id,
-            Entity::Payment(r) => r.id,
-            Entity::ControlNumber(r) => r.id,
-        }
+        each!(self, r => r.id)
     }
 
     pub fn table(&self) -> &'static Table {
-        match self {
-            Entity::Location(_) => &LOCATIONS,
-            Entity::Product(_) => &PRODUCTS,
-            Entity::Officer(_) => &OFFICERS,
-            Entity::Family(_) => &FAMILIES,
-            Entity::Insuree(_) => &INSUREES,
-            Entity::Policy(_) => &POLICIES,
-            Entity::InsureePolicy(_) => &INSUREE_POLICIES,
-            Entity::Premium(_) => &PREMIUMS,
-            Entity::Payment(_) => &PAYMENTS,
-            Entity::ControlNumber(_) => &CONTROL_NUMBERS,
-        }
+        &self.desc().table
     }
 
-    /// The entity's UUID, for tables that have one.
+    /// The entity's UUID, for the tables that have one (see [`Table::uuid`]).
     pub fn uuid(&self) -> Option<Uuid> {
         match self {
             Entity::Location(r) => Some(r.uuid),
@@ -432,284 +208,60 @@ impl Entity {
 
     /// The other entities whose central ids the row needs.
     pub fn refs(&self) -> Vec<Ref> {
-        let mut v: Vec<Ref> = Vec::new();
-        match self {
-            Entity::Location(r) => v.extend(r.parent.map(|p| ("location", p))),
-            Entity::Product(r) => {
-                v.extend(r.location.map(|p| ("location", p)));
-                v.extend(r.conversion.map(|p| ("product", p)));
-            }
-            Entity::Officer(r) => {
-                v.extend(r.district.map(|p| ("location", p)));
-                v.extend(r.substitute.map(|p| ("officer", p)));
-                v.extend(r.villages.iter().map(|p| ("location", *p)));
-            }
-            Entity::Family(r) => {
-                v.push(("insuree", r.head));
-                v.push(("location", r.village));
-            }
-            Entity::Insuree(r) => v.push(("family", r.family)),
-            Entity::Policy(r) => {
-                v.push(("family", r.family));
-                v.push(("product", r.product));
-                v.extend(r.officer.map(|p| ("officer", p)));
-            }
-            Entity::InsureePolicy(r) => {
-                v.push(("insuree", r.insuree));
-                v.push(("policy", r.policy));
-            }
-            Entity::Premium(r) => v.push(("policy", r.policy)),
-            Entity::Payment(r) => v.extend(
-                r.details
-                    .iter()
-                    .filter_map(|d| d.premium)
-                    .map(|p| ("premium", p)),
-            ),
-            Entity::ControlNumber(r) => v.extend(r.payment.map(|p| ("payment", p))),
-        }
-        v
+        each!(self, r => r.refs())
     }
 
     /// The natural key of a row without a UUID, given the row.
     pub fn natural_key(&self, row: &Row) -> Option<Row> {
-        let pick = |cols: &[&str]| -> Row {
-            row.iter()
-                .filter(|(c, _)| cols.contains(c))
-                .cloned()
-                .collect()
-        };
-        match self {
-            Entity::InsureePolicy(_) => Some(pick(&["InsureeID", "PolicyId"])),
-            Entity::ControlNumber(_) => Some(pick(&["ControlNumber"])),
-            _ => None,
-        }
+        self.desc().natural_key_of(row)
     }
 
     /// The row's columns (without pk, UUID, validity and audit columns).
     pub fn row(&self, refs: &Resolved) -> Result<Row, MirrorError> {
-        let me = (self.kind(), self.id());
-        let get = |r: Ref| -> Result<i64, MirrorError> {
-            refs.get(&r).copied().ok_or(MirrorError::MissingRef {
-                kind: me.0,
-                id: me.1,
-                ref_kind: r.0,
-                ref_id: r.1,
-            })
+        let refs = Refs {
+            me: (self.kind(), self.id()),
+            resolved: refs,
         };
-        let opt32 = |r: Option<Ref>| -> Result<Val, MirrorError> {
-            Ok(Val::I32(match r {
-                Some(r) => Some(get(r)? as i32),
-                None => None,
-            }))
-        };
-        let i32of = |r: Ref| -> Result<Val, MirrorError> { Ok(Val::I32(Some(get(r)? as i32))) };
-        Ok(match self {
-            Entity::Location(r) => vec![
-                ("LocationCode", Val::text(&r.code)),
-                ("LocationName", Val::text(&r.name)),
-                ("LocationType", Val::text(r.kind.code().to_string())),
-                (
-                    "ParentLocationId",
-                    opt32(r.parent.map(|p| ("location", p)))?,
-                ),
-            ],
-            Entity::Product(r) => {
-                let mut row = vec![
-                    ("ProductCode", Val::text(&r.code)),
-                    ("ProductName", Val::text(&r.name)),
-                    ("LocationId", opt32(r.location.map(|p| ("location", p)))?),
-                    ("DateFrom", Val::Ts(ts(r.sale_from))),
-                    ("DateTo", Val::Ts(ts(r.sale_to))),
-                    (
-                        "ConversionProdID",
-                        opt32(r.conversion.map(|p| ("product", p)))?,
-                    ),
-                    ("InsurancePeriod", i16v(r.insurance_period_months)),
-                    ("AdministrationPeriod", i32v(r.administration_period_months)),
-                    ("LumpSum", money(r.lump_sum)),
-                    ("MemberCount", i16v(r.member_count)),
-                    ("Threshold", i32v(r.threshold)),
-                    ("PremiumAdult", money(r.premium_adult)),
-                    ("PremiumChild", money(r.premium_child)),
-                    ("RegistrationLumpSum", money(r.registration_lump_sum)),
-                    ("RegistrationFee", money(r.registration_fee)),
-                    ("GeneralAssemblyLumpSum", money(r.assembly_lump_sum)),
-                    ("GeneralAssemblyFee", money(r.assembly_fee)),
-                    ("GracePeriod", i32v(r.grace_period_enrolment_months)),
-                    ("GracePeriodRenewal", i32v(r.grace_period_renewal_months)),
-                    ("WaitingPeriod", i32v(r.grace_period_payment_months)),
-                    ("MaxInstallments", i32v(r.max_installments)),
-                    (
-                        "EnrolmentDiscountPerc",
-                        i32v(u32::from(r.enrolment_discount.perc)),
-                    ),
-                    (
-                        "EnrolmentDiscountPeriod",
-                        i32v(r.enrolment_discount.period_months),
-                    ),
-                    (
-                        "RenewalDiscountPerc",
-                        i32v(u32::from(r.renewal_discount.perc)),
-                    ),
-                    (
-                        "RenewalDiscountPeriod",
-                        i32v(r.renewal_discount.period_months),
-                    ),
-                    ("AccCodePremiums", Val::Text(r.sp_code.clone())),
-                ];
-                for (i, col) in ["StartCycle1", "StartCycle2", "StartCycle3", "StartCycle4"]
-                    .into_iter()
-                    .enumerate()
-                {
-                    let c = r
-                        .cycles
-                        .get(i)
-                        .map(|c| format!("{:02}-{:02}", c.day, c.month));
-                    row.push((col, Val::Text(c)));
-                }
-                row
-            }
-            Entity::Officer(r) => vec![
-                ("Code", Val::text(&r.code)),
-                ("LastName", Val::text(&r.last_name)),
-                ("OtherNames", Val::text(&r.other_names)),
-                (
-                    "Phone",
-                    Val::Text(r.phone.as_ref().map(|p| p.as_str().to_string())),
-                ),
-                ("LocationId", opt32(r.district.map(|p| ("location", p)))?),
-                (
-                    "OfficerIDSubst",
-                    opt32(r.substitute.map(|p| ("officer", p)))?,
-                ),
-                ("WorksTo", Val::Ts(r.works_to.and_then(ts))),
-                ("PhoneCommunication", Val::Bool(Some(r.phone_communication))),
-            ],
-            Entity::Family(r) => vec![
-                ("InsureeID", i32of(("insuree", r.head))?),
-                ("LocationId", i32of(("location", r.village))?),
-                ("Poverty", Val::Bool(Some(r.poverty))),
-            ],
-            Entity::Insuree(r) => vec![
-                ("FamilyID", i32of(("family", r.family))?),
-                ("CHFID", Val::text(r.chfid.to_string())),
-                ("LastName", Val::text(&r.last_name)),
-                ("OtherNames", Val::text(&r.other_names)),
-                ("DOB", Val::Date(Some(r.dob))),
-                ("Gender", Val::text(r.gender.code().to_string())),
-                ("IsHead", Val::Bool(Some(r.is_head))),
-                (
-                    "Phone",
-                    Val::Text(r.phone.as_ref().map(|p| p.as_str().to_string())),
-                ),
-                ("CardIssued", Val::Bool(Some(r.card_issued))),
-                (
-                    "Relationship",
-                    Val::I16(r.relationship.map(|x| i16::from(x.id()))),
-                ),
-            ],
-            Entity::Policy(r) => vec![
-                ("FamilyID", i32of(("family", r.family))?),
-                ("EnrollDate", Val::Date(Some(r.enroll_date))),
-                ("StartDate", Val::Date(Some(r.start_date))),
-                ("EffectiveDate", Val::Date(r.effective_date)),
-                ("ExpiryDate", Val::Date(Some(r.expiry_date))),
-                ("PolicyStatus", Val::I16(Some(r.status.code()))),
-                ("PolicyValue", money(r.value)),
-                ("ProdID", i32of(("product", r.product))?),
-                ("OfficerID", opt32(r.officer.map(|p| ("officer", p)))?),
-                ("PolicyStage", Val::text(r.stage.code().to_string())),
-            ],
-            Entity::InsureePolicy(r) => vec![
-                ("InsureeID", i32of(("insuree", r.insuree))?),
-                ("PolicyId", i32of(("policy", r.policy))?),
-                ("EnrollmentDate", Val::Date(Some(r.enrollment_date))),
-                ("StartDate", Val::Date(Some(r.start_date))),
-                ("EffectiveDate", Val::Date(r.effective_date)),
-                ("ExpiryDate", Val::Date(Some(r.expiry_date))),
-            ],
-            Entity::Premium(r) => vec![
-                ("PolicyID", i32of(("policy", r.policy))?),
-                ("Amount", money(r.amount)),
-                ("Receipt", Val::text(&r.receipt)),
-                ("PayDate", Val::Date(Some(r.pay_date))),
-                ("PayType", Val::text(r.pay_type.code().to_string())),
-                ("isPhotoFee", Val::Bool(Some(r.is_photo_fee))),
-            ],
-            Entity::Payment(r) => vec![
-                ("ExpectedAmount", money(r.expected_amount)),
-                (
-                    "ReceivedAmount",
-                    Val::Money(r.received_amount.map(|m| m.cents())),
-                ),
-                ("OfficerCode", Val::Text(r.officer_code.clone())),
-                (
-                    "PhoneNumber",
-                    Val::Text(r.phone.as_ref().map(|p| p.as_str().to_string())),
-                ),
-                ("RequestDate", Val::Ts(Some(r.request_date))),
-                ("ReceivedDate", Val::Ts(r.received_date)),
-                ("PaymentStatus", Val::I32(Some(r.status.code()))),
-                ("TransactionNo", Val::Text(r.transaction_no.clone())),
-                ("PaymentOrigin", Val::Text(r.payment_origin.clone())),
-                ("MatchedDate", Val::Ts(r.matched_date)),
-                ("ReceiptNo", Val::Text(r.receipt_no.clone())),
-                ("PaymentDate", Val::Ts(r.payment_date)),
-                ("RejectedReason", Val::Text(r.rejected_reason.clone())),
-                ("LanguageName", Val::text(r.language.code())),
-            ],
-            Entity::ControlNumber(r) => vec![
-                ("ControlNumber", Val::text(&r.number)),
-                ("Status", Val::I32(Some(control_number_status(r.status)))),
-                (
-                    "PaymentID",
-                    Val::I64(match r.payment {
-                        Some(p) => Some(get(("payment", p))?),
-                        None => None,
-                    }),
-                ),
-                ("RequestedDate", Val::Ts(Some(r.requested_date))),
-                ("ReceivedDate", Val::Ts(r.received_date)),
-            ],
-        })
+        each!(self, r => r.row(&refs))
     }
 }
 
-/// `tblControlNumber.Status`: openIMIS only ever writes 0 (requested); the gateway's pool
-/// states follow it in the order they happen.
-pub fn control_number_status(s: ControlNumberStatus) -> i32 {
-    match s {
-        ControlNumberStatus::Requested => 0,
-        ControlNumberStatus::Pooled => 1,
-        ControlNumberStatus::Assigned => 2,
-        ControlNumberStatus::Cancelled => 3,
-    }
+/// The description of every mirrored table, in dependency order.
+pub fn all() -> [&'static Desc; 10] {
+    tables::ALL
 }
+
+/// The description of an entity kind's table.
+pub fn desc_of_kind(kind: &str) -> Result<&'static Desc, MirrorError> {
+    tables::ALL
+        .into_iter()
+        .find(|d| d.kind == kind)
+        .ok_or_else(|| MirrorError::UnknownKind(kind.to_string()))
+}
+
+/// The description of `tblPaymentDetails`, written with its payment.
+pub const PAYMENT_DETAILS: Desc = tables::payment::DETAILS;
 
 /// One `tblPaymentDetails` row of payment `payment` (central id).
-pub fn payment_detail_row(payment: i64, d: &PaymentDetail, refs: &Resolved) -> Row {
-    vec![
-        ("PaymentID", Val::I64(Some(payment))),
-        ("ProductCode", Val::text(&d.product_code)),
-        ("InsuranceNumber", Val::text(d.chfid.to_string())),
-        ("PolicyStage", Val::text(d.stage.code().to_string())),
-        ("Amount", Val::Money(d.amount.map(|m| m.cents()))),
-        (
-            "PremiumID",
-            Val::I32(
-                d.premium
-                    .and_then(|p| refs.get(&("premium", p)))
-                    .map(|v| *v as i32),
-            ),
-        ),
-        ("ExpectedAmount", money(d.expected_amount)),
-    ]
+pub fn payment_detail_row(payment: i64, d: &crate::domain::PaymentDetail, refs: &Resolved) -> Row {
+    tables::payment::detail_row(
+        payment,
+        d,
+        &Refs {
+            me: ("payment", 0),
+            resolved: refs,
+        },
+    )
 }
 
 #[cfg(test)]
 mod tests {
+    use chrono::NaiveDate;
+
     use super::*;
     use crate::domain::{Chfid, Gender, Language, SmsPreference};
+    use crate::mirror::sql::{Ty, Val};
+    use crate::store::fixtures as fx;
 
     fn family() -> Family {
         Family {
@@ -749,7 +301,17 @@ mod tests {
             Entity::decode("family", b"\x01"),
             Err(MirrorError::Decode { .. })
         ));
-        let i = Insuree {
+        let i = insuree();
+        let bytes = crate::store::codec::encode(&i).unwrap();
+        let e = Entity::decode("insuree", &bytes).unwrap();
+        assert_eq!(
+            (e.kind(), e.id(), e.table().name),
+            ("insuree", 11, "tblInsuree")
+        );
+    }
+
+    fn insuree() -> Insuree {
+        Insuree {
             id: 11,
             uuid: Uuid::from_u128(11),
             chfid: Chfid::from_base(7_070_707).unwrap(),
@@ -762,12 +324,40 @@ mod tests {
             relationship: None,
             phone: None,
             card_issued: false,
-        };
-        let bytes = crate::store::codec::encode(&i).unwrap();
-        let e = Entity::decode("insuree", &bytes).unwrap();
-        assert_eq!(
-            (e.kind(), e.id(), e.table().name),
-            ("insuree", 11, "tblInsuree")
-        );
+        }
+    }
+
+    /// Every record's row carries exactly its description's columns, in order and typed as
+    /// described, so the writer, the pull and verify agree on one column list.
+    #[test]
+    fn rows_follow_their_descriptions() {
+        let mut refs = Resolved::new();
+        let records = [
+            Entity::Location(fx::location(1, "R1")),
+            Entity::Product(fx::product(2, "P1")),
+            Entity::Officer(fx::officer(3, "O1", Some("255700000001"))),
+            Entity::Family(family()),
+            Entity::Insuree(insuree()),
+            Entity::Policy(fx::policy(5, 10)),
+            Entity::InsureePolicy(fx::insuree_policy(6, 11, 5)),
+            Entity::Premium(fx::premium(7, 5)),
+            Entity::Payment(fx::payment(8, Some("991"))),
+            Entity::ControlNumber(fx::control_number(9, "991", Some(8))),
+        ];
+        for e in &records {
+            for r in e.refs() {
+                refs.insert(r, 100);
+            }
+        }
+        for e in &records {
+            let row = e.row(&refs).unwrap();
+            let cols = e.table().columns;
+            let names: Vec<&str> = row.iter().map(|(c, _)| *c).collect();
+            let want: Vec<&str> = cols.iter().map(|c| c.name).collect();
+            assert_eq!(names, want, "{}", e.kind());
+            for ((c, v), col) in row.iter().zip(cols) {
+                assert_eq!(Ty::of(v), col.ty, "{} {c}", e.kind());
+            }
+        }
     }
 }

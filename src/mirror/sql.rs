@@ -80,6 +80,91 @@ impl Val {
 /// Column name → value.
 pub type Row = Vec<(&'static str, Val)>;
 
+/// A column's type as the mirror handles it: how a value is cast on the way in and the
+/// form it is read back in (integers as int8, money as cents, text as text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ty {
+    I16,
+    I32,
+    I64,
+    /// numeric(18,2), carried as cents.
+    Money,
+    Bool,
+    Text,
+    Date,
+    Ts,
+}
+
+impl Ty {
+    /// The type a value is written as.
+    pub fn of(v: &Val) -> Ty {
+        match v {
+            Val::I16(_) => Ty::I16,
+            Val::I32(_) => Ty::I32,
+            Val::I64(_) => Ty::I64,
+            Val::Money(_) => Ty::Money,
+            Val::Bool(_) => Ty::Bool,
+            Val::Text(_) | Val::UuidType(_) => Ty::Text,
+            Val::Date(_) => Ty::Date,
+            Val::Ts(_) => Ty::Ts,
+        }
+    }
+
+    /// The SELECT expression that reads column `col` back in this type's read form.
+    pub fn read_expr(self, col: &str) -> String {
+        match self {
+            Ty::I16 | Ty::I32 | Ty::I64 => format!("{}::int8", q(col)),
+            Ty::Money => format!("round({} * 100)::int8", q(col)),
+            Ty::Text => format!("{}::text", q(col)),
+            Ty::Date => format!("{}::date", q(col)),
+            Ty::Bool | Ty::Ts => q(col),
+        }
+    }
+}
+
+/// One mapped column of a central table: its name (as the database spells it) and type.
+/// Mappings refer to columns through these values, never by a name of their own, so a
+/// column is named in exactly one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Col {
+    pub name: &'static str,
+    pub ty: Ty,
+}
+
+impl Col {
+    pub const fn new(name: &'static str, ty: Ty) -> Col {
+        Col { name, ty }
+    }
+
+    /// An integer for this column, in the column's width. Out-of-range values saturate
+    /// (the store's unsigned counts and periods never reach them in practice).
+    pub fn int(self, v: Option<i64>) -> (&'static str, Val) {
+        let v = match self.ty {
+            Ty::I16 => Val::I16(v.map(|x| x.clamp(i16::MIN.into(), i16::MAX.into()) as i16)),
+            Ty::I32 => Val::I32(v.map(|x| x.clamp(i32::MIN.into(), i32::MAX.into()) as i32)),
+            Ty::Money => Val::Money(v),
+            _ => Val::I64(v),
+        };
+        (self.name, v)
+    }
+
+    pub fn text(self, v: Option<String>) -> (&'static str, Val) {
+        (self.name, Val::Text(v))
+    }
+
+    pub fn bool(self, v: Option<bool>) -> (&'static str, Val) {
+        (self.name, Val::Bool(v))
+    }
+
+    pub fn date(self, v: Option<NaiveDate>) -> (&'static str, Val) {
+        (self.name, Val::Date(v))
+    }
+
+    pub fn ts(self, v: Option<DateTime<Utc>>) -> (&'static str, Val) {
+        (self.name, Val::Ts(v))
+    }
+}
+
 /// An openIMIS table as the mirror writes it.
 #[derive(Debug, Clone, Copy)]
 pub struct Table {
@@ -93,9 +178,11 @@ pub struct Table {
     pub audit: &'static str,
     /// The pk's sequence.
     pub seq: &'static str,
-    /// Every other column a history copy must carry (besides the pk, uuid, validity columns
-    /// and LegacyID).
-    pub copy: &'static [&'static str],
+    /// The columns the mirror maps to and from our records.
+    pub columns: &'static [Col],
+    /// The columns it does not map, which a history copy must carry as well (besides the
+    /// pk, UUID, audit, validity columns and LegacyID).
+    pub unmapped: &'static [&'static str],
 }
 
 pub fn q(ident: &str) -> String {
@@ -258,7 +345,8 @@ impl Table {
             ));
         }
         // The history copy.
-        let mut cols: Vec<String> = self.copy.iter().map(|c| q(c)).collect();
+        let mut cols: Vec<String> = self.columns.iter().map(|c| q(c.name)).collect();
+        cols.extend(self.unmapped.iter().map(|c| q(c)));
         cols.push(q(self.audit));
         cols.push(q("ValidityFrom"));
         let mut dst = cols.clone();

@@ -3,7 +3,8 @@
 //!
 //! Owns: the comparison of every mirrored record's expected row (the same mapping the writer
 //! uses, [`Entity::row`], with references resolved through the id map) with the current
-//! central row (`ValidityTo IS NULL`) of the same entity, column by column.
+//! central row (`ValidityTo IS NULL`) of the same entity, column by column of the table's
+//! description (read by name, as the pull reads it).
 //! Must never: write anywhere, or report an entity that still has an unmirrored write as a
 //! difference (it is counted as pending: the mirror has not caught up yet).
 //!
@@ -16,15 +17,14 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use tokio_postgres::{Client, Row as PgRow};
+use tokio_postgres::Client;
 
-use super::rows::{Entity, Resolved};
-use super::sql::{q, Row, Table, Val};
+use super::rows::{Entity, Mapped, Resolved};
+use super::schema::{Desc, Named, Select};
+use super::sql::{Col, Row, Ty, Val};
 use super::{idmap, MirrorError};
-use crate::domain::{
-    ControlNumber, Family, Id, Insuree, InsureePolicy, Location, Officer, Payment, Policy, Premium,
-    Product,
-};
+use crate::domain::Id;
+use crate::store::tx::Record;
 use crate::store::{mirror_entity_key, Store, MIRROR_PENDING_NS};
 
 /// A column value in a form both sides can be compared in.
@@ -73,27 +73,21 @@ fn same(ours: &Canon, theirs: &Canon) -> bool {
     ours == theirs || matches!((ours, theirs), (Canon::Int(Some(0)), Canon::Int(None)))
 }
 
-/// The SELECT expression that reads column `col` back in the form of `v`.
+/// The SELECT expression that reads column `col` back in the form of `v` (the SELECT
+/// itself is built from the table's description, [`Desc::select`]).
+#[cfg(test)]
 fn read_expr(col: &str, v: &Val) -> String {
-    match v {
-        Val::I16(_) | Val::I32(_) | Val::I64(_) => format!("{}::int8", q(col)),
-        Val::Money(_) => format!("round({} * 100)::int8", q(col)),
-        Val::Text(_) | Val::UuidType(_) => format!("{}::text", q(col)),
-        Val::Date(_) => format!("{}::date", q(col)),
-        Val::Bool(_) | Val::Ts(_) => q(col),
-    }
+    Ty::of(v).read_expr(col)
 }
 
-fn read_val(r: &PgRow, i: usize, like: &Val) -> Result<Canon, MirrorError> {
-    Ok(match like {
-        Val::I16(_) | Val::I32(_) | Val::I64(_) | Val::Money(_) => Canon::Int(r.try_get(i)?),
-        Val::Bool(_) => Canon::Bool(r.try_get(i)?),
-        Val::Text(_) | Val::UuidType(_) => Canon::Text(r.try_get(i)?),
-        Val::Date(_) => Canon::Date(r.try_get(i)?),
-        Val::Ts(_) => Canon::Micros(
-            r.try_get::<_, Option<DateTime<Utc>>>(i)?
-                .map(|t| t.timestamp_micros()),
-        ),
+/// Column `c` of a central row, in the form its type is compared in.
+fn read_val(r: &Named<'_>, c: Col) -> Result<Canon, MirrorError> {
+    Ok(match c.ty {
+        Ty::I16 | Ty::I32 | Ty::I64 | Ty::Money => Canon::Int(r.int(c)?),
+        Ty::Bool => Canon::Bool(r.bool(c)?),
+        Ty::Text => Canon::Text(r.text(c)?),
+        Ty::Date => Canon::Date(r.date(c)?),
+        Ty::Ts => Canon::Micros(r.ts(c)?.map(|t| t.timestamp_micros())),
     })
 }
 
@@ -165,8 +159,6 @@ struct Side {
     expected: HashMap<i64, Expected>,
     /// Central ids of entities skipped as pending (not "only central").
     skipped: HashSet<i64>,
-    /// The column list (from the first row).
-    columns: Option<Row>,
 }
 
 fn expect(
@@ -211,41 +203,32 @@ fn expect(
         }
     }
     let row = e.row(&refs)?;
-    if side.columns.is_none() {
-        side.columns = Some(row.clone());
-    }
     side.expected.insert(central, Expected { id, row });
     Ok(())
 }
 
-/// Streams the current central rows of `table` and compares them with `side`.
+/// Streams the current central rows of `desc`'s table and compares them with `side`,
+/// column by column of the description. Central rows no local record maps to are reported
+/// for the tables the import loads completely (pulled without a filter).
 async fn compare(
     client: &Client,
-    table: &'static Table,
-    kind: &'static str,
+    desc: &'static Desc,
     side: Side,
-    report_only_central: bool,
     report: &mut VerifyReport,
 ) -> Result<(), MirrorError> {
     use futures_util::TryStreamExt;
     let Side {
         mut expected,
         skipped,
-        columns,
     } = side;
-    // Without a local record to learn the column list from, only the keys are read.
-    let columns = columns.unwrap_or_default();
-    let mut select = vec![format!("{}::int8", q(table.pk))];
-    select.extend(columns.iter().map(|(c, v)| read_expr(c, v)));
-    let sql = format!(
-        "SELECT {} FROM {} WHERE \"ValidityTo\" IS NULL",
-        select.join(", "),
-        q(table.name)
-    );
+    let (table, kind) = (&desc.table, desc.kind);
+    let report_only_central = desc.pull.as_ref().is_some_and(|p| p.only.is_none());
+    let sql = desc.select(Select::Columns);
     let stream = client.query_raw(&sql, std::iter::empty::<i32>()).await?;
     let mut stream = std::pin::pin!(stream);
     while let Some(r) = stream.try_next().await? {
-        let central: i64 = r.try_get(0)?;
+        let r = Named::new(&r, table)?;
+        let central = r.key;
         let Some(exp) = expected.remove(&central) else {
             if report_only_central && !skipped.contains(&central) {
                 report.differences.push(Difference::OnlyCentral {
@@ -255,26 +238,14 @@ async fn compare(
             }
             continue;
         };
-        let mut diffs = Vec::new();
-        for (i, (col, like)) in columns.iter().enumerate() {
-            let theirs = read_val(&r, i + 1, like)?;
-            let ours = exp
-                .row
-                .iter()
-                .find(|(c, _)| c == col)
-                .map(|(_, v)| canon(v))
-                .unwrap_or(Canon::Text(None));
-            if !same(&ours, &theirs) {
-                diffs.push((*col, ours, theirs));
-            }
-        }
-        if !diffs.is_empty() {
+        let columns = differing(&r, &exp.row, table.columns)?;
+        if !columns.is_empty() {
             report.differences.push(Difference::Differs {
                 kind,
                 id: exp.id,
                 table: table.name,
                 central,
-                columns: diffs,
+                columns,
             });
         }
     }
@@ -290,57 +261,64 @@ async fn compare(
     Ok(())
 }
 
-macro_rules! verify_kind {
-    ($client:expr, $store:expr, $report:expr, $ty:ty, $variant:ident, $kind:literal, $only_central:expr) => {{
-        let mut side = Side::default();
-        let mut failed: Option<MirrorError> = None;
-        $store.for_each_record::<$ty, _>(|r| {
-            match expect($store, Entity::$variant(r), &mut side, $report) {
-                Ok(()) => Ok(true),
-                Err(e) => {
-                    failed = Some(e);
-                    Ok(false)
-                }
-            }
-        })?;
-        if let Some(e) = failed {
-            return Err(e);
+/// The columns where the central row differs from the expected one: (column, store,
+/// central).
+fn differing(
+    r: &Named<'_>,
+    row: &Row,
+    columns: &[Col],
+) -> Result<Vec<(&'static str, Canon, Canon)>, MirrorError> {
+    let mut diffs = Vec::new();
+    for c in columns {
+        let theirs = read_val(r, *c)?;
+        let ours = row
+            .iter()
+            .find(|(name, _)| *name == c.name)
+            .map(|(_, v)| canon(v))
+            .unwrap_or(Canon::Text(None));
+        if !same(&ours, &theirs) {
+            diffs.push((c.name, ours, theirs));
         }
-        let table = super::writer::table_of($kind)?;
-        compare($client, table, $kind, side, $only_central, $report).await?;
-    }};
+    }
+    Ok(diffs)
+}
+
+/// Compares every record of `T` with its table.
+async fn verify_kind<T: Record + Mapped>(
+    client: &Client,
+    store: &Store,
+    report: &mut VerifyReport,
+    wrap: fn(T) -> Entity,
+) -> Result<(), MirrorError> {
+    let mut side = Side::default();
+    let mut failed: Option<MirrorError> = None;
+    store.for_each_record::<T, _>(|r| match expect(store, wrap(r), &mut side, report) {
+        Ok(()) => Ok(true),
+        Err(e) => {
+            failed = Some(e);
+            Ok(false)
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    compare(client, T::DESC, side, report).await
 }
 
 /// Compares every mirrored record of the store with the central database.
 pub async fn verify(client: &Client, store: &Store) -> Result<VerifyReport, MirrorError> {
     let mut report = VerifyReport::default();
     let r = &mut report;
-    verify_kind!(client, store, r, Location, Location, "location", true);
-    verify_kind!(client, store, r, Product, Product, "product", true);
-    verify_kind!(client, store, r, Officer, Officer, "officer", true);
-    verify_kind!(client, store, r, Family, Family, "family", true);
-    verify_kind!(client, store, r, Insuree, Insuree, "insuree", true);
-    verify_kind!(client, store, r, Policy, Policy, "policy", true);
-    verify_kind!(
-        client,
-        store,
-        r,
-        InsureePolicy,
-        InsureePolicy,
-        "insuree_policy",
-        true
-    );
-    verify_kind!(client, store, r, Premium, Premium, "premium", true);
-    verify_kind!(client, store, r, Payment, Payment, "payment", false);
-    verify_kind!(
-        client,
-        store,
-        r,
-        ControlNumber,
-        ControlNumber,
-        "control_number",
-        false
-    );
+    verify_kind(client, store, r, Entity::Location).await?;
+    verify_kind(client, store, r, Entity::Product).await?;
+    verify_kind(client, store, r, Entity::Officer).await?;
+    verify_kind(client, store, r, Entity::Family).await?;
+    verify_kind(client, store, r, Entity::Insuree).await?;
+    verify_kind(client, store, r, Entity::Policy).await?;
+    verify_kind(client, store, r, Entity::InsureePolicy).await?;
+    verify_kind(client, store, r, Entity::Premium).await?;
+    verify_kind(client, store, r, Entity::Payment).await?;
+    verify_kind(client, store, r, Entity::ControlNumber).await?;
     Ok(report)
 }
 

@@ -363,7 +363,7 @@ impl Ctx<'_, '_> {
             return Ok(Some(k));
         }
         if let Some(u) = uuid {
-            let table = table_of(r.0)?;
+            let table = &rows::desc_of_kind(r.0)?.table;
             if let Some(k) = table.by_uuid(self.tx, u).await? {
                 self.map.insert(r, k);
                 return Ok(Some(k));
@@ -416,7 +416,7 @@ impl Ctx<'_, '_> {
         if let Some(k) = self.find(r, e.uuid()).await? {
             return Ok(k);
         }
-        let k = table_of(r.0)?.next_key(self.tx).await?;
+        let k = rows::desc_of_kind(r.0)?.table.next_key(self.tx).await?;
         self.map.insert(r, k);
         self.reserved.insert(r);
         Ok(k)
@@ -484,14 +484,9 @@ impl Ctx<'_, '_> {
             Entity::Payment(p) => {
                 for d in &p.details {
                     let row = rows::payment_detail_row(key, d, &refs);
-                    let nk: Row = row
-                        .iter()
-                        .filter(|(c, _)| {
-                            ["PaymentID", "InsuranceNumber", "ProductCode"].contains(c)
-                        })
-                        .cloned()
-                        .collect();
-                    let t = &rows::PAYMENT_DETAILS;
+                    let details = &rows::PAYMENT_DETAILS;
+                    let nk = details.natural_key_of(&row).unwrap_or_default();
+                    let t = &details.table;
                     match t.current_by(self.tx, &nk).await? {
                         Some(k) => {
                             self.update(t, k, None, None, &row, rows::AUDIT_SYSTEM)
@@ -615,23 +610,6 @@ impl Ctx<'_, '_> {
         }
         Ok(())
     }
-}
-
-/// The table an entity kind is mirrored to.
-pub(crate) fn table_of(kind: &str) -> Result<&'static sql::Table, MirrorError> {
-    Ok(match kind {
-        "location" => &rows::LOCATIONS,
-        "product" => &rows::PRODUCTS,
-        "officer" => &rows::OFFICERS,
-        "family" => &rows::FAMILIES,
-        "insuree" => &rows::INSUREES,
-        "policy" => &rows::POLICIES,
-        "insuree_policy" => &rows::INSUREE_POLICIES,
-        "premium" => &rows::PREMIUMS,
-        "payment" => &rows::PAYMENTS,
-        "control_number" => &rows::CONTROL_NUMBERS,
-        other => return Err(MirrorError::UnknownKind(other.to_string())),
-    })
 }
 
 #[cfg(test)]
