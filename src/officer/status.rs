@@ -2,9 +2,9 @@
 //! product the latest expiry, then each member's status letter (A active, I inactive or
 //! unpaid, E expired, S suspended, R ready).
 
-use crate::domain::show_date;
 use super::plan::Plan;
 use super::{full_name, not_registered, Ctx, Field, OfficerError};
+use crate::domain::show_date;
 use crate::domain::Chfid;
 
 pub fn run(ctx: &Ctx<'_>, chfid: Chfid) -> Result<Plan, OfficerError> {
@@ -15,7 +15,7 @@ pub fn run(ctx: &Ctx<'_>, chfid: Chfid) -> Result<Plan, OfficerError> {
         return Ok(Plan::reject(not_registered(ctx, Field::Chfid, &shown)));
     };
     let name = full_name(&insuree);
-    let Some(cover) = crate::inquiry::family_cover(store, insuree.family, ctx.today)? else {
+    let Some(cover) = crate::app::inquiry::family_cover(store, insuree.family, ctx.today)? else {
         return Ok(Plan::answer(g.text(
             "status_none",
             ctx.lang,

@@ -1,8 +1,8 @@
 //! Check coverage: a family's products, expiry and per-member status letter; and the
 //! families whose head has the caller's phone.
 
-use crate::domain::show_date;
 use super::{masked_name, ActionCtx, ActionError, Outcome};
+use crate::domain::show_date;
 use crate::domain::Chfid;
 
 pub fn coverage(ctx: &ActionCtx) -> Result<Outcome, ActionError> {
@@ -13,7 +13,7 @@ pub fn coverage(ctx: &ActionCtx) -> Result<Outcome, ActionError> {
     let Some(insuree) = store.insuree_by_chfid(chfid)? else {
         return Ok(Outcome::named("not_found"));
     };
-    let Some(cover) = crate::inquiry::family_cover(store, insuree.family, ctx.today)? else {
+    let Some(cover) = crate::app::inquiry::family_cover(store, insuree.family, ctx.today)? else {
         return Ok(Outcome::named("no_policy").var("name", masked_name(&insuree)));
     };
     let mut text = Vec::new();

@@ -128,4 +128,3 @@ pub fn masked_name(i: &Insuree) -> String {
         .unwrap_or_default();
     super::gsm::to_gsm(&format!("{first}{initial}"))
 }
-
