@@ -98,4 +98,20 @@ mod tests {
         let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
         assert_eq!(store.payments_of_family(10).unwrap().len(), 1);
     }
+
+    #[test]
+    fn a_bulk_load_indexes_a_payment_before_its_insurees() {
+        let store = Store::open_temporary().unwrap();
+        let mut pay = payment(30, None);
+        pay.details = vec![line(chfid(1))];
+        store
+            .bulk(|b| -> Result<(), StoreError> {
+                b.put_payment(&pay)?;
+                b.put_family(&family(10, 11))?;
+                b.put_insuree(&insuree(11, 10, 1, None))
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(store.payments_of_family(10).unwrap(), vec![pay]);
+    }
 }
