@@ -343,8 +343,7 @@ fn functions(lines: &[&str]) -> Vec<(usize, String, usize)> {
 
 #[test]
 fn the_checks_see_what_they_check() {
-    let code =
-        code_only("use crate::{a::X, b};\n// crate::c\nlet s = \"crate::d\"; e::f(crate::g::h);");
+    let code = code_only("use crate::{a::X, b};\n// crate::c\nlet s = \"crate::d\"; e::f(crate::g::h);");
     let found = referenced_modules(&src_dir().join("x.rs"), &code);
     assert_eq!(
         found,

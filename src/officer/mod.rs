@@ -35,9 +35,7 @@ pub mod worker;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 
 use crate::config::{Config, GepgMode, OfficerConfig};
-use crate::domain::{
-    eat_date, show_date, Chfid, Id, Insuree, Language, Location, LocationKind, Officer,
-};
+use crate::domain::{eat_date, show_date, Chfid, Id, Insuree, Language, Location, LocationKind, Officer};
 use crate::sms::inbound::StoredMo;
 use crate::sms::segment::segment_count;
 use crate::store::{Store, StoreError};
@@ -399,6 +397,7 @@ pub fn fit(text: &str) -> String {
         "..".into()
     }
 }
+
 
 /// A member's full name, as officers may see it.
 pub fn full_name(i: &Insuree) -> String {

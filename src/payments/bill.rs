@@ -181,7 +181,9 @@ pub fn assign_control_number(
             },
             amount: payment.expected_amount,
             sp_code: product.sp_code.clone(),
-            payer_id: detail.map(|d| d.chfid.to_string()).unwrap_or_default(),
+            payer_id: detail
+                .map(|d| d.chfid.to_string())
+                .unwrap_or_default(),
             payer_name: detail
                 .map(|d| format!("CHFID {}", d.chfid))
                 .unwrap_or_default(),
@@ -579,7 +581,9 @@ pub fn apply_result(
                     ("amount", pay.expected_amount.to_string()),
                     (
                         "chfid",
-                        detail.map(|d| d.chfid.to_string()).unwrap_or_default(),
+                        detail
+                            .map(|d| d.chfid.to_string())
+                            .unwrap_or_default(),
                     ),
                     ("product", product.unwrap_or_default()),
                 ]);

@@ -346,7 +346,8 @@ fn apply_to_payment(
     payment.received_amount = Some(payment.received_amount.unwrap_or(Money::ZERO) + n.paid);
     payment.received_date = Some(now);
     // GePG's timestamps are East Africa time (UTC+3) without a zone.
-    payment.payment_date = parse_timestamp(&n.paid_at).map(crate::domain::utc_from_eat);
+    payment.payment_date =
+        parse_timestamp(&n.paid_at).map(crate::domain::utc_from_eat);
     payment.transaction_no = Some(n.trx_id.clone());
     payment.receipt_no = Some(n.receipt.clone());
     payment.payment_origin = Some(if n.psp_name.is_empty() {
@@ -448,7 +449,9 @@ fn confirm_by_sms(
         },
     };
     let detail = payment.details.first();
-    let chfid = detail.map(|d| d.chfid.to_string()).unwrap_or_default();
+    let chfid = detail
+        .map(|d| d.chfid.to_string())
+        .unwrap_or_default();
     let product = detail.map(|d| d.product_code.clone()).unwrap_or_default();
     let cn = payment.control_number.clone().unwrap_or_default();
     let mut vars: HashMap<&str, String> = HashMap::from([

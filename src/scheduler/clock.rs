@@ -5,7 +5,9 @@
 //!
 //! Tanzania keeps UTC+3 all year (no daylight saving), so a fixed offset is exact.
 
-use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono::{
+    DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc,
+};
 
 use super::Job;
 use crate::config::{ConfigError, SchedulerConfig};
