@@ -8,11 +8,11 @@
 //!   multi-tree business transactions, the durable outbox, and group-committed flushes.
 //! - [`config`]: the TOML configuration with `IMIS_GATEWAY_<SECTION>__<KEY>` overrides.
 //! - [`demo`]: deterministic demo and scale data (`--demo`, `demo-data`).
+//! - [`app`]: the use cases shared by channels (renewal, a family's payments, the policy
+//!   inquiry): orchestrates `domain` rules over the `store`; depends on no channel.
 //! - [`sms`]: outbound SMS as data: the outbox record and the editable templates.
 //! - [`smpp`]: the SMPP 3.4 client (ESME): binds, window, throttling, MT drain, MO,
 //!   delivery receipts, USSD over SMPP.
-//! - [`inquiry`]: the policy inquiry over the store (a family's cover per product), shared
-//!   by USSD and officer SMS.
 //! - [`mirror`]: the central openIMIS PostgreSQL database: the mirror writer draining the
 //!   outbox, import and incremental pull.
 //! - [`scheduler`]: daily jobs inside `serve` (policy expiry, officer renewal prompts,
@@ -29,11 +29,11 @@
 //!   sharded GCRA limiter keyed by MSISDN that forgets idle phones.
 //! - [`cli`]: the command line, one file per subcommand; `main.rs` only dispatches.
 
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod domain;
-pub mod inquiry;
 pub mod mirror;
 pub mod officer;
 pub mod payments;

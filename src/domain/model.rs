@@ -278,6 +278,16 @@ pub struct Insuree {
     pub card_issued: bool,
 }
 
+impl Insuree {
+    /// What the value rule needs to know about this member.
+    pub fn for_value(&self) -> super::value::MemberForValue {
+        super::value::MemberForValue {
+            dob: self.dob,
+            relationship: self.relationship,
+        }
+    }
+}
+
 /// `tblPolicy.PolicyStage`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PolicyStage {
@@ -339,6 +349,21 @@ pub struct Policy {
     pub expiry_date: NaiveDate,
     /// Renewed by the member themself (USSD), `tblPolicy.SelfRenewed`.
     pub self_renewed: bool,
+}
+
+impl Policy {
+    /// A member's coverage row under this policy: the policy's dates, from `enrollment_date`.
+    pub fn member_row(&self, id: Id, insuree: Id, enrollment_date: NaiveDate) -> InsureePolicy {
+        InsureePolicy {
+            id,
+            insuree,
+            policy: self.id,
+            enrollment_date,
+            start_date: self.start_date,
+            effective_date: self.effective_date,
+            expiry_date: self.expiry_date,
+        }
+    }
 }
 
 /// Per-member coverage under a policy (`tblInsureePolicy`). Coverage status is read from

@@ -11,10 +11,8 @@ use super::plan::{uuid, Plan, Rec};
 use super::{
     allocate_chfid, auth, chfid_taken, full_name, not_registered, Ctx, Field, OfficerError,
 };
-use crate::domain::{
-    policy_value, Id, Insuree, InsureePolicy, MemberForValue, Money, Policy, PolicyStatus,
-};
-use crate::ussd::actions::payments::{is_pending, of_family};
+use crate::app::payments::repriced_for_policy;
+use crate::domain::{policy_value, Id, Insuree, MemberForValue, Money, Policy, PolicyStatus};
 
 pub fn run(ctx: &Ctx<'_>, a: &AddMember) -> Result<Plan, OfficerError> {
     let g = ctx.grammar;
@@ -69,17 +67,8 @@ pub fn run(ctx: &Ctx<'_>, a: &AddMember) -> Result<Plan, OfficerError> {
         phone: None,
         card_issued: false,
     };
-    let mut for_value: Vec<MemberForValue> = members
-        .iter()
-        .map(|m| MemberForValue {
-            dob: m.dob,
-            relationship: m.relationship,
-        })
-        .collect();
-    for_value.push(MemberForValue {
-        dob: member.dob,
-        relationship: member.relationship,
-    });
+    let mut for_value: Vec<MemberForValue> = members.iter().map(Insuree::for_value).collect();
+    for_value.push(member.for_value());
     let policies = store.family_policies(family.id)?;
     // The current policy per product: the latest that is neither expired nor suspended.
     let mut current: BTreeMap<Id, &Policy> = BTreeMap::new();
@@ -97,65 +86,13 @@ pub fn run(ctx: &Ctx<'_>, a: &AddMember) -> Result<Plan, OfficerError> {
     let name = full_name(&member);
     let members_now = (members.len() + 1).to_string();
     let mut plan = Plan::answer(String::new());
-    let mut summary: Option<(String, Money, String)> = None;
-    for p in current.values() {
-        let Some(product) = store.product(p.product)? else {
-            continue;
-        };
-        let previous_expiry = policies
-            .iter()
-            .filter(|o| o.product == p.product && o.id != p.id && o.expiry_date < p.start_date)
-            .map(|o| o.expiry_date)
-            .max();
-        let value = policy_value(
-            &product,
-            &for_value,
-            p.stage,
-            p.enroll_date,
-            p.start_date,
-            previous_expiry,
-        );
-        let covered_now = p.status != PolicyStatus::Idle && value <= p.value;
-        plan.records.push(Rec::InsureePolicy(InsureePolicy {
-            id: store.next_id()?,
-            insuree: member.id,
-            policy: p.id,
-            enrollment_date: ctx.today,
-            start_date: p.start_date,
-            effective_date: if covered_now { p.effective_date } else { None },
-            expiry_date: p.expiry_date,
-        }));
-        let mut extra = String::new();
-        if value != p.value {
-            let mut updated = (*p).clone();
-            updated.value = value;
-            plan.records.push(Rec::Policy(updated));
-        }
-        if p.status == PolicyStatus::Idle {
-            // Re-price the payment waiting for this policy.
-            for mut pay in of_family(store, family.id)?.into_iter().filter(is_pending) {
-                let mut touched = false;
-                for d in pay.details.iter_mut().filter(|d| d.policy == Some(p.id)) {
-                    d.expected_amount = value;
-                    touched = true;
-                }
-                if touched {
-                    pay.expected_amount = pay.details.iter().map(|d| d.expected_amount).sum();
-                    if let Some(cn) = &pay.control_number {
-                        extra = g.text("added_cn", lang, &[("cn", cn)]);
-                    }
-                    plan.records.push(Rec::Payment(pay));
-                }
-            }
-        } else if !covered_now {
-            let due = (value - p.value).to_string();
-            extra = g.text("added_due", lang, &[("due", &due), ("name", &name)]);
-        }
-        // The Idle (unpaid) policy is the one the officer needs to hear about first.
-        if summary.is_none() || p.status == PolicyStatus::Idle {
-            summary = Some((product.code.clone(), value, extra));
-        }
-    }
+    let joined = Joining {
+        member: &member,
+        name: &name,
+        for_value: &for_value,
+        policies: &policies,
+    };
+    let summary = joined.cover(ctx, &mut plan, current.values().copied())?;
     plan.reply = match summary {
         Some((product, amount, extra)) => g.text(
             "added",
@@ -185,4 +122,75 @@ pub fn run(ctx: &Ctx<'_>, a: &AddMember) -> Result<Plan, OfficerError> {
     plan.fresh_chfids.push(chfid);
     plan.taken_reply = chfid_taken(ctx, chfid)?;
     Ok(plan)
+}
+
+/// The new member and what re-valuing the family's policies with them needs.
+struct Joining<'a> {
+    member: &'a Insuree,
+    name: &'a str,
+    for_value: &'a [MemberForValue],
+    policies: &'a [Policy],
+}
+
+impl Joining<'_> {
+    /// Gives the member a row under each current policy, re-valued (and its waiting payment
+    /// re-priced); returns what the reply names: the Idle policy's product if any, else the
+    /// first's, with its new value and the extra sentence (control number, or the amount due).
+    fn cover<'p>(
+        &self,
+        ctx: &Ctx<'_>,
+        plan: &mut Plan,
+        current: impl Iterator<Item = &'p Policy>,
+    ) -> Result<Option<(String, Money, String)>, OfficerError> {
+        let (g, lang, store) = (ctx.grammar, ctx.lang, ctx.store);
+        let mut summary: Option<(String, Money, String)> = None;
+        for p in current {
+            let Some(product) = store.product(p.product)? else {
+                continue;
+            };
+            let previous_expiry = self
+                .policies
+                .iter()
+                .filter(|o| o.product == p.product && o.id != p.id && o.expiry_date < p.start_date)
+                .map(|o| o.expiry_date)
+                .max();
+            let value = policy_value(
+                &product,
+                self.for_value,
+                p.stage,
+                p.enroll_date,
+                p.start_date,
+                previous_expiry,
+            );
+            let covered_now = p.status != PolicyStatus::Idle && value <= p.value;
+            let mut row = p.member_row(store.next_id()?, self.member.id, ctx.today);
+            if !covered_now {
+                row.effective_date = None;
+            }
+            plan.records.push(Rec::InsureePolicy(row));
+            let mut extra = String::new();
+            if value != p.value {
+                let mut updated = p.clone();
+                updated.value = value;
+                plan.records.push(Rec::Policy(updated));
+            }
+            if p.status == PolicyStatus::Idle {
+                // Re-price the payment waiting for this policy.
+                for pay in repriced_for_policy(store, p.family, p.id, value)? {
+                    if let Some(cn) = &pay.control_number {
+                        extra = g.text("added_cn", lang, &[("cn", cn)]);
+                    }
+                    plan.records.push(Rec::Payment(pay));
+                }
+            } else if !covered_now {
+                let due = (value - p.value).to_string();
+                extra = g.text("added_due", lang, &[("due", &due), ("name", self.name)]);
+            }
+            // The Idle (unpaid) policy is the one the officer needs to hear about first.
+            if summary.is_none() || p.status == PolicyStatus::Idle {
+                summary = Some((product.code.clone(), value, extra));
+            }
+        }
+        Ok(summary)
+    }
 }

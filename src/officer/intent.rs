@@ -4,9 +4,9 @@
 //! carry [`CN_MARK`] until then.
 //! Must never: create a payment without its detail line naming the policy.
 
-use super::plan::uuid;
 use super::Ctx;
-use crate::domain::{Chfid, Id, Money, Payment, PaymentDetail, PolicyStage, Product};
+use crate::app::payments::{self, Payer, PolicyLine};
+use crate::domain::{Id, Payment, Product};
 
 /// Stands for the control number in a rendered text until the transaction knows it.
 pub const CN_MARK: &str = "\u{1}CN\u{1}";
@@ -18,35 +18,18 @@ pub struct Intent {
     pub product: Product,
 }
 
-pub fn create(
-    ctx: &Ctx<'_>,
-    payment_id: Id,
-    chfid: Chfid,
-    product: &Product,
-    policy: Id,
-    stage: PolicyStage,
-    amount: Money,
-) -> Intent {
-    let line = PaymentDetail {
-        product_code: product.code.clone(),
-        chfid,
-        stage,
-        policy: Some(policy),
-        expected_amount: amount,
-        amount: None,
-        premium: None,
-    };
-    let mut payment = Payment::intent(
-        payment_id,
-        uuid(),
-        line,
-        ctx.officer.phone.clone(),
-        ctx.lang,
-        ctx.now,
-    );
-    payment.officer_code = Some(ctx.officer.code.clone());
+/// The officer of `ctx` as the payer of an intent: the control number goes to their phone.
+pub fn payer(ctx: &Ctx<'_>) -> Payer {
+    Payer {
+        phone: ctx.officer.phone.clone(),
+        language: ctx.lang,
+        officer_code: Some(ctx.officer.code.clone()),
+    }
+}
+
+pub fn create(ctx: &Ctx<'_>, payment_id: Id, product: &Product, line: PolicyLine) -> Intent {
     Intent {
-        payment,
+        payment: payments::intent(payment_id, product, line, &payer(ctx), ctx.now),
         product: product.clone(),
     }
 }

@@ -22,10 +22,8 @@ pub fn officer_policy_key(officer: Id, policy: Id) -> Vec<u8> {
     k
 }
 
-/// Indexes every stored policy that names an officer; returns how many were missing. Also
-/// backfills the family → payment index that add/renew read (idempotent).
+/// Indexes every stored policy that names an officer; returns how many were missing.
 pub fn backfill(store: &Store) -> Result<usize, StoreError> {
-    crate::ussd::actions::payments::backfill(store)?;
     let mut missing = Vec::new();
     store.for_each_policy(|p| {
         if let Some(o) = p.officer {
@@ -42,14 +40,20 @@ pub fn backfill(store: &Store) -> Result<usize, StoreError> {
     Ok(missing.len())
 }
 
+/// The ids of the officer's policies in the index, ascending.
+fn policy_ids(store: &Store, officer: Id) -> Result<Vec<Id>, StoreError> {
+    let entries = store.aux_scan(NS_OFFICER_POLICIES, &officer.to_be_bytes())?;
+    Ok(entries
+        .iter()
+        .filter_map(|(k, _)| k.get(8..16).and_then(|b| <[u8; 8]>::try_from(b).ok()))
+        .map(u64::from_be_bytes)
+        .collect())
+}
+
 /// The officer's most recent policy (highest id in the index), if any.
 pub fn latest_policy_of(store: &Store, officer: Id) -> Result<Option<Policy>, StoreError> {
-    let entries = store.aux_scan(NS_OFFICER_POLICIES, &officer.to_be_bytes())?;
-    for (k, _) in entries.iter().rev() {
-        let Some(id) = k.get(8..16).and_then(|b| <[u8; 8]>::try_from(b).ok()) else {
-            continue;
-        };
-        if let Some(p) = store.policy(u64::from_be_bytes(id))? {
+    for id in policy_ids(store, officer)?.into_iter().rev() {
+        if let Some(p) = store.policy(id)? {
             return Ok(Some(p));
         }
     }
@@ -58,13 +62,8 @@ pub fn latest_policy_of(store: &Store, officer: Id) -> Result<Option<Policy>, St
 
 fn policies_of(store: &Store, officer: Id) -> Result<Vec<Policy>, StoreError> {
     let mut out = Vec::new();
-    for (k, _) in store.aux_scan(NS_OFFICER_POLICIES, &officer.to_be_bytes())? {
-        let Some(id) = k.get(8..16).and_then(|b| <[u8; 8]>::try_from(b).ok()) else {
-            continue;
-        };
-        if let Some(p) = store.policy(u64::from_be_bytes(id))? {
-            out.push(p);
-        }
+    for id in policy_ids(store, officer)? {
+        out.extend(store.policy(id)?);
     }
     Ok(out)
 }
@@ -100,7 +99,7 @@ pub fn run(ctx: &Ctx<'_>, page: u32) -> Result<Plan, OfficerError> {
                 p.expiry_date,
                 format!(
                     "{} {} {} {}",
-                    head.chfid.to_string(),
+                    head.chfid,
                     full_name(&head),
                     show_date(p.expiry_date),
                     code

@@ -9,11 +9,12 @@ use uuid::Uuid;
 
 use super::audit::{self, AuditEntry};
 use super::{fit, intent, Ctx, OfficerError, Processed};
+use crate::app::payments::create_in;
 use crate::domain::{
-    Chfid, ControlNumber, Family, Id, Insuree, InsureePolicy, Officer, Payment, Policy,
+    Chfid, ControlNumber, Family, Id, Insuree, InsureePolicy, Officer, Payment, Policy, Product,
 };
 use crate::sms::{self, OutboundSms};
-use crate::store::{TxResult, WriteError, WriteTx};
+use crate::store::{TxError, TxResult, WriteError, WriteTx};
 
 /// A record the command writes. Plans hold a handful, briefly: no need to box the larger.
 #[allow(clippy::large_enum_variant)]
@@ -26,6 +27,14 @@ pub enum Rec {
     Payment(Payment),
     ControlNumber(ControlNumber),
     Officer(Officer),
+}
+
+/// An SMS to a family's head about one of its policies (see [`Plan::notify_head`]).
+pub struct HeadNotice<'a> {
+    /// The grammar entry it was rendered from (`head_renewed`...).
+    pub template: &'a str,
+    pub text: String,
+    pub policy: Id,
 }
 
 /// A module-state write: aux namespace, key, value (`None` removes).
@@ -50,8 +59,6 @@ pub struct Plan {
     pub state: Vec<StateWrite>,
     /// Module indexes written with the effects: namespace, key, value.
     pub indexes: Vec<(&'static str, Vec<u8>, Vec<u8>)>,
-    /// Family → payment entries of the payment index (until the payments module owns one).
-    pub payment_index: Vec<(Id, Id)>,
     /// A payment to create; its control number is assigned in the transaction and fills
     /// [`super::intent::CN_MARK`] in the reply and the notices.
     pub intent: Option<super::intent::Intent>,
@@ -75,6 +82,33 @@ impl Plan {
             ok: true,
             ..Plan::default()
         }
+    }
+
+    /// Sends `text` to the family's head too, if the family agreed to SMS and the head has
+    /// a phone; `template` names it in the outbox, `policy` is what it is about.
+    pub fn notify_head(&mut self, family: &Family, head: &Insuree, notice: HeadNotice<'_>) {
+        let (true, Some(phone)) = (family.sms.approved, &head.phone) else {
+            return;
+        };
+        self.notices.push((
+            "head".into(),
+            OutboundSms {
+                to: phone.clone(),
+                text: notice.text,
+                template: format!("officer.{}", notice.template),
+                language: family.sms.language,
+                reference: format!("policy:{}", notice.policy),
+            },
+        ));
+    }
+
+    /// Adds `policy` to the officer → policy index PENDING reads.
+    pub fn index_officer_policy(&mut self, officer: Id, policy: Id) {
+        self.indexes.push((
+            super::pending::NS_OFFICER_POLICIES,
+            super::pending::officer_policy_key(officer, policy),
+            Vec::new(),
+        ));
     }
 }
 
@@ -135,23 +169,16 @@ pub fn commit(
                 }
                 let mut number: Option<String> = None;
                 if let Some(i) = &plan.intent {
-                    let mut payment = i.payment.clone();
-                    number = crate::payments::assign_control_number(
-                        tx,
-                        &mut payment,
-                        &i.product,
-                        ctx.gepg,
-                    )?
-                    .number()
-                    .map(String::from);
-                    tx.put_payment(&payment)?;
+                    let assign = |tx: &mut WriteTx<'_>, p: &mut Payment, product: &Product| {
+                        let given =
+                            crate::payments::assign_control_number(tx, p, product, ctx.gepg)?;
+                        Ok::<_, TxError>(given.number().map(String::from))
+                    };
+                    number = create_in(tx, &i.payment, &i.product, &assign)?;
                 }
                 reply = intent::fill(ctx, &reply, number.as_deref());
                 for (ns, key, value) in &plan.indexes {
                     tx.aux_put(ns, key, value)?;
-                }
-                for (family, payment) in &plan.payment_index {
-                    crate::ussd::actions::payments::index_in_tx(tx, *family, *payment)?;
                 }
                 for (suffix, sms) in &plan.notices {
                     let mut sms = sms.clone();

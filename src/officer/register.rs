@@ -4,60 +4,45 @@
 //! product: that of their latest policy (while on sale), else `[officer] default_product`.
 
 use super::parse::Register;
-use super::pending::officer_policy_key;
-use super::plan::{uuid, Plan, Rec};
+use super::plan::{uuid, HeadNotice, Plan, Rec};
 use super::{
     allocate_chfid, auth, bad_field, chfid_taken, district_and_region, full_name, intent, Ctx,
     Field, OfficerError,
 };
-use crate::domain::show_date;
+use crate::app::payments::PolicyLine;
 use crate::domain::{
-    is_on_sale, is_sellable_in, policy_period, policy_value, Family, Insuree, InsureePolicy,
+    is_on_sale, is_sellable_in, policy_period, policy_value, show_date, Family, Insuree, Location,
     LocationKind, MemberForValue, Policy, PolicyStage, PolicyStatus, Product, SmsPreference,
 };
-use crate::sms::OutboundSms;
 use crate::store::StoreError;
 
-pub fn run(ctx: &Ctx<'_>, r: &Register) -> Result<Plan, OfficerError> {
-    let g = ctx.grammar;
-    let lang = ctx.lang;
-    let store = ctx.store;
-    let Some(village) = store
-        .location_by_code(&r.village)?
-        .filter(|l| l.kind == LocationKind::Village)
-    else {
-        return Ok(Plan::reject(bad_field(ctx, Field::Village, &r.village)));
-    };
-    if !auth::may_enrol_in(ctx, village.id)? {
-        let area = auth::area_codes(ctx)?;
-        return Ok(Plan::reject(g.text(
-            "village_not_yours",
-            lang,
-            &[("village", &village.code), ("area", &area)],
-        )));
-    }
-    let product = match &r.product {
-        Some(code) => match store.product_by_code(code)? {
-            Some(p) => p,
-            None => return Ok(Plan::reject(bad_field(ctx, Field::Product, code))),
-        },
-        None => match officers_product(ctx)? {
-            Some(p) => p,
-            None => return Ok(Plan::reject(g.text("no_product", lang, &[]))),
-        },
-    };
-    let (district, region) = district_and_region(store, &village)?;
+/// The rejection of a product not sold in `village` today (off sale, or sold elsewhere).
+pub(super) fn not_sold(
+    ctx: &Ctx<'_>,
+    product: &Product,
+    village: &Location,
+) -> Result<Option<String>, OfficerError> {
+    let (district, region) = district_and_region(ctx.store, village)?;
     let sellable = match (district, region) {
-        (Some(d), Some(rg)) => is_sellable_in(&product, d, rg),
+        (Some(d), Some(r)) => is_sellable_in(product, d, r),
         _ => product.location.is_none(),
     };
-    if !sellable || !is_on_sale(&product, ctx.today) {
-        return Ok(Plan::reject(g.text(
-            "product_not_sold",
-            lang,
-            &[("product", &product.code), ("village", &village.name)],
-        )));
+    if sellable && is_on_sale(product, ctx.today) {
+        return Ok(None);
     }
+    Ok(Some(ctx.grammar.text(
+        "product_not_sold",
+        ctx.lang,
+        &[("product", &product.code), ("village", &village.name)],
+    )))
+}
+
+pub fn run(ctx: &Ctx<'_>, r: &Register) -> Result<Plan, OfficerError> {
+    let (g, lang, store) = (ctx.grammar, ctx.lang, ctx.store);
+    let (village, product) = match where_and_what(ctx, r)? {
+        Ok(x) => x,
+        Err(reply) => return Ok(Plan::reject(reply)),
+    };
     let chfid = match allocate_chfid(ctx, r.head.chfid)? {
         Ok(c) => c,
         Err(reply) => return Ok(Plan::reject(reply)),
@@ -118,24 +103,14 @@ pub fn run(ctx: &Ctx<'_>, r: &Register) -> Result<Plan, OfficerError> {
         expiry_date: period.expiry,
         self_renewed: false,
     };
-    let row = InsureePolicy {
-        id: store.next_id()?,
-        insuree: head.id,
-        policy: policy.id,
-        enrollment_date: ctx.today,
-        start_date: period.start,
-        effective_date: None,
-        expiry_date: period.expiry,
-    };
-    let pay = intent::create(
-        ctx,
-        store.next_id()?,
+    let row = policy.member_row(store.next_id()?, head.id, ctx.today);
+    let line = PolicyLine {
         chfid,
-        &product,
-        policy.id,
-        PolicyStage::New,
-        value,
-    );
+        policy: policy.id,
+        stage: PolicyStage::New,
+        amount: value,
+    };
+    let pay = intent::create(ctx, store.next_id()?, &product, line);
     let cn = intent::CN_MARK.to_string();
     let shown = chfid.to_string();
     let amount = value.to_string();
@@ -154,35 +129,24 @@ pub fn run(ctx: &Ctx<'_>, r: &Register) -> Result<Plan, OfficerError> {
         ],
     );
     let mut plan = Plan::answer(reply);
-    if let (true, Some(phone)) = (family.sms.approved, &head.phone) {
-        let text = g.text(
-            "head_registered",
-            family.sms.language,
-            &[
-                ("chfid", &shown),
-                ("officer", &ctx.officer.code),
-                ("amount", &amount),
-                ("cn", &cn),
-                ("product", &product.code),
-            ],
-        );
-        plan.notices.push((
-            "head".into(),
-            OutboundSms {
-                to: phone.clone(),
-                text,
-                template: "officer.head_registered".into(),
-                language: family.sms.language,
-                reference: format!("policy:{}", policy.id),
-            },
-        ));
-    }
-    plan.indexes.push((
-        super::pending::NS_OFFICER_POLICIES,
-        officer_policy_key(ctx.officer.id, policy.id),
-        Vec::new(),
-    ));
-    plan.payment_index.push((family_id, pay.payment.id));
+    let text = g.text(
+        "head_registered",
+        family.sms.language,
+        &[
+            ("chfid", &shown),
+            ("officer", &ctx.officer.code),
+            ("amount", &amount),
+            ("cn", &cn),
+            ("product", &product.code),
+        ],
+    );
+    let notice = HeadNotice {
+        template: "head_registered",
+        text,
+        policy: policy.id,
+    };
+    plan.notify_head(&family, &head, notice);
+    plan.index_officer_policy(ctx.officer.id, policy.id);
     plan.records.push(Rec::Insuree(head));
     plan.records.push(Rec::Family(family));
     plan.records.push(Rec::Policy(policy));
@@ -191,6 +155,43 @@ pub fn run(ctx: &Ctx<'_>, r: &Register) -> Result<Plan, OfficerError> {
     plan.fresh_chfids.push(chfid);
     plan.taken_reply = chfid_taken(ctx, chfid)?;
     Ok(plan)
+}
+
+/// The village the family lives in (the officer's to enrol in) and the product it takes
+/// (sold there today), or the rejection.
+fn where_and_what(
+    ctx: &Ctx<'_>,
+    r: &Register,
+) -> Result<Result<(Location, Product), String>, OfficerError> {
+    let (g, lang, store) = (ctx.grammar, ctx.lang, ctx.store);
+    let Some(village) = store
+        .location_by_code(&r.village)?
+        .filter(|l| l.kind == LocationKind::Village)
+    else {
+        return Ok(Err(bad_field(ctx, Field::Village, &r.village)));
+    };
+    if !auth::may_enrol_in(ctx, village.id)? {
+        let area = auth::area_codes(ctx)?;
+        return Ok(Err(g.text(
+            "village_not_yours",
+            lang,
+            &[("village", &village.code), ("area", &area)],
+        )));
+    }
+    let product = match &r.product {
+        Some(code) => match store.product_by_code(code)? {
+            Some(p) => p,
+            None => return Ok(Err(bad_field(ctx, Field::Product, code))),
+        },
+        None => match officers_product(ctx)? {
+            Some(p) => p,
+            None => return Ok(Err(g.text("no_product", lang, &[]))),
+        },
+    };
+    if let Some(reply) = not_sold(ctx, &product, &village)? {
+        return Ok(Err(reply));
+    }
+    Ok(Ok((village, product)))
 }
 
 /// The officer's product: that of their latest policy while it is on sale, else

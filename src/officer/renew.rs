@@ -2,21 +2,16 @@
 //! when it is off sale, or the product the officer names), dated and valued by the rules,
 //! with every member's coverage row and a payment intent; the reply gives the amount and
 //! the control number. A renewal already waiting for payment is shown instead.
+//!
+//! The renewal is [`crate::app::renewal`]'s (the one USSD uses); this module adds what is
+//! the officer's: the area check, the product the officer may name, the replies.
 
-use std::collections::HashMap;
-
-use super::pending::officer_policy_key;
-use super::plan::{uuid, Plan, Rec};
-use super::{
-    auth, bad_field, district_and_region, intent, not_registered, Ctx, Field, OfficerError,
-};
-use crate::domain::show_date;
-use crate::domain::{
-    is_on_sale, is_sellable_in, policy_value, renewal_period, renewal_product, Chfid, Id,
-    InsureePolicy, MemberForValue, Policy, PolicyStage, PolicyStatus, Product,
-};
-use crate::sms::OutboundSms;
-use crate::ussd::actions::payments::of_family;
+use super::plan::{HeadNotice, Plan, Rec};
+use super::register::not_sold;
+use super::{auth, bad_field, intent, not_registered, Ctx, Field, OfficerError};
+use crate::app::payments::control_number_of_policy;
+use crate::app::renewal::{FamilyFile, Renewer};
+use crate::domain::{show_date, Chfid, Location, Policy, Product};
 
 pub fn run(ctx: &Ctx<'_>, chfid: Chfid, wanted: Option<&str>) -> Result<Plan, OfficerError> {
     let g = ctx.grammar;
@@ -39,73 +34,17 @@ pub fn run(ctx: &Ctx<'_>, chfid: Chfid, wanted: Option<&str>) -> Result<Plan, Of
             &[("chfid", &shown), ("village", &village.name)],
         )));
     }
-    let head = store.insuree(family.head)?.unwrap_or(insuree);
-    let head_chfid = head.chfid.to_string();
-    let members = store.family_members(family.id)?;
-    let policies = store.family_policies(family.id)?;
-    let products: HashMap<Id, Product> = store.products()?.into_iter().map(|p| (p.id, p)).collect();
+    let file = FamilyFile::load(store, family, insuree)?;
+    let head_chfid = file.head.chfid.to_string();
     let not_renewable = || Plan::reject(g.text("not_renewable", lang, &[("chfid", &head_chfid)]));
-    // The policy being renewed: the latest paid-for (non-Idle) one, of the named product if
-    // the family had it.
-    let paid: Vec<&Policy> = policies
-        .iter()
-        .filter(|p| p.status != PolicyStatus::Idle)
-        .collect();
-    let latest = |product: Option<Id>| {
-        paid.iter()
-            .filter(|p| product.is_none_or(|id| p.product == id))
-            .max_by_key(|p| p.expiry_date)
-            .copied()
-    };
-    let (target, previous) = match wanted {
-        Some(code) => {
-            let Some(target) = products
-                .values()
-                .find(|p| p.code.eq_ignore_ascii_case(code))
-            else {
-                return Ok(Plan::reject(bad_field(ctx, Field::Product, code)));
-            };
-            let (district, region) = district_and_region(store, &village)?;
-            let sellable = match (district, region) {
-                (Some(d), Some(r)) => is_sellable_in(target, d, r),
-                _ => target.location.is_none(),
-            };
-            if !sellable || !is_on_sale(target, ctx.today) {
-                return Ok(Plan::reject(g.text(
-                    "product_not_sold",
-                    lang,
-                    &[("product", &target.code), ("village", &village.name)],
-                )));
-            }
-            let Some(previous) = latest(Some(target.id)).or_else(|| latest(None)) else {
-                return Ok(not_renewable());
-            };
-            (target, previous)
-        }
-        None => {
-            let Some(previous) = latest(None) else {
-                return Ok(not_renewable());
-            };
-            let Some(product) = products.get(&previous.product) else {
-                return Ok(not_renewable());
-            };
-            let Ok(target) = renewal_product(|id| products.get(&id), product, ctx.today) else {
-                return Ok(not_renewable());
-            };
-            (target, previous)
-        }
+    let (target, previous) = match choose(ctx, &file, &village, wanted)? {
+        Choice::Renew(target, previous) => (target, previous),
+        Choice::Reject(reply) => return Ok(Plan::reject(reply)),
+        Choice::NotRenewable => return Ok(not_renewable()),
     };
     // Already renewed and waiting for payment: say so, create nothing.
-    if let Some(existing) = policies.iter().find(|p| {
-        p.product == target.id
-            && p.status == PolicyStatus::Idle
-            && p.stage == PolicyStage::Renewal
-            && p.start_date > previous.expiry_date
-    }) {
-        let cn = of_family(store, family.id)?
-            .into_iter()
-            .find(|pay| pay.details.iter().any(|d| d.policy == Some(existing.id)))
-            .and_then(|pay| pay.control_number);
+    if let Some(existing) = file.waiting(target.id, Some(previous.expiry_date)) {
+        let cn = control_number_of_policy(store, file.family.id, existing.id)?;
         let reply = g.text(
             "renew_waiting",
             lang,
@@ -118,102 +57,96 @@ pub fn run(ctx: &Ctx<'_>, chfid: Chfid, wanted: Option<&str>) -> Result<Plan, Of
         );
         return Ok(Plan::answer(reply));
     }
-    let Ok(period) = renewal_period(target, ctx.today, previous.expiry_date) else {
+    let Some(q) = file.quote(target, previous, ctx.today, Some(previous.expiry_date)) else {
         return Ok(not_renewable());
     };
-    let for_value: Vec<MemberForValue> = members
-        .iter()
-        .map(|m| MemberForValue {
-            dob: m.dob,
-            relationship: m.relationship,
-        })
-        .collect();
-    let value = policy_value(
-        target,
-        &for_value,
-        PolicyStage::Renewal,
-        ctx.today,
-        period.start,
-        Some(previous.expiry_date),
-    );
-    let policy = Policy {
-        id: store.next_id()?,
-        uuid: uuid(),
-        family: family.id,
-        product: target.id,
+    let by = Renewer {
         officer: Some(ctx.officer.id),
-        stage: PolicyStage::Renewal,
-        status: PolicyStatus::Idle,
-        value,
-        enroll_date: ctx.today,
-        start_date: period.start,
-        effective_date: None,
-        expiry_date: period.expiry,
         self_renewed: false,
+        payer: intent::payer(ctx),
     };
-    let mut plan = Plan::answer(String::new());
-    for m in &members {
-        plan.records.push(Rec::InsureePolicy(InsureePolicy {
-            id: store.next_id()?,
-            insuree: m.id,
-            policy: policy.id,
-            enrollment_date: ctx.today,
-            start_date: period.start,
-            effective_date: None,
-            expiry_date: period.expiry,
-        }));
-    }
-    let pay = intent::create(
-        ctx,
-        store.next_id()?,
-        head.chfid,
-        target,
-        policy.id,
-        PolicyStage::Renewal,
-        value,
-    );
-    let cn = intent::CN_MARK.to_string();
-    let amount = value.to_string();
-    plan.reply = g.text(
+    let renewal = file.renewal(&q, &by, (ctx.today, ctx.now), || store.next_id())?;
+    let cn = intent::CN_MARK;
+    let amount = q.value.to_string();
+    let mut plan = Plan::answer(g.text(
         "renewed",
         lang,
         &[
             ("chfid", &head_chfid),
             ("product", &target.code),
             ("amount", &amount),
-            ("cn", &cn),
-            ("start", &show_date(period.start)),
+            ("cn", cn),
+            ("start", &show_date(q.start)),
+        ],
+    ));
+    let text = g.text(
+        "head_renewed",
+        file.family.sms.language,
+        &[
+            ("chfid", &head_chfid),
+            ("product", &target.code),
+            ("amount", &amount),
+            ("cn", cn),
         ],
     );
-    if let (true, Some(phone)) = (family.sms.approved, &head.phone) {
-        let text = g.text(
-            "head_renewed",
-            family.sms.language,
-            &[
-                ("chfid", &head_chfid),
-                ("product", &target.code),
-                ("amount", &amount),
-                ("cn", &cn),
-            ],
-        );
-        plan.notices.push((
-            "head".into(),
-            OutboundSms {
-                to: phone.clone(),
-                text,
-                template: "officer.head_renewed".into(),
-                language: family.sms.language,
-                reference: format!("policy:{}", policy.id),
-            },
-        ));
-    }
-    plan.indexes.push((
-        super::pending::NS_OFFICER_POLICIES,
-        officer_policy_key(ctx.officer.id, policy.id),
-        Vec::new(),
-    ));
-    plan.payment_index.push((family.id, pay.payment.id));
-    plan.records.insert(0, Rec::Policy(policy));
-    plan.intent = Some(pay);
+    let policy = renewal.policy.id;
+    let notice = HeadNotice {
+        template: "head_renewed",
+        text,
+        policy,
+    };
+    plan.notify_head(&file.family, &file.head, notice);
+    plan.index_officer_policy(ctx.officer.id, policy);
+    plan.records.push(Rec::Policy(renewal.policy));
+    plan.records
+        .extend(renewal.rows.into_iter().map(Rec::InsureePolicy));
+    plan.intent = Some(intent::Intent {
+        payment: renewal.payment,
+        product: q.product,
+    });
     Ok(plan)
+}
+
+/// What RENEW renews: the target product and the policy renewed, or why not.
+enum Choice<'f> {
+    Renew(&'f Product, &'f Policy),
+    Reject(String),
+    NotRenewable,
+}
+
+/// The policy being renewed is the latest paid-for (non-Idle) one, of the named product if
+/// the family had it; the target is the named product (if sold in the village) or the
+/// renewal product of that policy's.
+fn choose<'f>(
+    ctx: &Ctx<'_>,
+    file: &'f FamilyFile,
+    village: &Location,
+    wanted: Option<&str>,
+) -> Result<Choice<'f>, OfficerError> {
+    let Some(code) = wanted else {
+        let Some(previous) = file.latest_paid(None) else {
+            return Ok(Choice::NotRenewable);
+        };
+        return Ok(match file.renewal_target(previous, ctx.today) {
+            Some(target) => Choice::Renew(target, previous),
+            None => Choice::NotRenewable,
+        });
+    };
+    let Some(target) = file
+        .products
+        .values()
+        .find(|p| p.code.eq_ignore_ascii_case(code))
+    else {
+        return Ok(Choice::Reject(bad_field(ctx, Field::Product, code)));
+    };
+    if let Some(reply) = not_sold(ctx, target, village)? {
+        return Ok(Choice::Reject(reply));
+    }
+    match file
+        .latest_paid(Some(target.id))
+        .or_else(|| file.latest_paid(None))
+    {
+        Some(previous) => Ok(Choice::Renew(target, previous)),
+        None => Ok(Choice::NotRenewable),
+    }
 }

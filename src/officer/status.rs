@@ -15,7 +15,7 @@ pub fn run(ctx: &Ctx<'_>, chfid: Chfid) -> Result<Plan, OfficerError> {
         return Ok(Plan::reject(not_registered(ctx, Field::Chfid, &shown)));
     };
     let name = full_name(&insuree);
-    let Some(cover) = crate::inquiry::family_cover(store, insuree.family, ctx.today)? else {
+    let Some(cover) = crate::app::inquiry::family_cover(store, insuree.family, ctx.today)? else {
         return Ok(Plan::answer(g.text(
             "status_none",
             ctx.lang,

@@ -15,6 +15,7 @@
 //! | `idx_officer_phone`           | MSISDN                            | officer id       |
 //! | `idx_family_phone`            | head's MSISDN ‖ 0x00 ‖ family id  | empty            |
 //! | `idx_payment_control_number`  | control number                    | payment id       |
+//! | `idx_chfid_payments`          | CHFID (u32 BE) ‖ payment id       | empty            |
 //! | `idx_control_number`          | control number                    | control-number id|
 //! | `idx_{product,officer,location}_code` | code, trimmed, ASCII upper | record id        |
 //! | `outbox`, `outbox_dead`       | topic prefix ‖ seq (u64 BE)       | versioned entry  |
@@ -50,6 +51,7 @@ pub(crate) enum TreeId {
     IdxOfficerPhone,
     IdxFamilyPhone,
     IdxPaymentControlNumber,
+    IdxChfidPayments,
     IdxControlNumber,
     IdxProductCode,
     IdxOfficerCode,
@@ -61,7 +63,7 @@ pub(crate) enum TreeId {
 }
 
 impl TreeId {
-    pub(crate) const ALL: [TreeId; 27] = [
+    pub(crate) const ALL: [TreeId; 28] = [
         TreeId::Meta,
         TreeId::Locations,
         TreeId::Products,
@@ -81,6 +83,7 @@ impl TreeId {
         TreeId::IdxOfficerPhone,
         TreeId::IdxFamilyPhone,
         TreeId::IdxPaymentControlNumber,
+        TreeId::IdxChfidPayments,
         TreeId::IdxControlNumber,
         TreeId::IdxProductCode,
         TreeId::IdxOfficerCode,
@@ -118,6 +121,7 @@ impl TreeId {
             TreeId::IdxOfficerPhone => "idx_officer_phone",
             TreeId::IdxFamilyPhone => "idx_family_phone",
             TreeId::IdxPaymentControlNumber => "idx_payment_control_number",
+            TreeId::IdxChfidPayments => "idx_chfid_payments",
             TreeId::IdxControlNumber => "idx_control_number",
             TreeId::IdxProductCode => "idx_product_code",
             TreeId::IdxOfficerCode => "idx_officer_code",
@@ -161,6 +165,15 @@ pub(crate) fn id_value(bytes: &[u8], tree: TreeId) -> Result<Id, StoreError> {
 
 pub(crate) fn chfid_key(chfid: Chfid) -> [u8; 4] {
     chfid.value().to_be_bytes()
+}
+
+/// `CHFID ‖ payment id`: a payment under each CHFID its lines name (the family's payments are
+/// those under its members' CHFIDs).
+pub(crate) fn chfid_payment_key(chfid: Chfid, payment: Id) -> [u8; 12] {
+    let mut k = [0u8; 12];
+    k[..4].copy_from_slice(&chfid_key(chfid));
+    k[4..].copy_from_slice(&payment.to_be_bytes());
+    k
 }
 
 pub(crate) fn phone_key(phone: &Msisdn) -> &[u8] {

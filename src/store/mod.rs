@@ -21,6 +21,7 @@ pub mod aux;
 pub mod bulk;
 pub mod codec;
 pub mod commit;
+mod family_payments;
 pub mod keys;
 pub mod outbox;
 pub mod space;
@@ -227,6 +228,7 @@ impl Store {
             .map(|t| db.open_tree(t.name()))
             .collect::<Result<Vec<_>, _>>()?;
         check_schema(&db, &trees)?;
+        family_payments::backfill(&db, &trees)?;
         let commit = commit::GroupCommit::start(db.clone())?;
         let space = Arc::new(space::SpaceGuard::new(dir, options.min_free_bytes));
         Ok(Store {

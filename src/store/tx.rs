@@ -171,12 +171,27 @@ record!(Premium, Premiums, "premium", |r| {
     let key = keys::pair_key(r.policy, r.id);
     vec![IndexEntry::many(TreeId::IdxPolicyPremiums, key)]
 });
-record!(Payment, Payments, "payment", |r| unique_if(
-    TreeId::IdxPaymentControlNumber,
-    r.control_number
-        .as_deref()
-        .and_then(keys::control_number_key)
-));
+record!(Payment, Payments, "payment", |r| {
+    let mut v = unique_if(
+        TreeId::IdxPaymentControlNumber,
+        r.control_number
+            .as_deref()
+            .and_then(keys::control_number_key),
+    );
+    // Keyed by the CHFIDs the lines name, not by family, so that the entry derives from the
+    // payment alone: every writer (transaction, bulk load, pull, import) indexes without
+    // reading the insurees, which a bulk load may not have written yet.
+    for d in &r.details {
+        let e = IndexEntry::many(
+            TreeId::IdxChfidPayments,
+            keys::chfid_payment_key(d.chfid, r.id),
+        );
+        if !v.contains(&e) {
+            v.push(e);
+        }
+    }
+    v
+});
 record!(ControlNumber, ControlNumbers, "control_number", |r| {
     unique_if(
         TreeId::IdxControlNumber,

@@ -13,7 +13,7 @@ pub fn coverage(ctx: &ActionCtx) -> Result<Outcome, ActionError> {
     let Some(insuree) = store.insuree_by_chfid(chfid)? else {
         return Ok(Outcome::named("not_found"));
     };
-    let Some(cover) = crate::inquiry::family_cover(store, insuree.family, ctx.today)? else {
+    let Some(cover) = crate::app::inquiry::family_cover(store, insuree.family, ctx.today)? else {
         return Ok(Outcome::named("no_policy").var("name", masked_name(&insuree)));
     };
     let mut text = Vec::new();

@@ -1,44 +1,27 @@
 //! Renew: quote the renewal of a family's product (or its conversion product), then confirm
-//! it in one durable transaction.
+//! it in one durable transaction. The renewal itself is [`crate::app::renewal`]'s; this
+//! module adds the member's journey: the choice list, the journal, the control-number SMS.
 //!
-//! Confirm writes, atomically and flushed before the member sees the number: an Idle 'R'
-//! policy with its member rows, a payment intent with its detail, a control number (given by
-//! `payments::assign_control_number`: from the product's pool, the simulator, or a queued
-//! GePG bill whose number comes later by SMS), the journal entry of this step, the family →
-//! payment index entry, and the control-number SMS.
+//! Confirm writes, atomically and flushed before the member sees the number: the renewal
+//! (an Idle 'R' policy, its member rows, a payment intent indexed by family), a control
+//! number (given by `payments::assign_control_number`: from the product's pool, the
+//! simulator, or a queued GePG bill whose number comes later by SMS), the journal entry of
+//! this step and the control-number SMS.
 //! A family that already has an Idle renewal of that product is shown that one instead; a
 //! resumed or replayed confirm finds its journal entry and creates nothing.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
-use uuid::Uuid;
-
-use super::payments::{index_in_tx, of_family};
 use super::{ActionCtx, ActionError, Outcome};
-use crate::domain::show_date;
-use crate::domain::{
-    policy_value, renewal_period, renewal_product, Chfid, Id, Insuree, InsureePolicy,
-    MemberForValue, Money, Payment, PaymentDetail, Policy, PolicyStage, PolicyStatus, Product,
-};
+use crate::app::payments::{control_number_of_policy, Payer};
+use crate::app::renewal::{FamilyFile, Quote, Renewer};
+use crate::domain::{show_date, Chfid, Payment, Product};
 use crate::sms::{self, OutboundSms};
-use crate::store::{codec, Abort, StoreError, WriteError};
-
+use crate::store::{codec, Abort, StoreError, TxError, WriteError, WriteTx};
 use crate::ussd::session::JOURNAL_NS;
 
-/// What renewing one product costs a family now.
-struct Quote {
-    product: Product,
-    previous: Policy,
-    value: Money,
-    start: chrono::NaiveDate,
-    expiry: chrono::NaiveDate,
-    /// An Idle renewal of this product already waiting for payment.
-    existing: Option<Policy>,
-}
-
 struct FamilyView {
-    head: Insuree,
-    members: Vec<Insuree>,
+    file: FamilyFile,
     quotes: Vec<Quote>,
 }
 
@@ -53,69 +36,9 @@ fn family_view(ctx: &ActionCtx) -> Result<Option<FamilyView>, ActionError> {
     let Some(family) = store.family(insuree.family)? else {
         return Ok(None);
     };
-    let head = store.insuree(family.head)?.unwrap_or(insuree);
-    let members = store.family_members(family.id)?;
-    let policies = store.family_policies(family.id)?;
-    let products: HashMap<Id, Product> = store.products()?.into_iter().map(|p| (p.id, p)).collect();
-    // The latest policy per product that is not itself an unpaid renewal.
-    let mut latest: BTreeMap<Id, &Policy> = BTreeMap::new();
-    for p in policies.iter().filter(|p| p.status != PolicyStatus::Idle) {
-        let e = latest.entry(p.product).or_insert(p);
-        if p.expiry_date > e.expiry_date {
-            *e = p;
-        }
-    }
-    let for_value: Vec<MemberForValue> = members
-        .iter()
-        .map(|m| MemberForValue {
-            dob: m.dob,
-            relationship: m.relationship,
-        })
-        .collect();
-    let mut quotes: Vec<Quote> = Vec::new();
-    for previous in latest.values() {
-        let Some(product) = products.get(&previous.product) else {
-            continue;
-        };
-        let Ok(target) = renewal_product(|id| products.get(&id), product, ctx.today) else {
-            continue;
-        };
-        if quotes.iter().any(|q| q.product.id == target.id) {
-            continue;
-        }
-        let Ok(period) = renewal_period(target, ctx.today, previous.expiry_date) else {
-            continue;
-        };
-        let value = policy_value(
-            target,
-            &for_value,
-            PolicyStage::Renewal,
-            ctx.today,
-            period.start,
-            Some(previous.expiry_date),
-        );
-        let existing = policies
-            .iter()
-            .find(|p| {
-                p.product == target.id
-                    && p.status == PolicyStatus::Idle
-                    && p.stage == PolicyStage::Renewal
-            })
-            .cloned();
-        quotes.push(Quote {
-            product: target.clone(),
-            previous: (*previous).clone(),
-            value: existing.as_ref().map(|e| e.value).unwrap_or(value),
-            start: period.start,
-            expiry: period.expiry,
-            existing,
-        });
-    }
-    Ok(Some(FamilyView {
-        head,
-        members,
-        quotes,
-    }))
+    let file = FamilyFile::load(store, family, insuree)?;
+    let quotes = file.quotes(ctx.today);
+    Ok(Some(FamilyView { file, quotes }))
 }
 
 /// The products the family can renew, with amounts, as a list to choose from.
@@ -168,100 +91,66 @@ pub fn confirm(ctx: &ActionCtx) -> Result<Outcome, ActionError> {
         .var("amount", q.value.to_string())
         .var("start", show_date(q.start));
     if let Some(existing) = &q.existing {
-        let payment = of_family(&ctx.store, existing.family)?
-            .into_iter()
-            .find(|p| p.details.iter().any(|d| d.policy == Some(existing.id)));
-        return Ok(match payment.and_then(|p| p.control_number) {
-            Some(cn) => Outcome {
-                name: "existing".into(),
-                ..base.var("control_number", cn)
+        return Ok(
+            match control_number_of_policy(&ctx.store, existing.family, existing.id)? {
+                Some(cn) => Outcome {
+                    name: "existing".into(),
+                    ..base.var("control_number", cn)
+                },
+                None => Outcome {
+                    name: "pending".into(),
+                    ..base
+                },
             },
-            None => Outcome {
-                name: "pending".into(),
-                ..base
-            },
-        });
+        );
     }
-    write_renewal(ctx, &view, q, base)
+    write_renewal(ctx, &view.file, q, base)
+}
+
+fn codec_abort(e: codec::CodecError) -> Abort<crate::sms::TemplateError> {
+    Abort::Store(
+        StoreError::Codec {
+            tree: "aux",
+            source: e,
+        }
+        .into(),
+    )
 }
 
 fn write_renewal(
     ctx: &ActionCtx,
-    view: &FamilyView,
+    file: &FamilyFile,
     q: &Quote,
     base: Outcome,
 ) -> Result<Outcome, ActionError> {
-    let head_chfid = view.head.chfid.to_string();
+    let by = Renewer {
+        officer: q.previous.officer,
+        self_renewed: true,
+        payer: Payer {
+            phone: Some(ctx.msisdn.clone()),
+            language: ctx.lang,
+            officer_code: None,
+        },
+    };
+    let gepg = ctx.gepg;
+    let assign = |tx: &mut WriteTx<'_>, p: &mut Payment, product: &Product| {
+        let given = crate::payments::assign_control_number(tx, p, product, gepg)?;
+        Ok::<_, TxError>(given.number().map(String::from))
+    };
     let written = ctx.store.write_durable_blocking(|tx| {
         // A replay that raced the first run finds the entry here, inside the transaction.
         if let Some(bytes) = tx.aux_get(JOURNAL_NS, ctx.journal_key.as_bytes())? {
-            return codec::decode::<Outcome>(&bytes).map_err(|e| {
-                Abort::Store(
-                    StoreError::Codec {
-                        tree: "aux",
-                        source: e,
-                    }
-                    .into(),
-                )
-            });
+            return codec::decode::<Outcome>(&bytes).map_err(codec_abort);
         }
-        let policy = Policy {
-            id: tx.next_id()?,
-            uuid: Uuid::new_v4(),
-            family: view.head.family,
-            product: q.product.id,
-            officer: q.previous.officer,
-            stage: PolicyStage::Renewal,
-            status: PolicyStatus::Idle,
-            value: q.value,
-            enroll_date: ctx.today,
-            start_date: q.start,
-            effective_date: None,
-            expiry_date: q.expiry,
-            self_renewed: true,
-        };
-        tx.put_policy(&policy)?;
-        for m in &view.members {
-            tx.put_insuree_policy(&InsureePolicy {
-                id: tx.next_id()?,
-                insuree: m.id,
-                policy: policy.id,
-                enrollment_date: ctx.today,
-                start_date: q.start,
-                effective_date: None,
-                expiry_date: q.expiry,
-            })?;
-        }
-        let payment_id = tx.next_id()?;
-        let line = PaymentDetail {
-            product_code: q.product.code.clone(),
-            chfid: view.head.chfid,
-            stage: PolicyStage::Renewal,
-            policy: Some(policy.id),
-            expected_amount: q.value,
-            amount: None,
-            premium: None,
-        };
-        let mut payment = Payment::intent(
-            payment_id,
-            Uuid::new_v4(),
-            line,
-            Some(ctx.msisdn.clone()),
-            ctx.lang,
-            ctx.now,
-        );
-        let number =
-            crate::payments::assign_control_number(tx, &mut payment, &q.product, ctx.gepg)?
-                .number()
-                .map(String::from);
-        tx.put_payment(&payment)?;
-        index_in_tx(tx, policy.family, payment_id)?;
+        let renewal = file.renewal(q, &by, (ctx.today, ctx.now), || tx.next_id())?;
+        let number = renewal.write_in(tx, &q.product, &assign)?;
+        let payment_id = renewal.payment.id;
         let outcome = match &number {
             Some(cn) => {
                 let vars = HashMap::from([
                     ("control_number", cn.clone()),
                     ("amount", q.value.to_string()),
-                    ("chfid", head_chfid.clone()),
+                    ("chfid", file.head.chfid.to_string()),
                     ("product", q.product.code.clone()),
                 ]);
                 let text = ctx
@@ -286,15 +175,7 @@ fn write_renewal(
                 ..base.clone()
             },
         };
-        let bytes = codec::encode(&outcome).map_err(|e| {
-            Abort::Store(
-                StoreError::Codec {
-                    tree: "aux",
-                    source: e,
-                }
-                .into(),
-            )
-        })?;
+        let bytes = codec::encode(&outcome).map_err(codec_abort)?;
         tx.aux_put(JOURNAL_NS, ctx.journal_key.as_bytes(), &bytes)?;
         Ok(outcome)
     });
@@ -310,6 +191,7 @@ mod tests {
     use super::*;
     use crate::config::GepgMode;
     use crate::demo::{self, DemoOptions};
+    use crate::domain::PolicyStatus;
     use crate::domain::{Language, Msisdn};
     use crate::store::{Store, TxResult};
 

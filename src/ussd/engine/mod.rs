@@ -124,15 +124,11 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Loads menus and SMS templates as the configuration says, and backfills the family →
-    /// payment index (see [`actions::payments`]).
+    /// Loads menus and SMS templates as the configuration says.
     pub fn new(store: Store, config: &Config) -> Result<Engine, UssdError> {
         let settings = Settings::from_config(config);
         let templates = Templates::load(&config.sms.templates_dir)?;
-        let engine = Engine::with(store, settings, templates)?;
-        let n = actions::payments::backfill(&engine.store)?;
-        tracing::debug!(entries = n, "family payment index backfilled");
-        Ok(engine)
+        Engine::with(store, settings, templates)
     }
 
     pub fn with(
