@@ -7,7 +7,6 @@ use chrono::{NaiveDate, Utc};
 
 use super::StoreArgs;
 use crate::scheduler::{clock::Clock, Job, Scheduler};
-use crate::sms::Templates;
 use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
@@ -42,7 +41,7 @@ fn open(args: &StoreArgs) -> anyhow::Result<Scheduler> {
     let config = args.load()?;
     let store = Store::open(&config.store.data_dir, config.store.store_options())
         .with_context(|| format!("opening store at {}", config.store.data_dir.display()))?;
-    let templates = Templates::load(&config.sms.templates_dir).context("loading SMS templates")?;
+    let templates = super::load_templates(&config)?;
     Ok(Scheduler::new(
         store,
         Arc::new(templates),

@@ -80,6 +80,14 @@ impl StoreArgs {
     }
 }
 
+/// The SMS templates `[sms] templates_dir` names; a bad directory is one clear error.
+pub(crate) fn load_templates(config: &Config) -> anyhow::Result<crate::sms::Templates> {
+    use anyhow::Context;
+    let dir = &config.sms.templates_dir;
+    crate::sms::Templates::load(dir)
+        .with_context(|| format!("loading SMS templates from {}", dir.display()))
+}
+
 /// POSTs `body` as JSON to `path` on a running server and returns its JSON answer; an answer
 /// that is not a success is an error naming `who` answered and what it said.
 pub(crate) fn post_json(

@@ -42,15 +42,9 @@ struct Parts {
 
 impl Parts {
     fn build(config: &Config, store: &Store) -> anyhow::Result<Parts> {
-        let templates =
-            Arc::new(Templates::load(&config.sms.templates_dir).with_context(|| {
-                format!(
-                    "loading SMS templates from {}",
-                    config.sms.templates_dir.display()
-                )
-            })?);
+        let templates = Arc::new(super::load_templates(config)?);
         let ussd = Arc::new(
-            crate::ussd::Engine::new(store.clone(), config).context("starting the USSD engine")?,
+            crate::ussd::Engine::new(store.clone(), config, templates.clone()).context("starting the USSD engine")?,
         );
         let officers = if config.officer.enabled {
             Some(

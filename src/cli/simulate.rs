@@ -48,7 +48,9 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     if args.demo {
         demo::seed_if_empty(&store, &demo::DemoOptions::default()).context("seeding demo data")?;
     }
-    let engine = Engine::new(store.clone(), &config).context("starting the USSD engine")?;
+    let templates = super::load_templates(&config)?;
+    let engine = Engine::new(store.clone(), &config, std::sync::Arc::new(templates))
+        .context("starting the USSD engine")?;
     let rt = tokio::runtime::Runtime::new()?;
     let stdin = std::io::stdin();
     let mut out = std::io::stdout();

@@ -13,7 +13,7 @@ use anyhow::{bail, Context};
 
 use super::StoreArgs;
 use crate::domain::{Language, Msisdn};
-use crate::sms::{self, segment, OutboundSms, Templates};
+use crate::sms::{self, segment, OutboundSms};
 use crate::store::{Store, TxResult};
 
 #[derive(Debug, clap::Args)]
@@ -92,7 +92,7 @@ pub fn run(args: SmsArgs) -> anyhow::Result<bool> {
                 };
                 values.insert(k.trim(), val.to_string());
             }
-            let templates = Templates::load(&config.sms.templates_dir)?;
+            let templates = super::load_templates(&config)?;
             let text = templates.render(&template, language, &values)?;
             let key = key.unwrap_or_else(|| format!("cli:{}", uuid::Uuid::new_v4()));
             let dir = &config.store.data_dir;

@@ -124,17 +124,20 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Loads menus and SMS templates as the configuration says.
-    pub fn new(store: Store, config: &Config) -> Result<Engine, UssdError> {
-        let settings = Settings::from_config(config);
-        let templates = Templates::load(&config.sms.templates_dir)?;
-        Engine::with(store, settings, templates)
+    /// Loads the menus as the configuration says; SMS go out through `templates` (loaded
+    /// once by the caller and shared with the other parts).
+    pub fn new(
+        store: Store,
+        config: &Config,
+        templates: Arc<Templates>,
+    ) -> Result<Engine, UssdError> {
+        Engine::with(store, Settings::from_config(config), templates)
     }
 
     pub fn with(
         store: Store,
         settings: Settings,
-        templates: Templates,
+        templates: Arc<Templates>,
     ) -> Result<Engine, UssdError> {
         let menus = Menus::load(&settings.menus_dir, actions::NAMES)?;
         let hop_limit = settings
@@ -143,7 +146,7 @@ impl Engine {
         Ok(Engine {
             store,
             menus: RwLock::new(Arc::new(menus)),
-            templates: Arc::new(templates),
+            templates,
             settings,
             metrics: Metrics::default(),
             inflight: InFlight::default(),
