@@ -21,6 +21,7 @@ pub mod aux;
 pub mod bulk;
 pub mod codec;
 pub mod commit;
+pub mod consumer;
 pub mod keys;
 pub mod outbox;
 pub mod space;
