@@ -2,8 +2,9 @@
 //!
 //! Owns: batching (one PostgreSQL transaction per batch), reference resolution (local →
 //! central ids, reserving keys from the sequences for entities not yet mirrored), the
-//! history-row convention per write, acknowledgement, dead-lettering of rejected rows, and
-//! exponential backoff while the database is unreachable.
+//! history-row convention per write, and which writes are applied or rejected; the outbox's
+//! consumer loop (`crate::store::consumer`) acknowledges, dead-letters the rejected rows and
+//! holds the batch with exponential backoff while the database is unreachable.
 //! Must never: claim more entries while a claimed batch is neither acknowledged nor dead
 //! (that would let a later write of an entity overtake an earlier one), or acknowledge a
 //! write before its PostgreSQL transaction committed.

@@ -2,7 +2,8 @@
 //! command at a time (so two commands of one officer never race), on a blocking thread.
 //!
 //! Owns: [`route_in_tx`] (the router's plug-in: a job on the outbox, in the MO's own
-//! transaction), the drain loop, and the start-up backfill of the officer → policy index.
+//! transaction), the drain (a batch on the outbox's consumer loop, `crate::store::consumer`,
+//! sharing one flush before its acks), and the start-up backfill of the officer → policy index.
 //! Must never: ack a job before its command's transaction is durable (the done marker makes
 //! a re-run harmless), or run when officer commands are disabled (the router then keeps
 //! answering HELP).

@@ -3,9 +3,10 @@
 //!
 //! Owns: the bill record (aux [`BILL_NS`]; the bill id is the payment id for a member's
 //! bill, a fresh id for a pool bill), queueing a submission on [`BILL_TOPIC`] in the same
-//! transaction that needs it, the worker that submits them (signed `gepgBillSubReq`, retried
-//! with the same BillId after a timeout; `7226` means GePG already has it), topping up the
-//! per-product pools, and applying `gepgBillSubResp` (number → payment and SMS, or → pool).
+//! transaction that needs it, the worker that submits them on the outbox's consumer loop
+//! (signed `gepgBillSubReq`, retried with the same BillId after a timeout or a store error;
+//! `7226` means GePG already has it), topping up the per-product pools, and applying
+//! `gepgBillSubResp` (number → payment and SMS, or → pool).
 //! Must never: create a second bill for a payment, send an SMS outside the callback's
 //! transaction, or treat a failed submission as submitted.
 

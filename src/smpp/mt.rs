@@ -1,9 +1,10 @@
 //! MT: drains the durable SMS outbox (topic `sms`) into the binds.
 //!
-//! Owns: claim with a lease → encode (GSM-7 or UCS2, concatenated with a rotating UDH
-//! reference) → one submit job per segment → record the message ids → ack, only after
-//! every segment's submit_sm_resp; the retry policy (temporary errors back off through the
-//! outbox, permanent ones fail the SMS) and the slots that bound duplicates.
+//! Owns, on the outbox's consumer loop (`crate::store::consumer`, which claims, acks and
+//! retries): encode (GSM-7 or UCS2, concatenated with a rotating UDH reference) → one
+//! submit job per segment → record the message ids → the verdict, "done" only after every
+//! segment's submit_sm_resp; the retry policy (temporary errors back off through the
+//! outbox, permanent ones fail the SMS) and the slot count that bounds duplicates.
 //! Must never: ack before the SMSC accepted the last segment, or hold more than
 //! window × binds entries claimed and not durably acked (so a crash re-sends at most that
 //! many messages).

@@ -475,3 +475,173 @@ async fn pause(signal: &mut Signal, d: Duration, bell: Option<&Notify>) -> bool 
         _ = signal.recv() => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shutdown::Shutdown;
+
+    const TOPIC: &str = "test.loop";
+
+    /// Judges an entry by its payload; fails as unavailable `unavailable` times first.
+    #[derive(Default)]
+    struct Scripted {
+        runs: Mutex<Vec<Vec<(String, u32)>>>,
+        unavailable: AtomicU64,
+        delay: Duration,
+    }
+
+    impl Consumer for Scripted {
+        async fn run(&self, items: &[OutboxItem]) -> Result<Vec<Verdict>, Unavailable> {
+            let seen = items.iter().map(|i| (i.key.clone(), i.attempts)).collect();
+            self.runs.lock().unwrap().push(seen);
+            tokio::time::sleep(self.delay).await;
+            let left = self.unavailable.load(Ordering::SeqCst);
+            if left > 0 {
+                self.unavailable.store(left - 1, Ordering::SeqCst);
+                return Err(Unavailable("peer down".into()));
+            }
+            Ok(items
+                .iter()
+                .map(|i| match i.payload.as_slice() {
+                    b"retry" => Verdict::Retry("busy".into()),
+                    b"dead" => Verdict::Dead("refused".into()),
+                    b"leave" => Verdict::Leave,
+                    _ => Verdict::Done,
+                })
+                .collect())
+        }
+    }
+
+    fn opts(shape: Shape) -> LoopOptions {
+        LoopOptions {
+            shape,
+            unavailable_base: Duration::from_millis(10),
+            unavailable_cap: Duration::from_millis(20),
+            ..LoopOptions::new(TOPIC, Duration::from_secs(30), Duration::from_millis(10))
+        }
+    }
+
+    async fn until(what: &str, cond: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !cond() {
+            assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+
+    #[tokio::test]
+    async fn each_verdict_settles_its_entry_and_is_counted() {
+        let store = Store::open_temporary().unwrap();
+        for (k, p) in [("a", "ok"), ("b", "retry"), ("c", "dead"), ("d", "leave")] {
+            store.outbox_push(TOPIC, k, p.as_bytes()).unwrap();
+        }
+        let consumer = Arc::new(Scripted::default());
+        let shutdown = Shutdown::new();
+        let l = ConsumerLoop::new(store.clone(), consumer.clone(), opts(Shape::Batch(10)));
+        let stats = l.stats();
+        let task = tokio::spawn(l.run(shutdown.signal()));
+        until("settled", || get(&stats.left) == 1).await;
+        shutdown.drain().await;
+        task.await.unwrap();
+        assert_eq!(consumer.runs.lock().unwrap().len(), 1, "one batch");
+        assert_eq!(get(&stats.claimed), 4);
+        assert_eq!(
+            (get(&stats.acked), get(&stats.retried), get(&stats.dead)),
+            (1, 1, 1)
+        );
+        assert_eq!(get(&stats.store_errors), 0);
+        // b waits for its retry, d for its lease; c is dead with its reason; a is gone.
+        assert_eq!(store.pending_count(TOPIC).unwrap(), 2);
+        let dead = store.dead(TOPIC).unwrap();
+        assert_eq!(
+            (dead[0].key.as_str(), dead[0].last_error.as_str()),
+            ("c", "refused")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unavailable_consumer_gets_the_same_batch_again_and_nothing_newer() {
+        let store = Store::open_temporary().unwrap();
+        store.outbox_push(TOPIC, "a", b"ok").unwrap();
+        let consumer = Arc::new(Scripted {
+            unavailable: AtomicU64::new(3),
+            ..Scripted::default()
+        });
+        let shutdown = Shutdown::new();
+        let l = ConsumerLoop::new(store.clone(), consumer.clone(), opts(Shape::Batch(10)));
+        let stats = l.stats();
+        let task = tokio::spawn(l.run(shutdown.signal()));
+        until("first run", || !consumer.runs.lock().unwrap().is_empty()).await;
+        store.outbox_push(TOPIC, "b", b"ok").unwrap();
+        until("both acked", || get(&stats.acked) == 2).await;
+        shutdown.drain().await;
+        task.await.unwrap();
+        let runs = consumer.runs.lock().unwrap().clone();
+        let a = vec![("a".to_string(), 1)];
+        // The held batch ran four times as claimed once (no attempt counted), then b.
+        assert_eq!(
+            runs,
+            [a.clone(), a.clone(), a.clone(), a, vec![("b".into(), 1)]]
+        );
+        assert_eq!(get(&stats.unavailable), 3);
+        assert_eq!(store.pending_count(TOPIC).unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn each_mode_runs_entries_side_by_side_and_never_one_twice() {
+        let store = Store::open_temporary().unwrap();
+        for k in ["a", "b", "c", "d", "e"] {
+            store.outbox_push(TOPIC, k, b"ok").unwrap();
+        }
+        // Runs outlast their lease: a claim in between gets them again, and must not run
+        // them a second time while they are in flight.
+        let consumer = Arc::new(Scripted {
+            delay: Duration::from_millis(150),
+            ..Scripted::default()
+        });
+        let o = LoopOptions {
+            lease: Duration::from_millis(20),
+            ..opts(Shape::Each(2))
+        };
+        let shutdown = Shutdown::new();
+        let l = ConsumerLoop::new(store.clone(), consumer.clone(), o);
+        let stats = l.stats();
+        let task = tokio::spawn(l.run(shutdown.signal()));
+        until("all acked", || get(&stats.acked) == 5).await;
+        shutdown.drain().await;
+        task.await.unwrap();
+        let runs = consumer.runs.lock().unwrap().clone();
+        assert!(runs.iter().all(|r| r.len() == 1), "one entry per run");
+        let mut keys: Vec<_> = runs.iter().map(|r| r[0].0.clone()).collect();
+        keys.sort();
+        assert_eq!(keys, ["a", "b", "c", "d", "e"], "each ran once");
+        assert_eq!(store.pending_count(TOPIC).unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_push_rings_an_idle_loop_awake_before_its_poll() {
+        let store = Store::open_temporary().unwrap();
+        let consumer = Arc::new(Scripted::default());
+        let o = LoopOptions {
+            poll: Duration::from_secs(60),
+            ..opts(Shape::Batch(10))
+        };
+        let shutdown = Shutdown::new();
+        let l = ConsumerLoop::new(store.clone(), consumer.clone(), o);
+        let stats = l.stats();
+        let task = tokio::spawn(l.run(shutdown.signal()));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        store.outbox_push(TOPIC, "a", b"ok").unwrap();
+        until("acked", || get(&stats.acked) == 1).await;
+        // Shutdown ends the idle wait at once.
+        tokio::time::timeout(Duration::from_secs(2), shutdown.drain())
+            .await
+            .expect("stopped");
+        task.await.unwrap();
+    }
+}
