@@ -44,7 +44,8 @@ impl Parts {
     fn build(config: &Config, store: &Store) -> anyhow::Result<Parts> {
         let templates = Arc::new(super::load_templates(config)?);
         let ussd = Arc::new(
-            crate::ussd::Engine::new(store.clone(), config, templates.clone()).context("starting the USSD engine")?,
+            crate::ussd::Engine::new(store.clone(), config, templates.clone())
+                .context("starting the USSD engine")?,
         );
         let officers = if config.officer.enabled {
             Some(

@@ -2,13 +2,15 @@
 //!
 //! Owns: batching (one PostgreSQL transaction per batch), reference resolution (local →
 //! central ids, reserving keys from the sequences for entities not yet mirrored), the
-//! history-row convention per write, acknowledgement, dead-lettering of rejected rows, and
-//! exponential backoff while the database is unreachable.
+//! history-row convention per write, and which writes are applied or rejected; the outbox's
+//! consumer loop (`crate::store::consumer`) acknowledges, dead-letters the rejected rows and
+//! holds the batch with exponential backoff while the database is unreachable.
 //! Must never: claim more entries while a claimed batch is neither acknowledged nor dead
 //! (that would let a later write of an entity overtake an earlier one), or acknowledge a
 //! write before its PostgreSQL transaction committed.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -20,6 +22,9 @@ use super::sql::{self, Row};
 use super::status::MirrorStatus;
 use super::{idmap, progress, MirrorError};
 use crate::shutdown::Signal;
+use crate::store::consumer::{
+    Consumer, ConsumerLoop, Flushes, LoopOptions, Shape, Unavailable, Verdict,
+};
 use crate::store::{
     codec, mirror_entity_key, MirrorWrite, OutboxItem, Store, MIRROR_PENDING_NS, MIRROR_TOPIC,
 };
@@ -66,13 +71,6 @@ pub struct MirrorWriter {
     status: MirrorStatus,
 }
 
-fn backoff(opts: &WriterOptions, failures: u32) -> Duration {
-    let exp = failures.min(20);
-    opts.backoff_base
-        .saturating_mul(1u32 << exp)
-        .min(opts.backoff_cap)
-}
-
 impl MirrorWriter {
     pub fn new(store: Store, dsn: String, opts: WriterOptions) -> MirrorWriter {
         let status = MirrorStatus::new(store.clone());
@@ -84,51 +82,22 @@ impl MirrorWriter {
         }
     }
 
-    /// Runs until the shutdown signal: connect, claim, apply, ack; back off on failures.
+    /// Runs until the shutdown signal, on the outbox's consumer loop: claim a batch, apply
+    /// it in one PostgreSQL transaction, ack; while the database is unreachable, keep the
+    /// batch and back off (claiming nothing else, so no later write overtakes it).
     pub async fn run(self, mut signal: Signal) {
         self.status.set_state("starting", None);
         tokio::select! {
             _ = tokio::time::sleep(self.opts.lease) => {}
             _ = signal.recv() => return,
         }
-        let mut client: Option<Client> = None;
-        let mut held: Vec<OutboxItem> = Vec::new();
-        let mut failures = 0u32;
-        let bell = self.store.outbox_bell(MIRROR_TOPIC);
-        loop {
-            if signal.is_triggered() {
-                break;
-            }
-            let wait = match self.step(&mut client, &mut held).await {
-                Ok(0) => {
-                    failures = 0;
-                    self.opts.poll
-                }
-                Ok(_) => {
-                    failures = 0;
-                    Duration::ZERO
-                }
-                Err(e) => {
-                    let d = backoff(&self.opts, failures);
-                    failures = failures.saturating_add(1);
-                    tracing::warn!(error = %e, retry_in = ?d, "mirror: central database unavailable");
-                    self.status.set_state("unreachable", Some(e.to_string()));
-                    if client.as_ref().is_some_and(|c| c.is_closed()) {
-                        client = None;
-                    }
-                    d
-                }
-            };
-            if !wait.is_zero() {
-                // Idle: a new write wakes the writer; backing off: only the timer does.
-                let idle = failures == 0;
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = bell.notified(), if idle => {}
-                    _ = signal.recv() => break,
-                }
-            }
-        }
+        let opts = loop_options(&self.opts);
+        let store = self.store.clone();
+        let consumer = Arc::new(Draining {
+            writer: self,
+            client: tokio::sync::Mutex::new(None),
+        });
+        ConsumerLoop::new(store, consumer, opts).run(signal).await;
         tracing::info!("mirror writer stopped");
     }
 
@@ -139,12 +108,7 @@ impl MirrorWriter {
         client: &mut Option<Client>,
         held: &mut Vec<OutboxItem>,
     ) -> Result<usize, MirrorError> {
-        if client.as_ref().is_none_or(|c| c.is_closed()) {
-            *client = Some(super::connect(&self.dsn).await?);
-        }
-        let Some(c) = client.as_mut() else {
-            return Ok(0);
-        };
+        let c = connected(&self.dsn, client).await?;
         if held.is_empty() {
             *held = self.store.claim(
                 MIRROR_TOPIC,
@@ -157,16 +121,25 @@ impl MirrorWriter {
             self.status.set_state("idle", None);
             return Ok(0);
         }
-        // A claimed write may not be on disk yet; a crash could still lose it locally, and
-        // the central database must not get a row the store then forgets.
+        // A claimed write may not be on disk yet (see `run`).
         self.store.flushed().await?;
-        let started = std::time::Instant::now();
-        let outcomes = apply_batch(c, &self.store, held, self.opts.audit_user_id).await?;
+        let outcomes = self.apply(c, held).await?;
         let n = outcomes.len();
         self.settle(held, &outcomes)?;
         held.clear();
-        self.status.batch_done(&outcomes, started.elapsed());
         Ok(n)
+    }
+
+    /// Applies a batch and records it in the status.
+    async fn apply(
+        &self,
+        c: &mut Client,
+        items: &[OutboxItem],
+    ) -> Result<Vec<Outcome>, MirrorError> {
+        let started = std::time::Instant::now();
+        let outcomes = apply_batch(c, &self.store, items, self.opts.audit_user_id).await?;
+        self.status.batch_done(&outcomes, started.elapsed());
+        Ok(outcomes)
     }
 
     fn settle(&self, items: &[OutboxItem], outcomes: &[Outcome]) -> Result<(), MirrorError> {
@@ -182,15 +155,18 @@ impl MirrorWriter {
                         .dead_letter(MIRROR_TOPIC, item.seq, reason, now)?;
                 }
             }
-            if let Some(entity) = entity_of_key(&item.key) {
-                let seq = item.seq.to_be_bytes();
-                self.store.aux_compare_and_swap(
-                    MIRROR_PENDING_NS,
-                    &entity,
-                    Some(&seq[..]),
-                    None,
-                )?;
-            }
+            self.clear_pending(item)?;
+        }
+        Ok(())
+    }
+
+    /// Forgets that the entity of a settled write has a write pending (unless a later one
+    /// replaced it).
+    fn clear_pending(&self, item: &OutboxItem) -> Result<(), MirrorError> {
+        if let Some(entity) = entity_of_key(&item.key) {
+            let seq = item.seq.to_be_bytes();
+            self.store
+                .aux_compare_and_swap(MIRROR_PENDING_NS, &entity, Some(&seq[..]), None)?;
         }
         Ok(())
     }
@@ -198,6 +174,74 @@ impl MirrorWriter {
     pub fn status(&self) -> MirrorStatus {
         self.status.clone()
     }
+}
+
+/// The writer's settings of the consumer loop.
+fn loop_options(o: &WriterOptions) -> LoopOptions {
+    LoopOptions {
+        shape: Shape::Batch(o.batch_size),
+        // A claimed write may not be on disk yet; a crash could still lose it locally, and
+        // the central database must not get a row the store then forgets.
+        flush: Flushes {
+            before_run: true,
+            ..Flushes::default()
+        },
+        unavailable_base: o.backoff_base,
+        unavailable_cap: o.backoff_cap,
+        ..LoopOptions::new(MIRROR_TOPIC, o.lease, o.poll)
+    }
+}
+
+/// The writer on the consumer loop, with its connection.
+struct Draining {
+    writer: MirrorWriter,
+    client: tokio::sync::Mutex<Option<Client>>,
+}
+
+impl Consumer for Draining {
+    async fn run(&self, items: &[OutboxItem]) -> Result<Vec<Verdict>, Unavailable> {
+        let w = &self.writer;
+        let mut client = self.client.lock().await;
+        let applied = match connected(&w.dsn, &mut client).await {
+            Ok(c) => w.apply(c, items).await,
+            Err(e) => Err(e),
+        };
+        let outcomes = applied.map_err(|e| {
+            w.status.set_state("unreachable", Some(e.to_string()));
+            if client.as_ref().is_some_and(|c| c.is_closed()) {
+                *client = None;
+            }
+            Unavailable(format!("mirror: central database unavailable: {e}"))
+        })?;
+        Ok(outcomes
+            .into_iter()
+            .map(|o| match o {
+                Outcome::Applied => Verdict::Done,
+                Outcome::Rejected(reason) => Verdict::Dead(reason),
+            })
+            .collect())
+    }
+
+    fn idle(&self) {
+        self.writer.status.set_state("idle", None);
+    }
+
+    fn settled(&self, item: &OutboxItem, _verdict: &Verdict) {
+        if let Err(e) = self.writer.clear_pending(item) {
+            tracing::warn!(key = %item.key, error = %e, "mirror: clearing the pending mark failed");
+        }
+    }
+}
+
+/// The open connection, (re)connecting when there is none or it closed.
+async fn connected<'c>(
+    dsn: &str,
+    client: &'c mut Option<Client>,
+) -> Result<&'c mut Client, MirrorError> {
+    if let Some(c) = client.take().filter(|c| !c.is_closed()) {
+        return Ok(client.insert(c));
+    }
+    Ok(client.insert(super::connect(dsn).await?))
 }
 
 /// `kind:id` of an idempotency key `kind:id:seq`.
@@ -633,8 +677,17 @@ mod tests {
             backoff_cap: Duration::from_secs(1),
             ..WriterOptions::default()
         };
-        assert_eq!(backoff(&o, 0), Duration::from_millis(100));
-        assert_eq!(backoff(&o, 2), Duration::from_millis(400));
-        assert_eq!(backoff(&o, 30), Duration::from_secs(1));
+        assert_eq!(
+            loop_options(&o).unavailable_backoff(0),
+            Duration::from_millis(100)
+        );
+        assert_eq!(
+            loop_options(&o).unavailable_backoff(2),
+            Duration::from_millis(400)
+        );
+        assert_eq!(
+            loop_options(&o).unavailable_backoff(30),
+            Duration::from_secs(1)
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! The command worker: drains the durable topic [`TOPIC`] that the SMS router fills, one
 //! command at a time (so two commands of one officer never race), on a blocking thread.
 //!
-//! Owns: the drain loop and the start-up backfill of the officer → policy index.
+//! Owns: the drain (a batch on the outbox's consumer loop, `crate::store::consumer`, sharing
+//! one flush before its acks) and the start-up backfill of the officer → policy index.
 //! Must never: ack a job before its command's transaction is durable (the done marker makes
 //! a re-run harmless).
 
@@ -14,7 +15,10 @@ use serde::{Deserialize, Serialize};
 use super::{pending, Officers, Processed};
 use crate::domain::Id;
 use crate::shutdown::Signal;
-use crate::store::{codec, Store};
+use crate::store::consumer::{
+    Consumer, ConsumerLoop, Flushes, LoopOptions, Shape, Unavailable, Verdict,
+};
+use crate::store::{codec, OutboxItem, Store};
 
 /// Outbox topic of officer commands waiting to run.
 pub const TOPIC: &str = "officer.cmd";
@@ -42,80 +46,70 @@ pub fn spawn(officers: Officers, store: Store, signal: Signal) -> tokio::task::J
     tokio::spawn(run(officers, store, signal))
 }
 
-async fn run(officers: Arc<Officers>, store: Store, mut signal: Signal) {
+async fn run(officers: Arc<Officers>, store: Store, signal: Signal) {
     let poll = Duration::from_millis(officers.settings.poll_ms.max(1));
-    let bell = store.outbox_bell(TOPIC);
-    loop {
-        if signal.is_triggered() {
-            break;
-        }
-        let items = match store.claim(TOPIC, BATCH, LEASE, Utc::now()) {
-            Ok(items) => items,
-            Err(e) => {
-                tracing::warn!(error = %e, "claiming officer commands failed");
-                Vec::new()
-            }
-        };
-        if items.is_empty() {
-            tokio::select! {
-                _ = bell.notified() => {}
-                _ = tokio::time::sleep(poll) => {}
-                _ = signal.recv() => break,
-            }
-            continue;
-        }
+    let opts = LoopOptions {
+        shape: Shape::Batch(BATCH),
         // The batch runs on one blocking thread, then one flush covers every command's
         // write before any of them is acknowledged.
-        let (o, s) = (officers.clone(), store.clone());
+        flush: Flushes {
+            before_settle: true,
+            ..Flushes::default()
+        },
+        ..LoopOptions::new(TOPIC, LEASE, poll)
+    };
+    let worker = Arc::new(Commands {
+        officers,
+        store: store.clone(),
+    });
+    ConsumerLoop::new(store, worker, opts).run(signal).await;
+}
+
+/// The worker's part of the outbox loop: run a batch of commands unflushed, in order.
+struct Commands {
+    officers: Arc<Officers>,
+    store: Store,
+}
+
+impl Consumer for Commands {
+    async fn run(&self, items: &[OutboxItem]) -> Result<Vec<Verdict>, Unavailable> {
+        let (o, s) = (self.officers.clone(), self.store.clone());
+        let items = items.to_vec();
+        let n = items.len();
         let ran = tokio::task::spawn_blocking(move || {
             items
-                .into_iter()
-                .map(|item| {
-                    let job = codec::decode::<Job>(&item.payload).ok();
-                    let outcome = job.map(|j| {
-                        // A command that panics is retried alone; the rest of the batch
-                        // still runs and is acknowledged.
-                        let run = std::panic::AssertUnwindSafe(|| o.process_unflushed(&s, j.mo));
-                        let r = std::panic::catch_unwind(run)
-                            .unwrap_or_else(|_| Err(super::OfficerError::Panicked));
-                        (j.mo, r)
-                    });
-                    (item.seq, outcome)
-                })
+                .iter()
+                .map(|item| run_one(&o, &s, item))
                 .collect::<Vec<_>>()
         })
         .await;
-        let ran = match ran {
-            Ok(ran) => ran,
-            Err(e) => {
-                // Nothing acknowledged: the leases run out and the batch runs again.
-                tracing::error!(error = %e, "officer command batch panicked");
-                continue;
+        Ok(ran.unwrap_or_else(|e| {
+            // Nothing acknowledged: the leases run out and the batch runs again.
+            tracing::error!(error = %e, "officer command batch panicked");
+            vec![Verdict::Leave; n]
+        }))
+    }
+}
+
+/// Runs one job, unflushed (the loop's one flush covers the batch).
+fn run_one(officers: &Officers, store: &Store, item: &OutboxItem) -> Verdict {
+    let Ok(job) = codec::decode::<Job>(&item.payload) else {
+        tracing::error!(seq = item.seq, "undecodable officer job; dead-lettered");
+        return Verdict::Dead("undecodable job".into());
+    };
+    // A command that panics is retried alone; the rest of the batch still runs and is
+    // acknowledged.
+    let run = std::panic::AssertUnwindSafe(|| officers.process_unflushed(store, job.mo));
+    match std::panic::catch_unwind(run).unwrap_or_else(|_| Err(super::OfficerError::Panicked)) {
+        Ok(p) => {
+            if let Processed::Ignored = p {
+                tracing::info!(mo_id = job.mo, "officer job had nothing to answer");
             }
-        };
-        if let Err(e) = store.flushed().await {
-            tracing::warn!(error = %e, "flushing officer commands failed; they run again");
-            continue;
+            Verdict::Done
         }
-        for (seq, outcome) in ran {
-            match outcome {
-                None => {
-                    tracing::error!(seq, "undecodable officer job; dead-lettered");
-                    let _ = store.dead_letter(TOPIC, seq, "undecodable job", Utc::now());
-                }
-                Some((mo, Ok(p))) => {
-                    if let Processed::Ignored = p {
-                        tracing::info!(mo_id = mo, "officer job had nothing to answer");
-                    }
-                    if let Err(e) = store.ack(TOPIC, seq) {
-                        tracing::warn!(error = %e, "acking an officer job failed");
-                    }
-                }
-                Some((mo, Err(e))) => {
-                    tracing::warn!(mo_id = mo, error = %e, "officer command failed; will retry");
-                    let _ = store.retry(TOPIC, seq, &e.to_string(), Utc::now());
-                }
-            }
+        Err(e) => {
+            tracing::warn!(mo_id = job.mo, error = %e, "officer command failed; will retry");
+            Verdict::Retry(e.to_string())
         }
     }
 }

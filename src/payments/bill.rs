@@ -3,9 +3,10 @@
 //!
 //! Owns: the bill record (aux [`BILL_NS`]; the bill id is the payment id for a member's
 //! bill, a fresh id for a pool bill), queueing a submission on [`BILL_TOPIC`] in the same
-//! transaction that needs it, the worker that submits them (signed `gepgBillSubReq`, retried
-//! with the same BillId after a timeout; `7226` means GePG already has it), topping up the
-//! per-product pools, and applying `gepgBillSubResp` (number → payment and SMS, or → pool).
+//! transaction that needs it, the worker that submits them on the outbox's consumer loop
+//! (signed `gepgBillSubReq`, retried with the same BillId after a timeout or a store error;
+//! `7226` means GePG already has it), topping up the per-product pools, and applying
+//! `gepgBillSubResp` (number → payment and SMS, or → pool).
 //! Must never: create a second bill for a payment, send an SMS outside the callback's
 //! transaction, or treat a failed submission as submitted.
 
@@ -28,7 +29,8 @@ use crate::domain::{
 };
 use crate::shutdown::Signal;
 use crate::sms::{self, OutboundSms};
-use crate::store::{codec, Abort, StoreError, TxError, TxResult, WriteTx};
+use crate::store::consumer::{Consumer, ConsumerLoop, LoopOptions, Shape, Unavailable, Verdict};
+use crate::store::{codec, Abort, OutboxItem, StoreError, TxError, TxResult, WriteTx};
 
 /// Who a bill is for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -330,137 +332,143 @@ pub(crate) async fn send_signed(
 }
 
 /// Drains the bill outbox and keeps the pools topped up, until shutdown.
-pub async fn run_worker(p: Arc<Payments>, mut signal: Signal) {
+pub async fn run_worker(p: Arc<Payments>, signal: Signal) {
     if p.disabled.is_some() {
         return;
     }
     let lease = Duration::from_secs(p.config.request_timeout_secs.max(1) + 10);
-    let mut last_top_up: Option<std::time::Instant> = None;
-    loop {
-        if last_top_up.is_none_or(|t| t.elapsed() > Duration::from_secs(30)) {
-            last_top_up = Some(std::time::Instant::now());
-            let p2 = p.clone();
-            match tokio::task::spawn_blocking(move || top_up_pools(&p2)).await {
-                Ok(Err(e)) => tracing::warn!(error = %e, "pool top-up failed"),
-                Err(e) => tracing::warn!(error = %e, "pool top-up task failed"),
-                Ok(Ok(_)) => {}
-            }
-        }
-        let items = match p.store.claim(BILL_TOPIC, 16, lease, Utc::now()) {
-            Ok(i) => i,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot claim bills");
-                Vec::new()
-            }
-        };
-        let idle = items.is_empty();
+    let opts = LoopOptions {
+        // One bill at a time, each acknowledged as soon as its answer is recorded.
+        shape: Shape::Each(1),
+        // A request under way may finish; one cut short is resubmitted with the same BillId
+        // after the restart, which GePG answers 7226 (already has it).
+        drain: Duration::from_secs(p.config.request_timeout_secs.max(1) + 1),
+        ..LoopOptions::new(BILL_TOPIC, lease, Duration::from_millis(500))
+    };
+    let store = p.store.clone();
+    let worker = Arc::new(BillWorker {
+        p,
+        last_top_up: std::sync::Mutex::new(None),
+    });
+    ConsumerLoop::new(store, worker, opts).run(signal).await;
+}
+
+/// The bill worker's part of the outbox loop.
+struct BillWorker {
+    p: Arc<Payments>,
+    last_top_up: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl Consumer for BillWorker {
+    async fn run(&self, items: &[OutboxItem]) -> Result<Vec<Verdict>, Unavailable> {
+        let mut verdicts = Vec::with_capacity(items.len());
         for item in items {
-            let Some(id) = <[u8; 8]>::try_from(item.payload.as_slice())
-                .ok()
-                .map(u64::from_be_bytes)
-            else {
-                let _ = p
-                    .store
-                    .dead_letter(BILL_TOPIC, item.seq, "bad payload", Utc::now());
-                continue;
-            };
-            let bill = p
-                .store
-                .aux_get(BILL_NS, &id.to_be_bytes())
-                .ok()
-                .flatten()
-                .and_then(|b| codec::decode::<BillRecord>(&b).ok());
-            let Some(bill) = bill else {
-                let _ = p
-                    .store
-                    .dead_letter(BILL_TOPIC, item.seq, "no bill record", Utc::now());
-                continue;
-            };
-            if bill.state != BillState::Queued {
-                let _ = p.store.ack(BILL_TOPIC, item.seq);
-                continue;
-            }
-            let span = tracing::info_span!("bill", bill_id = id, attempt = item.attempts);
-            let submitted = submit(&p, &bill).instrument(span.clone()).await;
-            let _g = span.enter();
-            match submitted {
-                Ok(codes) if codes.iter().any(|c| c == "7101" || c == "7226") => {
-                    p.count(|m| &m.bills_sent, 1);
-                    let r = p.store.write(|tx| -> TxResult<()> {
-                        if let Some(mut b) = bill_in_tx(tx, id)? {
-                            if b.state == BillState::Queued {
-                                b.state = BillState::Submitted;
-                                put_bill(tx, &b)?;
-                            }
-                            if let BillPurpose::Member { payment } = b.purpose {
-                                if let Some(mut pay) = tx.payment(payment)? {
-                                    if pay.status == PaymentStatus::ControlNumberRequested {
-                                        pay.status = PaymentStatus::Posted;
-                                        tx.put_payment(&pay)?;
-                                    }
-                                }
-                                story(
-                                    tx,
-                                    payment,
-                                    &format!("bill submitted to GePG: {}", codes.join(";")),
-                                )?;
-                            }
-                        }
-                        Ok(())
-                    });
-                    match r {
-                        Ok(()) => {
-                            let _ = p.store.ack(BILL_TOPIC, item.seq);
-                        }
-                        // Kept queued: the resubmission with the same BillId is answered
-                        // 7226 (duplicate), which records it then.
-                        Err(e) => {
-                            tracing::warn!(error = %e, "cannot record a submitted bill; will retry");
-                            let _ = p
-                                .store
-                                .retry(BILL_TOPIC, item.seq, &e.to_string(), Utc::now());
-                        }
-                    }
-                }
-                Ok(codes) => {
-                    p.count(|m| &m.bill_failures, 1);
-                    tracing::warn!(codes = ?codes, "GePG refused a bill");
-                    let result = ControlNumberResult {
-                        bill_id: id.to_string(),
-                        control_number: None,
-                        codes,
-                    };
-                    let templates = p.templates.clone();
-                    let r = p.store.write(|tx| apply_result(tx, &result, &templates));
-                    match r {
-                        Ok(_) => {
-                            let _ = p.store.ack(BILL_TOPIC, item.seq);
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "cannot record a refused bill; will retry");
-                            let _ = p
-                                .store
-                                .retry(BILL_TOPIC, item.seq, &e.to_string(), Utc::now());
-                        }
-                    }
-                }
-                Err(e) => {
-                    p.count(|m| &m.bill_failures, 1);
-                    tracing::warn!(error = %e, "bill submission failed; will retry with the same BillId");
-                    let _ = p.store.retry(BILL_TOPIC, item.seq, &e, Utc::now());
-                }
-            }
+            verdicts.push(submit_item(&self.p, item).await);
         }
-        let pause = if idle {
-            Duration::from_millis(500)
-        } else {
-            Duration::ZERO
-        };
-        tokio::select! {
-            _ = signal.recv() => return,
-            _ = tokio::time::sleep(pause) => {}
+        Ok(verdicts)
+    }
+
+    async fn before_claim(&self) {
+        {
+            let mut last = self.last_top_up.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|t| t.elapsed() <= Duration::from_secs(30)) {
+                return;
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        let p2 = self.p.clone();
+        match tokio::task::spawn_blocking(move || top_up_pools(&p2)).await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "pool top-up failed"),
+            Err(e) => tracing::warn!(error = %e, "pool top-up task failed"),
+            Ok(Ok(_)) => {}
         }
     }
+}
+
+/// Submits the bill of one outbox entry and records GePG's answer.
+async fn submit_item(p: &Payments, item: &OutboxItem) -> Verdict {
+    let Some(id) = <[u8; 8]>::try_from(item.payload.as_slice())
+        .ok()
+        .map(u64::from_be_bytes)
+    else {
+        return Verdict::Dead("bad payload".into());
+    };
+    let bill = match p.store.aux_get(BILL_NS, &id.to_be_bytes()) {
+        // A read error says nothing about the bill: try again.
+        Err(e) => return Verdict::Retry(format!("reading bill {id}: {e}")),
+        Ok(None) => return Verdict::Dead("no bill record".into()),
+        Ok(Some(b)) => match codec::decode::<BillRecord>(&b) {
+            Ok(bill) => bill,
+            Err(e) => return Verdict::Dead(format!("undecodable bill record: {e}")),
+        },
+    };
+    if bill.state != BillState::Queued {
+        return Verdict::Done;
+    }
+    let span = tracing::info_span!("bill", bill_id = id, attempt = item.attempts);
+    let submitted = submit(p, &bill).instrument(span.clone()).await;
+    let _g = span.enter();
+    match submitted {
+        Ok(codes) if codes.iter().any(|c| c == "7101" || c == "7226") => {
+            p.count(|m| &m.bills_sent, 1);
+            match p.store.write(|tx| record_submitted(tx, id, &codes)) {
+                Ok(()) => Verdict::Done,
+                // Kept queued: the resubmission with the same BillId is answered 7226
+                // (duplicate), which records it then.
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot record a submitted bill; will retry");
+                    Verdict::Retry(e.to_string())
+                }
+            }
+        }
+        Ok(codes) => {
+            p.count(|m| &m.bill_failures, 1);
+            tracing::warn!(codes = ?codes, "GePG refused a bill");
+            let result = ControlNumberResult {
+                bill_id: id.to_string(),
+                control_number: None,
+                codes,
+            };
+            let templates = p.templates.clone();
+            match p.store.write(|tx| apply_result(tx, &result, &templates)) {
+                Ok(_) => Verdict::Done,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot record a refused bill; will retry");
+                    Verdict::Retry(e.to_string())
+                }
+            }
+        }
+        Err(e) => {
+            p.count(|m| &m.bill_failures, 1);
+            tracing::warn!(error = %e, "bill submission failed; will retry with the same BillId");
+            Verdict::Retry(e)
+        }
+    }
+}
+
+/// GePG acknowledged bill `id`: the bill is submitted, a member's payment posted.
+fn record_submitted(tx: &mut WriteTx<'_>, id: Id, codes: &[String]) -> TxResult<()> {
+    let Some(mut b) = bill_in_tx(tx, id)? else {
+        return Ok(());
+    };
+    if b.state == BillState::Queued {
+        b.state = BillState::Submitted;
+        put_bill(tx, &b)?;
+    }
+    if let BillPurpose::Member { payment } = b.purpose {
+        if let Some(mut pay) = tx.payment(payment)? {
+            if pay.status == PaymentStatus::ControlNumberRequested {
+                pay.status = PaymentStatus::Posted;
+                tx.put_payment(&pay)?;
+            }
+        }
+        story(
+            tx,
+            payment,
+            &format!("bill submitted to GePG: {}", codes.join(";")),
+        )?;
+    }
+    Ok(())
 }
 
 /// What one `BillTrxInf` of a callback did.
@@ -543,64 +551,74 @@ pub fn apply_result(
             pool::add_in_flight(tx, product, -1)?;
             Ok(CallbackResult::Pooled)
         }
-        BillPurpose::Member { payment } => {
-            let Some(mut pay) = tx.payment(payment)? else {
-                return Ok(CallbackResult::UnknownBill);
-            };
-            if pay.control_number.is_some() {
-                return Ok(CallbackResult::AlreadyKnown);
-            }
-            let product = pay.details.first().map(|d| d.product_code.clone());
-            let product_id = match &product {
-                Some(code) => tx.product_by_code(code)?.map(|p| p.id),
-                None => None,
-            };
-            tx.put_control_number(&ControlNumber {
-                id: tx.next_id()?,
-                number: number.clone(),
-                status: ControlNumberStatus::Assigned,
-                payment: Some(pay.id),
-                product: product_id,
-                requested_date: bill.generated,
-                received_date: Some(now),
-            })?;
-            pay.control_number = Some(number.clone());
-            pay.status = PaymentStatus::Assigned;
-            tx.put_payment(&pay)?;
-            story(
-                tx,
-                pay.id,
-                &format!("control number {number} received from GePG"),
-            )?;
-            if let Some(to) = pay.phone.clone() {
-                let detail = pay.details.first();
-                let vars = HashMap::from([
-                    ("control_number", number.clone()),
-                    ("amount", pay.expected_amount.to_string()),
-                    (
-                        "chfid",
-                        detail.map(|d| d.chfid.to_string()).unwrap_or_default(),
-                    ),
-                    ("product", product.unwrap_or_default()),
-                ]);
-                let text = templates
-                    .render("control_number", pay.language, &vars)
-                    .map_err(Abort::User)?;
-                sms::enqueue(
-                    tx,
-                    &format!("payment:{}:control_number", pay.id),
-                    &OutboundSms {
-                        to,
-                        text,
-                        template: "control_number".into(),
-                        language: pay.language,
-                        reference: format!("payment:{}", pay.id),
-                    },
-                )?;
-            }
-            Ok(CallbackResult::Assigned)
-        }
+        BillPurpose::Member { payment } => assign_to_member(tx, &bill, payment, number, templates),
     }
+}
+
+/// A member's bill got `number`: the control number, the payment and its SMS.
+fn assign_to_member(
+    tx: &mut WriteTx<'_>,
+    bill: &BillRecord,
+    payment: Id,
+    number: String,
+    templates: &crate::sms::Templates,
+) -> TxResult<CallbackResult, crate::sms::TemplateError> {
+    let now = tx.now();
+    let Some(mut pay) = tx.payment(payment)? else {
+        return Ok(CallbackResult::UnknownBill);
+    };
+    if pay.control_number.is_some() {
+        return Ok(CallbackResult::AlreadyKnown);
+    }
+    let product = pay.details.first().map(|d| d.product_code.clone());
+    let product_id = match &product {
+        Some(code) => tx.product_by_code(code)?.map(|p| p.id),
+        None => None,
+    };
+    tx.put_control_number(&ControlNumber {
+        id: tx.next_id()?,
+        number: number.clone(),
+        status: ControlNumberStatus::Assigned,
+        payment: Some(pay.id),
+        product: product_id,
+        requested_date: bill.generated,
+        received_date: Some(now),
+    })?;
+    pay.control_number = Some(number.clone());
+    pay.status = PaymentStatus::Assigned;
+    tx.put_payment(&pay)?;
+    story(
+        tx,
+        pay.id,
+        &format!("control number {number} received from GePG"),
+    )?;
+    if let Some(to) = pay.phone.clone() {
+        let detail = pay.details.first();
+        let vars = HashMap::from([
+            ("control_number", number.clone()),
+            ("amount", pay.expected_amount.to_string()),
+            (
+                "chfid",
+                detail.map(|d| d.chfid.to_string()).unwrap_or_default(),
+            ),
+            ("product", product.unwrap_or_default()),
+        ]);
+        let text = templates
+            .render("control_number", pay.language, &vars)
+            .map_err(Abort::User)?;
+        sms::enqueue(
+            tx,
+            &format!("payment:{}:control_number", pay.id),
+            &OutboundSms {
+                to,
+                text,
+                template: "control_number".into(),
+                language: pay.language,
+                reference: format!("payment:{}", pay.id),
+            },
+        )?;
+    }
+    Ok(CallbackResult::Assigned)
 }
 
 /// `gepgBillSubResp` → `gepgBillSubRespAck` (7101 once durable).

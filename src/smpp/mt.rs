@@ -1,22 +1,20 @@
 //! MT: drains the durable SMS outbox (topic `sms`) into the binds.
 //!
-//! Owns: claim with a lease → encode (GSM-7 or UCS2, concatenated with a rotating UDH
-//! reference) → one submit job per segment → record the message ids → ack, only after
-//! every segment's submit_sm_resp; the retry policy (temporary errors back off through the
-//! outbox, permanent ones fail the SMS) and the slots that bound duplicates.
+//! Owns, on the outbox's consumer loop (`crate::store::consumer`, which claims, acks and
+//! retries): encode (GSM-7 or UCS2, concatenated with a rotating UDH reference) → one
+//! submit job per segment → record the message ids → the verdict, "done" only after every
+//! segment's submit_sm_resp; the retry policy (temporary errors back off through the
+//! outbox, permanent ones fail the SMS) and the slot count that bounds duplicates.
 //! Must never: ack before the SMSC accepted the last segment, or hold more than
 //! window × binds entries claimed and not durably acked (so a crash re-sends at most that
 //! many messages).
 
-use std::collections::HashSet;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
 
 use chrono::Utc;
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 
 use super::metrics::{inc, metrics};
 use super::pdu::{relative_validity, SubmitReq};
@@ -25,6 +23,9 @@ use crate::shutdown::Signal;
 use crate::sms::outbound::decode;
 use crate::sms::status::{self as sms_status, SmsState};
 use crate::sms::{segment, SMS_TOPIC};
+use crate::store::consumer::{
+    Consumer, ConsumerLoop, Flushes, LoopOptions, Shape, Unavailable, Verdict,
+};
 use crate::store::OutboxItem;
 
 /// Statuses that will not succeed on a retry of the same message (SMPP 3.4 §5.1.3):
@@ -36,112 +37,50 @@ pub fn permanent(status: u32) -> bool {
     )
 }
 
-/// Runs until shutdown.
+/// Runs until shutdown, on the outbox's consumer loop.
 ///
 /// A slot (one of window × binds) is taken before an entry is claimed and given back only
 /// once that entry's ack (or retry) is flushed. So the entries claimed and not yet durably
 /// acknowledged never exceed window × binds, whatever the timing, and the pipe stays full
 /// without batch boundaries (a batch that waits for its slowest response, then for a flush,
 /// leaves the link idle and meets the peer's Nagle delay).
-pub(crate) async fn run(shared: Arc<Shared>, mut stop: Signal) {
+pub(crate) async fn run(shared: Arc<Shared>, stop: Signal) {
     let s = &shared.settings;
-    let slots = s.window * s.binds.max(1);
-    let free = Arc::new(Semaphore::new(slots));
-    // Entries being sent right now. One that waits longer than its lease (no bind is up)
-    // is claimed again; sending that second copy too would deliver the SMS twice.
-    let sending: Arc<Mutex<HashSet<u64>>> = Arc::default();
-    // Rung when an SMS is queued: a reply leaves at once, not at the next poll.
-    let bell = shared.store.outbox_bell(SMS_TOPIC);
-    let mut tasks = JoinSet::new();
-    loop {
-        while tasks.try_join_next().is_some() {}
-        let first = tokio::select! {
-            p = free.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            _ = stop.recv() => break,
-        };
-        let mut permits = vec![first];
-        while let Ok(p) = free.clone().try_acquire_owned() {
-            permits.push(p);
-        }
-        let items = match shared
-            .store
-            .claim(SMS_TOPIC, permits.len(), s.lease, Utc::now())
-        {
-            Ok(items) => {
-                let mut busy = sending.lock().unwrap_or_else(|p| p.into_inner());
-                items
-                    .into_iter()
-                    .filter(|i| busy.insert(i.seq))
-                    .collect::<Vec<_>>()
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "claiming SMS from the outbox failed");
-                Vec::new()
-            }
-        };
-        if items.is_empty() {
-            drop(permits);
-            tokio::select! {
-                _ = tokio::time::sleep(s.poll) => continue,
-                _ = bell.notified() => continue,
-                _ = stop.recv() => break,
-            }
-        }
-        // The business write that queued an SMS may not be on disk yet: a crash now would
-        // lose it while the member already has the SMS.
-        if let Err(e) = shared.store.flushed().await {
-            tracing::warn!(error = %e, "flushing before sending failed; retrying after the lease");
-            {
-                let mut busy = sending.lock().unwrap_or_else(|p| p.into_inner());
-                for i in &items {
-                    busy.remove(&i.seq);
-                }
-            }
-            drop(permits);
-            tokio::select! {
-                _ = tokio::time::sleep(s.poll) => continue,
-                _ = stop.recv() => break,
-            }
-        }
-        for (item, permit) in items.into_iter().zip(permits) {
-            let shared = shared.clone();
-            let sending = sending.clone();
-            tasks.spawn(async move {
-                // Dropped last, also when the task panics or is aborted: the entry can be
-                // claimed and sent again after its lease.
-                let _sending = Sending(sending, item.seq);
-                send(&shared, item).await;
-                if let Err(e) = shared.store.flushed().await {
-                    tracing::warn!(error = %e, "flushing an SMS ack failed");
-                }
-                drop(permit);
-            });
-        }
-    }
-    shared.stopping.store(true, Ordering::Relaxed);
-    // Let what is in flight finish; what does not stays leased and is claimed again after
-    // the restart (not acked, so not lost).
-    let drain = async { while tasks.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(3), drain)
-        .await
-        .is_err()
-    {
-        tasks.abort_all();
-    }
+    let opts = LoopOptions {
+        shape: Shape::Each(s.window * s.binds.max(1)),
+        flush: Flushes {
+            // The business write that queued an SMS may not be on disk yet: a crash would
+            // lose it while the member already has the SMS.
+            before_run: true,
+            after_settle: true,
+            before_settle: false,
+        },
+        // Let what is in flight finish; what does not stays leased and is claimed again
+        // after the restart (not acked, so not lost).
+        drain: Duration::from_secs(3),
+        ..LoopOptions::new(SMS_TOPIC, s.lease, s.poll)
+    };
+    let store = shared.store.clone();
+    ConsumerLoop::new(store, Arc::new(Drain(shared)), opts)
+        .run(stop)
+        .await;
 }
 
-/// An entry marked as being sent, unmarked on drop.
-struct Sending(Arc<Mutex<HashSet<u64>>>, u64);
+/// The SMS drain's part of the loop: send each entry, judge its fate.
+struct Drain(Arc<Shared>);
 
-impl Drop for Sending {
-    fn drop(&mut self) {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.1);
+impl Consumer for Drain {
+    async fn run(&self, items: &[OutboxItem]) -> Result<Vec<Verdict>, Unavailable> {
+        let mut verdicts = Vec::with_capacity(items.len());
+        for item in items {
+            verdicts.push(send(&self.0, item).await);
+        }
+        Ok(verdicts)
+    }
+
+    fn stopping(&self) {
+        // A submit waiting for a bind gives up instead of waiting for the drain timeout.
+        self.0.stopping.store(true, Ordering::Relaxed);
     }
 }
 
@@ -153,19 +92,18 @@ enum Fate {
     Abandoned,
 }
 
-async fn send(shared: &Shared, item: OutboxItem) {
+async fn send(shared: &Shared, item: &OutboxItem) -> Verdict {
     let s = &shared.settings;
     let store = &shared.store;
     let now = Utc::now;
     let sms = match decode(&item.payload) {
         Ok(sms) => sms,
         Err(e) => {
-            finish(
+            return finish(
                 shared,
                 item.seq,
                 Fate::Permanent(format!("undecodable outbox entry: {e}")),
             );
-            return;
         }
     };
     let span =
@@ -216,7 +154,7 @@ async fn send(shared: &Shared, item: OutboxItem) {
         }
         tracing::debug!(message_ids = ?ids, "submitted");
     }
-    finish(shared, item.seq, fate);
+    finish(shared, item.seq, fate)
 }
     .instrument(span)
     .await
@@ -252,28 +190,29 @@ async fn submit(shared: &Shared, req: SubmitReq) -> Result<String, Fate> {
     }
 }
 
-fn finish(shared: &Shared, seq: u64, fate: Fate) {
-    let store = &shared.store;
+/// The verdict for the consumer loop, after counting the fate (and recording a permanent
+/// failure on the SMS, in which case the entry is acked: the SMS is settled as failed).
+fn finish(shared: &Shared, seq: u64, fate: Fate) -> Verdict {
     let m = metrics();
-    let r = match fate {
+    match fate {
         Fate::Submitted(_) => {
             inc(&m.sms_submitted);
-            store.ack(SMS_TOPIC, seq).map(|_| ())
+            Verdict::Done
         }
         Fate::Permanent(why) => {
             inc(&m.sms_failed);
             tracing::warn!(error = %why, "SMS refused for good");
-            sms_status::record_failed(store, seq, &why, Utc::now())
-                .and_then(|_| store.ack(SMS_TOPIC, seq).map(|_| ()))
+            match sms_status::record_failed(&shared.store, seq, &why, Utc::now()) {
+                Ok(_) => Verdict::Done,
+                // A store error is transient: the entry is tried (and judged) again.
+                Err(e) => Verdict::Retry(format!("recording the SMS as failed: {e}")),
+            }
         }
         Fate::Temporary(why) => {
             tracing::info!(error = %why, "SMS will be retried");
-            store.retry(SMS_TOPIC, seq, &why, Utc::now()).map(|_| ())
+            Verdict::Retry(why)
         }
-        Fate::Abandoned => Ok(()),
-    };
-    if let Err(e) = r {
-        tracing::warn!(error = %e, seq, "updating the SMS outbox failed");
+        Fate::Abandoned => Verdict::Leave,
     }
 }
 

@@ -3,7 +3,8 @@
 //! Owns: one typed tree per entity (records encoded by [`codec`] with a version byte), the
 //! secondary indexes (kept in the same transaction as their record, see [`tx`]), multi-tree
 //! business transactions ([`Store::write`]), the durable [`outbox`] of work that must follow
-//! a write, group-committed flushes ([`commit`]) and bulk loading ([`bulk`]).
+//! a write and the one loop every outbox consumer runs on ([`consumer`]), group-committed
+//! flushes ([`commit`]) and bulk loading ([`bulk`]).
 //! Must never: apply a business rule (callers decide; the store only refuses to give one
 //! unique key to two records), let an index disagree with its record, read a clock on the
 //! consumer side of the outbox (`now` is passed in), or report a write as durable before it
@@ -21,6 +22,7 @@ pub mod aux;
 pub mod bulk;
 pub mod codec;
 pub mod commit;
+pub mod consumer;
 mod family_payments;
 pub mod keys;
 pub mod outbox;
