@@ -117,6 +117,15 @@ pub struct JobReport {
     pub planned: Vec<String>,
 }
 
+/// One run of a job that sends SMS: for whom (the scheduler's store, templates and
+/// settings), which day's window, when, and the report it fills.
+pub struct SmsJobRun<'a> {
+    pub scheduler: &'a Scheduler,
+    pub window: NaiveDate,
+    pub now: DateTime<Utc>,
+    pub report: &'a mut JobReport,
+}
+
 impl JobReport {
     fn new(job: Job, window: NaiveDate, dry_run: bool) -> JobReport {
         JobReport {
@@ -237,8 +246,18 @@ impl Scheduler {
         let mut report = JobReport::new(job, window, dry_run);
         match job {
             Job::ExpirePolicies => expire::run(&self.store, window, now, &mut report)?,
-            Job::RenewalPrompts => prompts::run(self, window, now, &mut report)?,
-            Job::FamilyReminders => reminders::run(self, window, now, &mut report)?,
+            Job::RenewalPrompts => prompts::run(SmsJobRun {
+                scheduler: self,
+                window,
+                now,
+                report: &mut report,
+            })?,
+            Job::FamilyReminders => reminders::run(SmsJobRun {
+                scheduler: self,
+                window,
+                now,
+                report: &mut report,
+            })?,
         }
         if !dry_run {
             self.store.flushed_blocking()?;

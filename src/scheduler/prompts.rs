@@ -9,10 +9,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use super::{JobReport, Scheduler, SchedulerError};
+use super::{Scheduler, SchedulerError, SmsJobRun};
 use crate::domain::renewal::{
     effective_officer, needs_renewal_prompt, renewal_date, renewal_warnings,
 };
@@ -92,12 +92,8 @@ pub(crate) fn due_policies<T>(
     Ok((look, due))
 }
 
-pub fn run(
-    s: &Scheduler,
-    window: NaiveDate,
-    now: DateTime<Utc>,
-    report: &mut JobReport,
-) -> Result<(), SchedulerError> {
+pub fn run(run: SmsJobRun<'_>) -> Result<(), SchedulerError> {
+    let (s, window, now, report) = (run.scheduler, run.window, run.now, run.report);
     let interval = s.config.renewal_interval_days;
     let store = &s.store;
     let (look, candidates) = due_policies(store, window, interval, |_| Some(()))?;

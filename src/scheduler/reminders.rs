@@ -12,7 +12,7 @@ use std::convert::Infallible;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 use super::prompts::due_policies;
-use super::{JobReport, Scheduler, SchedulerError};
+use super::{JobReport, SchedulerError, SmsJobRun};
 use crate::domain::renewal::{needs_renewal_prompt, renewal_date};
 use crate::domain::{policy_value, MemberForValue, Policy, PolicyStage};
 use crate::sms::{enqueue, OutboundSms};
@@ -65,12 +65,8 @@ pub fn event_on(p: &Policy, window: NaiveDate, before: u32, after: u32) -> Optio
     }
 }
 
-pub fn run(
-    s: &Scheduler,
-    window: NaiveDate,
-    now: DateTime<Utc>,
-    report: &mut JobReport,
-) -> Result<(), SchedulerError> {
+pub fn run(run: SmsJobRun<'_>) -> Result<(), SchedulerError> {
+    let (s, window, now, report) = (run.scheduler, run.window, run.now, run.report);
     let (before, after) = (s.config.reminder_days_before, s.config.reminder_days_after);
     let store = &s.store;
     let (look, due) = due_policies(store, window, before, |p| {
