@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use imis_gateway::config::Config;
 use imis_gateway::domain::{Language, Msisdn};
 use imis_gateway::shutdown::Shutdown;
-use imis_gateway::smpp::metrics::metrics;
+use imis_gateway::smpp::metrics::Metrics;
 use imis_gateway::smpp::pdu::{self, BindKind, Inbound, Outbound, SubmitReq};
 use imis_gateway::sms::{enqueue, OutboundSms, Templates};
 use imis_gateway::store::{Store, StoreOptions, TxResult};
@@ -163,7 +163,7 @@ async fn through_outbox(port: u16, window: usize, n: usize) -> f64 {
     s.registered_delivery = false;
     config.sms.sender_id = "CHF".into();
     let shutdown = Shutdown::new();
-    let before = metrics().sms_submitted.load(Ordering::Relaxed);
+    let metrics = Arc::new(Metrics::default());
     let start = Instant::now();
     imis_gateway::smpp::spawn(
         &config,
@@ -172,10 +172,11 @@ async fn through_outbox(port: u16, window: usize, n: usize) -> f64 {
             Arc::new(Templates::default()),
             Vec::new(),
         )),
+        metrics.clone(),
         None,
         &shutdown,
     );
-    while metrics().sms_submitted.load(Ordering::Relaxed) - before < n as u64 {
+    while metrics.sms_submitted.load(Ordering::Relaxed) < n as u64 {
         assert!(start.elapsed() < Duration::from_secs(600), "drain stalled");
         tokio::time::sleep(Duration::from_millis(2)).await;
     }

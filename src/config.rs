@@ -399,20 +399,6 @@ impl Default for MirrorConfig {
     }
 }
 
-impl MirrorConfig {
-    /// The writer's options from this section.
-    pub fn writer_options(&self) -> crate::mirror::WriterOptions {
-        crate::mirror::WriterOptions {
-            batch_size: self.batch_size.max(1),
-            lease: std::time::Duration::from_secs(self.lease_secs),
-            backoff_base: std::time::Duration::from_millis(self.backoff_base_ms),
-            backoff_cap: std::time::Duration::from_secs(self.backoff_cap_secs),
-            audit_user_id: self.audit_user_id,
-            ..crate::mirror::WriterOptions::default()
-        }
-    }
-}
-
 /// `[officer]`: the SMS command language of enrolment officers (src/officer/).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -38,6 +38,7 @@ struct Parts {
     ussd: Arc<crate::ussd::Engine>,
     officers: Option<crate::officer::Officers>,
     mo: Arc<MoPipeline>,
+    smpp: Arc<crate::smpp::metrics::Metrics>,
 }
 
 impl Parts {
@@ -68,6 +69,7 @@ impl Parts {
             ussd,
             officers,
             mo: Arc::new(mo),
+            smpp: Arc::default(),
         })
     }
 }
@@ -106,6 +108,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ussd: parts.ussd,
         payments,
         mo: parts.mo,
+        smpp: parts.smpp,
     };
     let http = tokio::spawn(server::run(listener, state, shutdown.signal()));
     // Printed on stdout so scripts and tests can wait for readiness.
@@ -162,6 +165,7 @@ fn spawn_messaging(
             config,
             store.clone(),
             parts.mo.clone(),
+            parts.smpp.clone(),
             Some(parts.ussd.clone()),
             shutdown,
         );
@@ -212,7 +216,11 @@ fn spawn_mirror(config: &Config, store: &Store, shutdown: &Shutdown) {
     if !m.enabled {
         return;
     }
-    let writer = crate::mirror::MirrorWriter::new(store.clone(), m.dsn.clone(), m.writer_options());
+    let writer = crate::mirror::MirrorWriter::new(
+        store.clone(),
+        m.dsn.clone(),
+        crate::mirror::WriterOptions::from_config(m),
+    );
     tokio::spawn(writer.run(shutdown.signal()));
     if m.pull_interval_secs > 0 {
         let every = Duration::from_secs(m.pull_interval_secs);

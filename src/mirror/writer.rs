@@ -57,6 +57,20 @@ impl Default for WriterOptions {
     }
 }
 
+impl WriterOptions {
+    /// The writer's options from `[mirror]`.
+    pub fn from_config(c: &crate::config::MirrorConfig) -> WriterOptions {
+        WriterOptions {
+            batch_size: c.batch_size.max(1),
+            lease: Duration::from_secs(c.lease_secs),
+            backoff_base: Duration::from_millis(c.backoff_base_ms),
+            backoff_cap: Duration::from_secs(c.backoff_cap_secs),
+            audit_user_id: c.audit_user_id,
+            ..WriterOptions::default()
+        }
+    }
+}
+
 /// What happened to one claimed write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {

@@ -31,8 +31,8 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
     });
     // Per-bind SMPP state and the SMS counters, when SMPP runs.
     let smpp = config.smpp.enabled.then(|| {
-        let mut v = crate::smpp::metrics::health();
-        v["counters"] = crate::smpp::metrics::snapshot();
+        let mut v = state.smpp.health();
+        v["counters"] = state.smpp.snapshot();
         v["counters"]["mo_rate_limited"] = json!(state
             .mo
             .counters()

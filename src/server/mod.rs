@@ -1,7 +1,8 @@
 //! The HTTP edge.
 //!
 //! Owns: the listening socket, the route table, and turning HTTP requests into calls on the
-//! application (`/health` now; the USSD adapters and GePG callbacks as later modules).
+//! application: `/health`, the USSD gateway adapters, inbound SMS, GePG callbacks and, in
+//! simulator mode, the GePG simulator.
 //! Must never: hold business rules, or answer 200 for a write that is not yet durable.
 
 pub mod gepg;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub payments: Arc<crate::payments::Payments>,
     /// The inbound SMS pipeline behind `POST /sms/inbound` (the same one SMPP MO use).
     pub mo: Arc<crate::sms::MoPipeline>,
+    /// What the SMPP client counts (all zero when SMPP is off).
+    pub smpp: Arc<crate::smpp::metrics::Metrics>,
 }
 
 pub fn router(state: AppState) -> Router {

@@ -133,7 +133,7 @@ pub async fn inbound(
 /// `GET /sms/metrics`: SMPP/SMS counters in Prometheus text.
 pub async fn metrics(State(state): State<AppState>) -> (StatusCode, String) {
     let depth = state.store.pending_count(crate::sms::SMS_TOPIC).ok();
-    let mut text = crate::smpp::metrics::prometheus(depth);
+    let mut text = state.smpp.prometheus(depth);
     text.push_str(&state.mo.counters().prometheus());
     (StatusCode::OK, text)
 }

@@ -1,10 +1,12 @@
-//! Process-wide SMPP/SMS counters and per-bind state, for `/health` and `/sms/metrics`.
+//! SMPP/SMS counters and per-bind state, for `/health` and `/sms/metrics`.
 //!
 //! Owns: the counters (monotonic) and gauges, and their JSON / Prometheus text forms.
-//! Must never: be read for decisions (the pipeline keeps its own state; these are reports).
+//! Must never: be read for decisions (the pipeline keeps its own state; these are reports),
+//! or be a process-wide static: `serve` makes one [`Metrics`] and hands it to the SMPP
+//! client that counts and the HTTP routes that report.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 use serde_json::{json, Value};
 
@@ -22,6 +24,8 @@ macro_rules! counters {
             pub tps: AtomicI64,
             /// SMS waiting on the outbox (sampled every few seconds; a scan).
             pub queue_depth: AtomicI64,
+            /// Each bind's state, by index.
+            binds: Mutex<Vec<BindInfo>>,
         }
 
         impl Metrics {
@@ -59,117 +63,112 @@ pub struct BindInfo {
     pub in_flight: usize,
 }
 
-static METRICS: OnceLock<Metrics> = OnceLock::new();
-static BINDS: Mutex<Vec<BindInfo>> = Mutex::new(Vec::new());
-
-pub fn metrics() -> &'static Metrics {
-    METRICS.get_or_init(Metrics::default)
-}
-
 pub fn inc(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Records bind `index`'s state.
-pub fn set_bind(info: BindInfo) {
-    let mut binds = BINDS.lock().unwrap_or_else(|p| p.into_inner());
-    match binds.iter_mut().find(|b| b.index == info.index) {
-        Some(b) => *b = info,
-        None => {
-            binds.push(info);
-            binds.sort_by_key(|b| b.index);
+impl Metrics {
+    /// Records bind `index`'s state.
+    pub fn set_bind(&self, info: BindInfo) {
+        let mut binds = self.binds.lock().unwrap_or_else(|p| p.into_inner());
+        match binds.iter_mut().find(|b| b.index == info.index) {
+            Some(b) => *b = info,
+            None => {
+                binds.push(info);
+                binds.sort_by_key(|b| b.index);
+            }
         }
     }
-}
 
-fn binds() -> Vec<BindInfo> {
-    BINDS.lock().unwrap_or_else(|p| p.into_inner()).clone()
-}
-
-/// The `/health` component: overall state and each bind.
-pub fn health() -> Value {
-    let binds = binds();
-    let up = binds.iter().filter(|b| b.state == "bound").count();
-    let state = match (up, binds.len()) {
-        (_, 0) => "starting",
-        (0, _) => "down",
-        (u, n) if u == n => "up",
-        _ => "degraded",
-    };
-    json!({
-        "state": state,
-        "binds": binds.iter().map(|b| json!({
-            "index": b.index, "kind": b.kind, "state": b.state, "in_flight": b.in_flight,
-        })).collect::<Vec<_>>(),
-    })
-}
-
-/// Samples the gauges that are rates or scans: call once a second; `queue_depth` when
-/// the caller has it.
-pub fn sample(queue_depth: Option<usize>, last_submits: &mut u64) {
-    let m = metrics();
-    let now = m.submit_sm_sent.load(Ordering::Relaxed);
-    m.tps
-        .store(now.saturating_sub(*last_submits) as i64, Ordering::Relaxed);
-    *last_submits = now;
-    if let Some(d) = queue_depth {
-        m.queue_depth.store(d as i64, Ordering::Relaxed);
+    fn binds(&self) -> Vec<BindInfo> {
+        self.binds.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
-}
 
-/// Every counter and gauge as JSON.
-pub fn snapshot() -> Value {
-    let m = metrics();
-    let mut v = serde_json::Map::new();
-    for (name, _, n) in m.pairs() {
-        v.insert(name.to_string(), json!(n));
+    /// The `/health` component: overall state and each bind.
+    pub fn health(&self) -> Value {
+        let binds = self.binds();
+        let up = binds.iter().filter(|b| b.state == "bound").count();
+        let state = match (up, binds.len()) {
+            (_, 0) => "starting",
+            (0, _) => "down",
+            (u, n) if u == n => "up",
+            _ => "degraded",
+        };
+        json!({
+            "state": state,
+            "binds": binds.iter().map(|b| json!({
+                "index": b.index, "kind": b.kind, "state": b.state, "in_flight": b.in_flight,
+            })).collect::<Vec<_>>(),
+        })
     }
-    v.insert(
-        "in_flight".into(),
-        json!(m.in_flight.load(Ordering::Relaxed)),
-    );
-    v.insert("binds_up".into(), json!(m.binds_up.load(Ordering::Relaxed)));
-    v.insert("tps".into(), json!(m.tps.load(Ordering::Relaxed)));
-    v.insert(
-        "queue_depth".into(),
-        json!(m.queue_depth.load(Ordering::Relaxed)),
-    );
-    let (sum, n) = (
-        m.dlr_latency_ms_sum.load(Ordering::Relaxed),
-        m.dlr_latency_count.load(Ordering::Relaxed),
-    );
-    v.insert(
-        "dlr_latency_ms_avg".into(),
-        json!(sum.checked_div(n).unwrap_or(0)),
-    );
-    Value::Object(v)
-}
 
-/// Prometheus text exposition.
-pub fn prometheus(queue_depth: Option<usize>) -> String {
-    let m = metrics();
-    let mut out = String::new();
-    for (name, help, n) in m.pairs() {
-        out.push_str(&format!(
+    /// Samples the gauges that are rates or scans: call once a second; `queue_depth` when
+    /// the caller has it.
+    pub fn sample(&self, queue_depth: Option<usize>, last_submits: &mut u64) {
+        let m = self;
+        let now = m.submit_sm_sent.load(Ordering::Relaxed);
+        m.tps
+            .store(now.saturating_sub(*last_submits) as i64, Ordering::Relaxed);
+        *last_submits = now;
+        if let Some(d) = queue_depth {
+            m.queue_depth.store(d as i64, Ordering::Relaxed);
+        }
+    }
+
+    /// Every counter and gauge as JSON.
+    pub fn snapshot(&self) -> Value {
+        let m = self;
+        let mut v = serde_json::Map::new();
+        for (name, _, n) in m.pairs() {
+            v.insert(name.to_string(), json!(n));
+        }
+        v.insert(
+            "in_flight".into(),
+            json!(m.in_flight.load(Ordering::Relaxed)),
+        );
+        v.insert("binds_up".into(), json!(m.binds_up.load(Ordering::Relaxed)));
+        v.insert("tps".into(), json!(m.tps.load(Ordering::Relaxed)));
+        v.insert(
+            "queue_depth".into(),
+            json!(m.queue_depth.load(Ordering::Relaxed)),
+        );
+        let (sum, n) = (
+            m.dlr_latency_ms_sum.load(Ordering::Relaxed),
+            m.dlr_latency_count.load(Ordering::Relaxed),
+        );
+        v.insert(
+            "dlr_latency_ms_avg".into(),
+            json!(sum.checked_div(n).unwrap_or(0)),
+        );
+        Value::Object(v)
+    }
+
+    /// Prometheus text exposition.
+    pub fn prometheus(&self, queue_depth: Option<usize>) -> String {
+        let m = self;
+        let mut out = String::new();
+        for (name, help, n) in m.pairs() {
+            out.push_str(&format!(
             "# HELP imis_sms_{name} {help}\n# TYPE imis_sms_{name} counter\nimis_sms_{name} {n}\n"
         ));
-    }
-    for (name, n) in [
-        ("in_flight", m.in_flight.load(Ordering::Relaxed)),
-        ("binds_up", m.binds_up.load(Ordering::Relaxed)),
-        ("tps", m.tps.load(Ordering::Relaxed)),
-    ] {
+        }
+        for (name, n) in [
+            ("in_flight", m.in_flight.load(Ordering::Relaxed)),
+            ("binds_up", m.binds_up.load(Ordering::Relaxed)),
+            ("tps", m.tps.load(Ordering::Relaxed)),
+        ] {
+            out.push_str(&format!(
+                "# TYPE imis_sms_{name} gauge\nimis_sms_{name} {n}\n"
+            ));
+        }
+        let depth = queue_depth
+            .map(|d| d as i64)
+            .unwrap_or_else(|| m.queue_depth.load(Ordering::Relaxed));
         out.push_str(&format!(
-            "# TYPE imis_sms_{name} gauge\nimis_sms_{name} {n}\n"
+            "# TYPE imis_sms_queue_depth gauge\nimis_sms_queue_depth {depth}\n"
         ));
+        out
     }
-    let depth = queue_depth
-        .map(|d| d as i64)
-        .unwrap_or_else(|| m.queue_depth.load(Ordering::Relaxed));
-    out.push_str(&format!(
-        "# TYPE imis_sms_queue_depth gauge\nimis_sms_queue_depth {depth}\n"
-    ));
-    out
 }
 
 #[cfg(test)]
@@ -178,20 +177,21 @@ mod tests {
 
     #[test]
     fn exports_counters_and_bind_states() {
-        inc(&metrics().throttled);
-        set_bind(BindInfo {
+        let m = Metrics::default();
+        inc(&m.throttled);
+        m.set_bind(BindInfo {
             index: 900,
             kind: "transceiver",
             state: "bound",
             in_flight: 2,
         });
-        set_bind(BindInfo {
+        m.set_bind(BindInfo {
             index: 900,
             kind: "transceiver",
             state: "down",
             in_flight: 0,
         });
-        let h = health();
+        let h = m.health();
         let b = h["binds"]
             .as_array()
             .unwrap()
@@ -199,21 +199,22 @@ mod tests {
             .find(|b| b["index"] == 900)
             .cloned();
         assert_eq!(b.unwrap()["state"], "down");
-        assert!(snapshot()["throttled"].as_u64().unwrap() >= 1);
-        let text = prometheus(Some(4));
+        assert!(m.snapshot()["throttled"].as_u64().unwrap() >= 1);
+        let text = m.prometheus(Some(4));
         assert!(text.contains("imis_sms_throttled "));
         assert!(text.contains("imis_sms_queue_depth 4"));
     }
 
     #[test]
     fn tps_is_the_submits_since_the_last_sample() {
-        let mut last = metrics().submit_sm_sent.load(Ordering::Relaxed);
-        inc(&metrics().submit_sm_sent);
-        inc(&metrics().submit_sm_sent);
-        sample(Some(7), &mut last);
-        let s = snapshot();
+        let m = Metrics::default();
+        let mut last = m.submit_sm_sent.load(Ordering::Relaxed);
+        inc(&m.submit_sm_sent);
+        inc(&m.submit_sm_sent);
+        m.sample(Some(7), &mut last);
+        let s = m.snapshot();
         assert!(s["tps"].as_i64() >= Some(2), "{s}");
         assert_eq!(s["queue_depth"], 7);
-        assert!(prometheus(None).contains("imis_sms_queue_depth 7"));
+        assert!(m.prometheus(None).contains("imis_sms_queue_depth 7"));
     }
 }

@@ -12,7 +12,7 @@ use tracing::Instrument;
 
 use chrono::Utc;
 
-use super::metrics::{inc, metrics};
+use super::metrics::{inc, Metrics};
 use super::pdu::{status, DeliverMsg};
 use super::{receipt, Shared};
 use crate::domain::Msisdn;
@@ -39,7 +39,7 @@ pub(crate) async fn handle(shared: &Shared, msg: DeliverMsg) -> u32 {
 }
 
 async fn on_receipt(shared: &Shared, msg: &DeliverMsg) -> u32 {
-    inc(&metrics().receipts);
+    inc(&shared.metrics.receipts);
     let Some(r) = receipt::parse(msg) else {
         tracing::warn!("unreadable delivery receipt acknowledged and ignored");
         return status::OK;
@@ -55,7 +55,7 @@ async fn on_receipt(shared: &Shared, msg: &DeliverMsg) -> u32 {
                 state,
                 latency_ms,
             }) => {
-                let m = metrics();
+                let m = &shared.metrics;
                 match state {
                     SmsState::Delivered => inc(&m.sms_delivered),
                     SmsState::Failed => inc(&m.sms_failed),
@@ -72,7 +72,7 @@ async fn on_receipt(shared: &Shared, msg: &DeliverMsg) -> u32 {
             Ok(ReceiptMatch::Early) => tracing::debug!("receipt before its submit_sm_resp; kept"),
             Err(e) => {
                 tracing::warn!(error = %e, "storing a receipt failed; asking for redelivery");
-                inc(&metrics().mo_temp_failures);
+                inc(&shared.metrics.mo_temp_failures);
                 return status::RX_T_APPN;
             }
         }
@@ -144,24 +144,24 @@ async fn on_mo(shared: &Shared, msg: DeliverMsg) -> u32 {
                     .map(Some)
             }
         };
-        answer(result)
+        answer(&shared.metrics, result)
     }
     .instrument(span)
     .await
 }
 
-fn answer(result: Result<Option<inbound::Accepted>, InboundError>) -> u32 {
+fn answer(m: &Metrics, result: Result<Option<inbound::Accepted>, InboundError>) -> u32 {
     match result {
         Ok(Some(a)) => {
             if matches!(a, inbound::Accepted::Stored(_)) {
-                inc(&metrics().mo_received);
+                inc(&m.mo_received);
             }
             tracing::info!(mo_id = a.id(), "MO stored");
             status::OK
         }
         Ok(None) => status::OK,
         Err(e) => {
-            inc(&metrics().mo_temp_failures);
+            inc(&m.mo_temp_failures);
             tracing::warn!(error = %e, "storing an MO failed; asking for redelivery");
             status::RX_T_APPN
         }
@@ -176,12 +176,18 @@ mod tests {
     #[test]
     fn a_store_failure_asks_the_smsc_to_deliver_again() {
         assert_eq!(
-            answer(Err(InboundError::Store(StoreError::Closed))),
+            answer(
+                &Metrics::default(),
+                Err(InboundError::Store(StoreError::Closed))
+            ),
             status::RX_T_APPN
         );
-        assert_eq!(answer(Ok(None)), status::OK);
+        assert_eq!(answer(&Metrics::default(), Ok(None)), status::OK);
         assert_eq!(
-            answer(Ok(Some(inbound::Accepted::Duplicate(3)))),
+            answer(
+                &Metrics::default(),
+                Ok(Some(inbound::Accepted::Duplicate(3)))
+            ),
             status::OK
         );
     }

@@ -132,6 +132,8 @@ pub(crate) struct Shared {
     pub store: Store,
     /// The inbound SMS pipeline MO go through (built by `serve`).
     pub mo: Arc<MoPipeline>,
+    /// What the client counts, shared with the HTTP routes that report it.
+    pub metrics: Arc<metrics::Metrics>,
     pub ussd: Option<Arc<crate::ussd::Engine>>,
     pub jobs_tx: mpsc::Sender<Job>,
     pub jobs_rx: Mutex<mpsc::Receiver<Job>>,
@@ -155,6 +157,7 @@ pub fn spawn(
     config: &Config,
     store: Store,
     mo: Arc<MoPipeline>,
+    metrics: Arc<metrics::Metrics>,
     ussd: Option<Arc<crate::ussd::Engine>>,
     shutdown: &Shutdown,
 ) {
@@ -165,6 +168,7 @@ pub fn spawn(
         settings,
         store,
         mo,
+        metrics,
         ussd,
         jobs_tx,
         jobs_rx: Mutex::new(jobs_rx),
@@ -206,7 +210,7 @@ async fn gauges(shared: Arc<Shared>, mut stop: crate::shutdown::Signal) {
         let depth = (n % 5 == 0)
             .then(|| shared.store.pending_count(crate::sms::SMS_TOPIC).ok())
             .flatten();
-        metrics::sample(depth, &mut last);
+        shared.metrics.sample(depth, &mut last);
     }
 }
 

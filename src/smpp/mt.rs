@@ -16,7 +16,7 @@ use tracing::Instrument;
 
 use chrono::Utc;
 
-use super::metrics::{inc, metrics};
+use super::metrics::inc;
 use super::pdu::{relative_validity, SubmitReq};
 use super::{Job, Shared, SubmitOutcome};
 use crate::shutdown::Signal;
@@ -143,9 +143,9 @@ async fn send(shared: &Shared, item: &OutboxItem) -> Verdict {
             // Receipts that raced ahead of the submit_sm_resp were applied just now: count
             // the final state here, since the receipt handler saw no SMS to count it on.
             Ok(st) => match st.state {
-                SmsState::Delivered => inc(&metrics().sms_delivered),
-                SmsState::Failed => inc(&metrics().sms_failed),
-                SmsState::Expired => inc(&metrics().sms_expired),
+                SmsState::Delivered => inc(&shared.metrics.sms_delivered),
+                SmsState::Failed => inc(&shared.metrics.sms_failed),
+                SmsState::Expired => inc(&shared.metrics.sms_expired),
                 SmsState::Submitted => {}
             },
             Err(e) => {
@@ -193,7 +193,7 @@ async fn submit(shared: &Shared, req: SubmitReq) -> Result<String, Fate> {
 /// The verdict for the consumer loop, after counting the fate (and recording a permanent
 /// failure on the SMS, in which case the entry is acked: the SMS is settled as failed).
 fn finish(shared: &Shared, seq: u64, fate: Fate) -> Verdict {
-    let m = metrics();
+    let m = &shared.metrics;
     match fate {
         Fate::Submitted(_) => {
             inc(&m.sms_submitted);

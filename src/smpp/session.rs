@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::metrics::{self, inc, metrics, BindInfo};
+use super::metrics::{inc, BindInfo};
 use super::pdu::{self, status, BindKind, Inbound, Outbound};
 use super::{mo, Job, Shared, SubmitOutcome};
 use crate::shutdown::Signal;
@@ -57,7 +57,7 @@ pub(crate) async fn run_bind(shared: Arc<Shared>, index: usize, kind: BindKind, 
     let mut backoff = s.reconnect_min;
     let mut bound_before = false;
     loop {
-        report(index, kind, "connecting", 0);
+        report(&shared, index, kind, "connecting", 0);
         match serve(&shared, index, kind, &mut stop, &mut bound_before).await {
             Ok(End::Stopped) => break,
             Ok(End::Dropped(why)) => {
@@ -65,11 +65,11 @@ pub(crate) async fn run_bind(shared: Arc<Shared>, index: usize, kind: BindKind, 
                 backoff = s.reconnect_min;
             }
             Err(e) => {
-                inc(&metrics().bind_failures);
+                inc(&shared.metrics.bind_failures);
                 tracing::warn!(bind = index, error = %e, ?backoff, "bind failed; retrying");
             }
         }
-        report(index, kind, "down", 0);
+        report(&shared, index, kind, "down", 0);
         if stop.is_triggered() {
             break;
         }
@@ -82,11 +82,11 @@ pub(crate) async fn run_bind(shared: Arc<Shared>, index: usize, kind: BindKind, 
         }
         backoff = (backoff * 2).min(s.reconnect_max);
     }
-    report(index, kind, "stopped", 0);
+    report(&shared, index, kind, "stopped", 0);
 }
 
-fn report(index: usize, kind: BindKind, state: &'static str, in_flight: usize) {
-    metrics::set_bind(BindInfo {
+fn report(shared: &Shared, index: usize, kind: BindKind, state: &'static str, in_flight: usize) {
+    shared.metrics.set_bind(BindInfo {
         index,
         kind: kind.name(),
         state,
@@ -171,12 +171,12 @@ async fn serve(
         }
     }
     if *bound_before {
-        inc(&metrics().rebinds);
+        inc(&shared.metrics.rebinds);
     }
     *bound_before = true;
-    metrics().binds_up.fetch_add(1, Ordering::Relaxed);
+    shared.metrics.binds_up.fetch_add(1, Ordering::Relaxed);
     tracing::info!(bind = index, kind = kind.name(), %addr, "bound (SMPP 3.4)");
-    report(index, kind, "bound", 0);
+    report(shared, index, kind, "bound", 0);
     let mut st = Bound {
         shared: shared.clone(),
         index,
@@ -188,7 +188,7 @@ async fn serve(
         enquire_sent: None,
     };
     let end = st.run(&mut frames, stop).await;
-    metrics().binds_up.fetch_sub(1, Ordering::Relaxed);
+    shared.metrics.binds_up.fetch_sub(1, Ordering::Relaxed);
     st.requeue_all();
     end
 }
@@ -270,7 +270,7 @@ impl Bound {
                         return Ok(End::Dropped("enquire_link timed out"));
                     }
                     self.expire_in_flight(s.response_timeout);
-                    report(self.index, self.kind, "bound", self.in_flight.len());
+                    report(&self.shared, self.index, self.kind, "bound", self.in_flight.len());
                 }
                 _ = stop.recv() => return self.unbind(frames, &resp_tx, &mut resp_rx).await,
             }
@@ -293,15 +293,21 @@ impl Bound {
                 sent: Instant::now(),
             },
         );
-        metrics().in_flight.fetch_add(1, Ordering::Relaxed);
-        inc(&metrics().submit_sm_sent);
+        self.shared
+            .metrics
+            .in_flight
+            .fetch_add(1, Ordering::Relaxed);
+        inc(&self.shared.metrics.submit_sm_sent);
         self.link.w.write_all(&bytes).await?;
         Ok(())
     }
 
     fn take(&mut self, seq: u32) -> Option<Job> {
         let f = self.in_flight.remove(&seq)?;
-        metrics().in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.shared
+            .metrics
+            .in_flight
+            .fetch_sub(1, Ordering::Relaxed);
         Some(f.job)
     }
 
@@ -325,7 +331,7 @@ impl Bound {
                         let _ = job.reply.send(SubmitOutcome::Accepted(message_id));
                     }
                     status::THROTTLED | status::MSGQFUL => {
-                        inc(&metrics().throttled);
+                        inc(&self.shared.metrics.throttled);
                         let pause = self.shared.settings.throttle_pause;
                         tracing::info!(
                             bind = self.index,
@@ -337,7 +343,7 @@ impl Bound {
                         self.retry.push_back(job);
                     }
                     status::INVBNDSTS => {
-                        inc(&metrics().requeued);
+                        inc(&self.shared.metrics.requeued);
                         let _ = job.reply.send(SubmitOutcome::Requeue);
                     }
                     other => {
@@ -377,7 +383,7 @@ impl Bound {
                 command_id,
                 error,
             } => {
-                inc(&metrics().generic_nacks_sent);
+                inc(&self.shared.metrics.generic_nacks_sent);
                 tracing::warn!(bind = self.index, seq, command_id, %error, "undecodable PDU; generic_nack");
                 let nack = Outbound::GenericNack {
                     status: status::INVCMDLEN,
@@ -410,7 +416,7 @@ impl Bound {
             .collect();
         for seq in late {
             if let Some(job) = self.take(seq) {
-                inc(&metrics().requeued);
+                inc(&self.shared.metrics.requeued);
                 let _ = job.reply.send(SubmitOutcome::Requeue);
             }
         }
@@ -420,7 +426,7 @@ impl Bound {
         let seqs: Vec<u32> = self.in_flight.keys().copied().collect();
         for seq in seqs {
             if let Some(job) = self.take(seq) {
-                inc(&metrics().requeued);
+                inc(&self.shared.metrics.requeued);
                 let _ = job.reply.send(SubmitOutcome::Requeue);
             }
         }
