@@ -252,8 +252,25 @@ pub fn top_up_pools(p: &Payments) -> Result<usize, StoreError> {
     Ok(queued)
 }
 
+/// Why a signed request to GePG got no verified answer (the request is sent again later).
+#[derive(Debug, thiserror::Error)]
+pub enum GepgCallError {
+    #[error("signing the request: {0}")]
+    Sign(#[from] super::sign::SignError),
+    #[error("HTTP: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("HTTP {0}")]
+    Status(reqwest::StatusCode),
+    #[error("GePG's answer: {0}")]
+    Xml(#[from] xml::XmlError),
+    #[error("unexpected answer <{0}>")]
+    Unexpected(String),
+    #[error("GePG's answer has an invalid signature")]
+    BadSignature,
+}
+
 /// Submits one bill; `Ok(codes)` is GePG's signed answer.
-async fn submit(p: &Payments, bill: &BillRecord) -> Result<Vec<String>, String> {
+async fn submit(p: &Payments, bill: &BillRecord) -> Result<Vec<String>, GepgCallError> {
     let sp_code = bill
         .sp_code
         .clone()
@@ -282,11 +299,7 @@ async fn submit(p: &Payments, bill: &BillRecord) -> Result<Vec<String>, String> 
             gfs_code: p.config.gfs_code.clone(),
         }],
     };
-    let body = p
-        .keys
-        .ours
-        .envelope(&req.to_xml())
-        .map_err(|e| e.to_string())?;
+    let body = p.keys.ours.envelope(&req.to_xml())?;
     send_signed(
         p,
         "/api/bill/sigqrequest",
@@ -304,7 +317,7 @@ pub(crate) async fn send_signed(
     sp_code: &str,
     body: Vec<u8>,
     ack_name: &str,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, GepgCallError> {
     let resp = p
         .http
         .post(format!("{}{path}", p.gepg_url))
@@ -313,21 +326,20 @@ pub(crate) async fn send_signed(
         .header("Gepg-Com", "default.sp.in")
         .body(body)
         .send()
-        .await
-        .map_err(|e| format!("HTTP: {e}"))?;
+        .await?;
     let status = resp.status();
-    let raw = resp.bytes().await.map_err(|e| format!("HTTP body: {e}"))?;
+    let raw = resp.bytes().await?;
     if !status.is_success() {
-        return Err(format!("HTTP {status}"));
+        return Err(GepgCallError::Status(status));
     }
-    let signed = xml::split_envelope(&raw, p.config.max_body_bytes).map_err(|e| e.to_string())?;
+    let signed = xml::split_envelope(&raw, p.config.max_body_bytes)?;
     if signed.name != ack_name {
-        return Err(format!("unexpected answer <{}>", signed.name));
+        return Err(GepgCallError::Unexpected(signed.name.to_string()));
     }
     if !p.keys.gepg.verify(signed.inner, &signed.signature) {
-        return Err("GePG's answer has an invalid signature".into());
+        return Err(GepgCallError::BadSignature);
     }
-    let el = xml::parse(signed.inner, p.config.max_body_bytes).map_err(|e| e.to_string())?;
+    let el = xml::parse(signed.inner, p.config.max_body_bytes)?;
     Ok(Ack::parse(&el).codes)
 }
 
@@ -441,7 +453,7 @@ async fn submit_item(p: &Payments, item: &OutboxItem) -> Verdict {
         Err(e) => {
             p.count(|m| &m.bill_failures, 1);
             tracing::warn!(error = %e, "bill submission failed; will retry with the same BillId");
-            Verdict::Retry(e)
+            Verdict::Retry(e.to_string())
         }
     }
 }
