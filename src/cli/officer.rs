@@ -1,13 +1,15 @@
-//! `imis-gateway officer unlock` and `imis-gateway officer audit`: the administrator's tools
-//! for enrolment officers' SMS commands, on a stopped server's store.
+//! `imis-gateway officer unlock`, `officer set-pin` and `officer audit`: the administrator's
+//! tools for enrolment officers' SMS commands, on a stopped server's store.
 //!
 //! Owns: the commands' arguments and output. Must never: show a PIN (audit texts are stored
-//! masked) or change anything but the lockout state.
+//! masked), take one on the command line (it would sit in the process list and the shell
+//! history: `set-pin` reads it from standard input), or change anything but the PIN and the
+//! lockout state.
 
 use anyhow::{bail, Context};
 
 use super::StoreArgs;
-use crate::officer::{audit, auth};
+use crate::officer::{audit, auth, OfficerError};
 use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
@@ -26,6 +28,15 @@ pub enum OfficerCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Set an officer's PIN (officers imported from openIMIS have none) and lift any lockout.
+    /// The PIN (4 to 8 digits) is read from standard input, one line.
+    SetPin {
+        /// Officer code, e.g. EO0001.
+        #[arg(long)]
+        code: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Print an officer's commands and replies, oldest first.
     Audit {
         #[arg(long)]
@@ -37,9 +48,9 @@ pub enum OfficerCommand {
 
 pub fn run(args: OfficerArgs) -> anyhow::Result<()> {
     let (code, store_args) = match &args.command {
-        OfficerCommand::Unlock { code, store } | OfficerCommand::Audit { code, store } => {
-            (code, store)
-        }
+        OfficerCommand::Unlock { code, store }
+        | OfficerCommand::SetPin { code, store }
+        | OfficerCommand::Audit { code, store } => (code, store),
     };
     let config = store_args.load()?;
     let store = Store::open(&config.store.data_dir, config.store.store_options())
@@ -50,6 +61,18 @@ pub fn run(args: OfficerArgs) -> anyhow::Result<()> {
             Some(false) => println!("{code}: was not locked"),
             None => bail!("no officer with code {code}"),
         },
+        OfficerCommand::SetPin { .. } => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the PIN from standard input")?;
+            match auth::set_pin(&store, code, line.trim()) {
+                Ok(Some(())) => println!("{code}: PIN set; any lockout lifted"),
+                Ok(None) => bail!("no officer with code {code}"),
+                Err(OfficerError::Pin(e)) => bail!("{code}: PIN not set: {e}"),
+                Err(e) => return Err(e.into()),
+            }
+        }
         OfficerCommand::Audit { .. } => {
             let Some(officer) = store.officer_by_code(code)? else {
                 bail!("no officer with code {code}");

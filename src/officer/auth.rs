@@ -1,8 +1,9 @@
 //! Who may do what: the sender's officer record, `WorksTo`, the substitute chain, the
 //! officer's villages, and the PIN with its lockout.
 //!
-//! Owns: aux namespace [`NS_PIN`] (officer id → failures in a row and lock expiry) and
-//! [`unlock`], the administrator's way out of a lockout.
+//! Owns: aux namespace [`NS_PIN`] (officer id → failures in a row and lock expiry),
+//! [`unlock`], the administrator's way out of a lockout, and [`set_pin`], the
+//! administrator's way in for an officer who has no PIN (officers imported from openIMIS).
 //! Must never: verify a PIN while the officer is locked (no guessing through a lockout), or
 //! tell which part of a PIN was wrong.
 
@@ -113,6 +114,31 @@ pub fn unlock(store: &Store, officer_code: &str) -> Result<Option<bool>, StoreEr
     store.flush()?;
     tracing::info!(officer = %officer.code, "officer PIN lockout lifted by an administrator");
     Ok(Some(had))
+}
+
+/// An administrator sets officer `officer_code`'s PIN (stored only as an Argon2 hash) and
+/// lifts any lockout, in one durable write. `Ok(None)`: no such officer.
+pub fn set_pin(
+    store: &Store,
+    officer_code: &str,
+    new_pin: &str,
+) -> Result<Option<()>, OfficerError> {
+    let Some(mut officer) = store.officer_by_code(officer_code)? else {
+        return Ok(None);
+    };
+    let mut salt = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut salt);
+    officer.pin_hash = Some(pin::hash(new_pin, salt)?);
+    store
+        .write(|tx| -> crate::store::TxResult<()> {
+            tx.put_officer(&officer)?;
+            tx.aux_remove(NS_PIN, &officer.id.to_be_bytes())?;
+            Ok(())
+        })
+        .map_err(StoreError::from)?;
+    store.flush()?;
+    tracing::info!(officer = %officer.code, "officer PIN set by an administrator");
+    Ok(Some(()))
 }
 
 /// The villages this officer may enrol in on `today`: their own, and those of officers who
