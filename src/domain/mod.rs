@@ -24,7 +24,10 @@ pub(crate) mod fixtures;
 
 pub use activation::{apply_payment, cover_members, Activation, ActivationError};
 pub use chfid::{Chfid, ChfidError};
-pub use coverage::{coverage_letter, summarize, CoverageLetter, MemberPolicy, ProductCoverage};
+pub use coverage::{
+    coverage_letter, member_cover, status_on, summarize, CoverageLetter, MemberPolicy,
+    ProductCoverage,
+};
 pub use dates::{add_days, add_months, add_months_signed};
 pub use eat::{eat, eat_date, eat_datetime, show_date, utc_from_eat};
 pub use model::*;

@@ -33,7 +33,7 @@ pub fn run(ctx: &Ctx<'_>, chfid: Chfid) -> Result<Plan, OfficerError> {
             format!(
                 "{} {} {}",
                 product.code,
-                show_date(product.expiry),
+                product.expiry.map_or_else(|| "-".to_string(), show_date),
                 lines.join(", ")
             )
         })

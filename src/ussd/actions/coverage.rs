@@ -18,7 +18,9 @@ pub fn coverage(ctx: &ActionCtx) -> Result<Outcome, ActionError> {
     };
     let mut text = Vec::new();
     for product in cover {
-        text.push(format!("{} {}", product.code, show_date(product.expiry)));
+        // No member has a coverage row under the product: no date to tell, only the letters.
+        let expiry = product.expiry.map_or_else(|| "-".to_string(), show_date);
+        text.push(format!("{} {expiry}", product.code));
         text.extend(
             product
                 .members
