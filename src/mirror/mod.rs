@@ -26,6 +26,7 @@
 //!   write is skipped and logged; the local write wins and, once mirrored, the central
 //!   change survives as a history row. Otherwise the central row wins.
 
+pub mod catalogue;
 pub mod idmap;
 pub mod progress;
 pub mod pull;

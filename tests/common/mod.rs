@@ -5,6 +5,8 @@ pub mod ussd;
 
 pub mod pg;
 
+pub mod openimis_db;
+
 pub mod mirror;
 
 pub mod sms;

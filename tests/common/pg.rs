@@ -53,6 +53,14 @@ fn free_port() -> u16 {
 impl Pg {
     /// initdb + start + schema.
     pub fn start() -> Pg {
+        let pg = Pg::start_bare();
+        pg.psql_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pg/openimis_schema.sql"));
+        pg
+    }
+
+    /// initdb + start, with no schema (the real openIMIS scripts load into databases of
+    /// their own: tests/common/openimis_db.rs).
+    pub fn start_bare() -> Pg {
         let bin = find_bin();
         let dir = tempfile::Builder::new()
             .prefix("imis-pg-")
@@ -93,7 +101,6 @@ impl Pg {
             String::from_utf8_lossy(&out.stderr)
         );
         pg.start_server();
-        pg.psql_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pg/openimis_schema.sql"));
         pg
     }
 
@@ -199,10 +206,36 @@ impl Pg {
     }
 
     pub fn dsn(&self) -> String {
+        self.dsn_of("postgres")
+    }
+
+    /// The DSN of database `db` of this cluster.
+    pub fn dsn_of(&self, db: &str) -> String {
         format!(
-            "host=127.0.0.1 port={} user=postgres dbname=postgres connect_timeout=5",
+            "host=127.0.0.1 port={} user=postgres dbname={db} connect_timeout=5",
             self.port
         )
+    }
+
+    /// Runs `file` in database `db` with `psql -v ON_ERROR_STOP=1` (no `-q`: what psql
+    /// prints is returned to be checked); the output on success, psql's own words otherwise.
+    pub fn try_psql_file_in(&self, db: &str, file: &Path) -> Result<std::process::Output, String> {
+        let out = Command::new(self.bin.join("psql"))
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", db])
+            .args(["-v", "ON_ERROR_STOP=1", "-p", &self.port.to_string(), "-f"])
+            .arg(file)
+            .output()
+            .map_err(|e| format!("run psql: {e}"))?;
+        if out.status.success() {
+            Ok(out)
+        } else {
+            Err(format!(
+                "psql -d {db} -f {} failed ({}): {}",
+                file.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
     }
 
     pub fn psql_file(&self, file: &Path) {
@@ -222,16 +255,13 @@ impl Pg {
 
     /// Runs SQL and returns psql's unaligned, tuples-only output (`|`-separated).
     pub fn query(&self, sql: &str) -> String {
+        self.query_in("postgres", sql)
+    }
+
+    /// [`Pg::query`] in database `db`.
+    pub fn query_in(&self, db: &str, sql: &str) -> String {
         let out = Command::new(self.bin.join("psql"))
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-qAt",
-            ])
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", db, "-qAt"])
             .args([
                 "-v",
                 "ON_ERROR_STOP=1",
@@ -244,7 +274,7 @@ impl Pg {
             .expect("run psql");
         assert!(
             out.status.success(),
-            "psql -c {sql:?} failed: {}",
+            "psql -d {db} -c {sql:?} failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
