@@ -3,7 +3,9 @@
 //!
 //! Owns: the one decision (the product's `AccCodePremiums` when it is not blank, else
 //! `[gepg] sp_code`), its error when both are blank (naming the product and the setting to
-//! fix), and the set of products found without one (each logged once, shown on `/health`).
+//! fix), the set of products found without one (each logged once, shown on `/health`), and
+//! what becomes of a queued bill without one (not sent: dead-lettered with the reason, its
+//! payment Rejected with it).
 //! Must never: let an empty or blank SpCode reach GePG (GePG answers `7242`, and openIMIS's
 //! real demo products all have an empty `AccCodePremiums`).
 
