@@ -302,7 +302,8 @@ pub struct GepgConfig {
     /// Base URL of GePG (`https://uat1.gepg.go.tz`). Empty in simulator mode = the simulator
     /// built into this server (`/gepg-sim`).
     pub url: String,
-    /// SP code used in bills when a product has none (`AccCodePremiums`).
+    /// SP code used in bills when a product has none (`AccCodePremiums` blank); see
+    /// `payments::spcode` for the decision and what happens when this is empty too.
     pub sp_code: String,
     pub sub_sp_code: String,
     /// System id issued by GePG (`SpSysId`).

@@ -2,7 +2,8 @@
 //! - the same notification 50 times at once → one premium, one activation, one SMS, 50 × 7101;
 //! - kill -9 at random points while notifications are in flight, 20 times; every ack 7101
 //!   seen before a kill is durable, and after restart and redelivery every payment is
-//!   applied exactly once.
+//!   applied exactly once;
+//! - the simulator pays under the same SpCode decision as bills (never an empty SpCode).
 
 mod common;
 mod gepg_support;
@@ -198,5 +199,56 @@ fn kill9_at_random_points_loses_nothing_and_applies_nothing_twice() {
             .filter(|s| s.reference == format!("payment:{}", w.payment))
             .count();
         assert_eq!(n, 1, "{w:?}");
+    }
+}
+
+/// The simulated GePG pays a product without an account code (AccCodePremiums blank, as in
+/// openIMIS's demo data) under `[gepg] sp_code`, the SpCode its bill went under; with that
+/// empty too it refuses to pay rather than send an empty SpCode.
+#[test]
+fn the_simulator_pays_under_the_same_sp_code_decision_as_the_bill() {
+    for (sp_code, paid) in [("SP999", true), ("", false)] {
+        let keys = TestKeys::new();
+        let dir = tempfile::tempdir().unwrap();
+        let w = seed_waiting(dir.path(), 1).remove(0);
+        {
+            let store = Store::open(dir.path(), Default::default()).unwrap();
+            let mut product = store.product(1).unwrap().unwrap();
+            product.sp_code = Some("  ".into());
+            store
+                .write(|tx| -> imis_gateway::store::TxResult<()> { Ok(tx.put_product(&product)?) })
+                .unwrap();
+            store.flush().unwrap();
+        }
+        let mut env = env_for(&keys);
+        env.push(("IMIS_GATEWAY_GEPG__SP_CODE".into(), sp_code.into()));
+        let server = Server::start(dir.path(), &[], &env_refs(&env));
+        let http = Poster::new(server.url(""));
+        let (status, body) = http.post_json(
+            "/gepg-sim/pay",
+            serde_json::json!({"control_number": w.control_number}),
+        );
+        let (exit, logs) = server.terminate();
+        assert!(exit.success(), "{}", logs.join("\n"));
+        let store = Store::open(dir.path(), Default::default()).unwrap();
+        let trx: Vec<String> = notify::transactions(&store)
+            .unwrap()
+            .into_iter()
+            .map(|t| t.notice.sp_code)
+            .collect();
+        if paid {
+            assert_eq!(
+                (status, body["acks"].clone()),
+                (200, serde_json::json!(["7101"]))
+            );
+            assert_eq!(trx, vec!["SP999".to_string()]);
+        } else {
+            assert_eq!(status, 400, "{body}");
+            assert_eq!(
+                body["error"],
+                "product CHF01 has no account code (AccCodePremiums) and [gepg] sp_code is empty"
+            );
+            assert!(trx.is_empty(), "{trx:?}");
+        }
     }
 }

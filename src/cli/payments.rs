@@ -5,7 +5,7 @@
 use anyhow::Context;
 
 use super::StoreArgs;
-use crate::payments::{notify, story_of};
+use crate::payments::{notify, spcode, story_of};
 use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
@@ -52,6 +52,12 @@ fn show(number: &str, args: &StoreArgs) -> anyhow::Result<()> {
                 config.store.data_dir.display()
             )
         })?;
+    // Bills of a product without an SpCode are never sent: say so before any payment.
+    for pr in store.products()? {
+        if let Err(e) = spcode::decide(&pr.code, pr.sp_code.as_deref(), &config.gepg.sp_code) {
+            println!("warning: {e}: its bills are not sent to GePG");
+        }
+    }
     let cn = store.control_number_by_number(number)?;
     let Some(payment) = store.payment_by_control_number(number)? else {
         match cn {

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::pool::{self, PoolEntry};
 use super::service::{Payments, Reply};
 use super::xml::{self, Ack, Bill, BillSubReq, BillSubResp, ControlNumberResult};
-use super::{story, BILL_NS, BILL_TOPIC};
+use super::{spcode, story, BILL_NS, BILL_TOPIC};
 use crate::config::GepgMode;
 use crate::domain::{
     ControlNumber, ControlNumberStatus, Id, Money, Payment, PaymentStatus, Product,
@@ -98,7 +98,7 @@ pub fn bill_in_tx(tx: &WriteTx<'_>, bill_id: Id) -> Result<Option<BillRecord>, T
     }
 }
 
-fn put_bill(tx: &mut WriteTx<'_>, bill: &BillRecord) -> Result<(), TxError> {
+pub(crate) fn put_bill(tx: &mut WriteTx<'_>, bill: &BillRecord) -> Result<(), TxError> {
     let bytes = codec::encode(bill).map_err(codec_err)?;
     tx.aux_put(BILL_NS, &bill.bill_id.to_be_bytes(), &bytes)
 }
@@ -219,7 +219,8 @@ pub fn top_up_pools(p: &Payments) -> Result<usize, StoreError> {
             continue;
         }
         let (free, in_flight) = pool::level(&p.store, product.id)?;
-        if free + in_flight >= low {
+        // No SpCode: no pool bill is queued at all (the reason is logged once and on /health).
+        if free + in_flight >= low || !spcode::billable(p, &product) {
             continue;
         }
         let n = p.config.pool_batch.max(1);
@@ -270,12 +271,11 @@ pub enum GepgCallError {
 }
 
 /// Submits one bill; `Ok(codes)` is GePG's signed answer.
-async fn submit(p: &Payments, bill: &BillRecord) -> Result<Vec<String>, GepgCallError> {
-    let sp_code = bill
-        .sp_code
-        .clone()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| p.config.sp_code.clone());
+async fn submit(
+    p: &Payments,
+    bill: &BillRecord,
+    sp_code: String,
+) -> Result<Vec<String>, GepgCallError> {
     let generated = crate::domain::eat_datetime(bill.generated);
     let days = match bill.purpose {
         BillPurpose::Member { .. } => p.config.bill_expiry_days,
@@ -417,8 +417,12 @@ async fn submit_item(p: &Payments, item: &OutboxItem) -> Verdict {
     if bill.state != BillState::Queued {
         return Verdict::Done;
     }
+    let sp_code = match spcode::of_bill(p, &bill) {
+        Ok(c) => c,
+        Err(verdict) => return verdict,
+    };
     let span = tracing::info_span!("bill", bill_id = id, attempt = item.attempts);
-    let submitted = submit(p, &bill).instrument(span.clone()).await;
+    let submitted = submit(p, &bill, sp_code).instrument(span.clone()).await;
     let _g = span.enter();
     match submitted {
         Ok(codes) if codes.iter().any(|c| c == "7101" || c == "7226") => {

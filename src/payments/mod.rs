@@ -4,7 +4,8 @@
 //! requests through the durable outbox ([`bill`]) and the pool of pre-requested numbers per
 //! product ([`pool`]); applying a payment exactly once ([`notify`]); the daily
 //! reconciliation ([`reconcile`]); the direct mobile-money callback ([`mobile`]); the GePG
-//! simulator for demos and tests ([`simulator`]).
+//! simulator for demos and tests ([`simulator`]); the one decision of a bill's SpCode
+//! ([`spcode`]).
 //! [`Payments`] ties them to the store, the keys and the configuration; the HTTP edge
 //! (`server::gepg`) only turns requests into calls on it.
 //! Must never: acknowledge a callback (7101) before its effects are durable, apply a
@@ -24,6 +25,7 @@ pub mod reconcile;
 pub mod service;
 pub mod sign;
 pub mod simulator;
+pub mod spcode;
 pub mod xml;
 
 pub use bill::{assign_control_number, Assignment};

@@ -21,16 +21,19 @@ use super::xml::{self, ReconcReq, ReconcResp};
 use super::RECON_NS;
 use crate::shutdown::Signal;
 
-/// The SP codes to reconcile: every product's, and the default.
+/// The SP codes to reconcile: every product's (as its bills decide it: a product without
+/// one has no bills to reconcile) and the configured default when set.
 fn sp_codes(p: &Payments) -> Result<Vec<String>, PaymentsError> {
     let mut set: BTreeSet<String> = p
         .store
         .products()?
         .into_iter()
-        .filter_map(|pr| pr.sp_code)
-        .filter(|s| !s.is_empty())
+        .filter_map(|pr| p.sp_code_for(&pr.code, pr.sp_code.as_deref(), false).ok())
         .collect();
-    set.insert(p.config.sp_code.clone());
+    let default = p.config.sp_code.trim();
+    if !default.is_empty() {
+        set.insert(default.to_string());
+    }
     Ok(set.into_iter().collect())
 }
 
@@ -45,6 +48,9 @@ pub async fn request(p: &Arc<Payments>, date: NaiveDate) -> Result<String, Payme
         let p2 = p.clone();
         tokio::task::spawn_blocking(move || sp_codes(&p2)).await??
     };
+    for why in p.sp_code_missing.reasons() {
+        report.push_str(&format!("not reconciled: {why}\n"));
+    }
     for sp_code in codes {
         let req_id = (rand::random::<u32>() & 0x7fff_ffff).to_string();
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -138,10 +144,9 @@ pub async fn on_callback(p: &Payments, raw: &[u8]) -> Reply {
             return p.reply(ACK, "7242", 400);
         }
     };
-    let sp_code = if resp.sp_code.is_empty() {
-        p.config.sp_code.clone()
-    } else {
-        resp.sp_code.clone()
+    let sp_code = match resp.sp_code.trim() {
+        "" => p.config.sp_code.trim().to_string(),
+        code => code.to_string(),
     };
     let notices: Vec<PaymentNotice> = resp.lines.iter().map(|l| notice_of(&sp_code, l)).collect();
     let results = match p.apply(notices.clone()).await {

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use super::notify::{self, Applied, PaymentNotice};
 use super::sign::{self, SignError, SigningKey, VerifyingKey};
+use super::spcode::{self, Missing, NoSpCode};
 use super::xml::{self, Ack, PmtSpInfo, Signed, XmlError};
 use crate::config::{Config, GepgConfig, GepgMode};
 use crate::sms::{TemplateError, Templates};
@@ -121,6 +122,7 @@ pub struct Metrics {
     pub bills_sent: AtomicU64,
     pub bill_failures: AtomicU64,
     pub reconciled_missing: AtomicU64,
+    pub without_sp_code: AtomicU64,
 }
 
 impl Metrics {
@@ -188,6 +190,11 @@ impl Metrics {
                 g(&self.reconciled_missing),
                 "Payments found only by reconciliation",
             ),
+            (
+                "gepg_without_sp_code_total",
+                g(&self.without_sp_code),
+                "Bills and requests not sent: no AccCodePremiums and no [gepg] sp_code",
+            ),
         ] {
             out.push_str(&format!(
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
@@ -232,6 +239,8 @@ pub struct Payments {
     acks: Mutex<HashMap<(String, String), Vec<u8>>>,
     /// The built-in simulator's memory (bills seen, payments made), one per server.
     pub(crate) simulator: Mutex<super::simulator::SimState>,
+    /// Products whose bills cannot be sent for want of an SpCode (for `/health`).
+    pub sp_code_missing: Missing,
 }
 
 impl std::fmt::Debug for Payments {
@@ -295,6 +304,43 @@ impl Payments {
             acks: Mutex::new(HashMap::new()),
             disabled,
             simulator: Mutex::new(Default::default()),
+            sp_code_missing: Missing::default(),
+        })
+        .inspect(Payments::warn_missing_sp_codes)
+    }
+
+    /// Start-up: with `[gepg] sp_code` empty, every product without an account code is a
+    /// bill that cannot be sent; say so now rather than at the first renewal.
+    fn warn_missing_sp_codes(&self) {
+        if !self.config.sp_code.trim().is_empty() {
+            return;
+        }
+        match self.store.products() {
+            Ok(products) => {
+                for pr in products {
+                    let _ = self.sp_code_for(&pr.code, pr.sp_code.as_deref(), false);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot list products to check their SpCodes"),
+        }
+    }
+
+    /// The SpCode of `product`'s bills ([`spcode::decide`]); when there is none, the error is
+    /// logged once per product, kept for `/health`, and counted when `count` (a bill or a
+    /// request was actually refused).
+    pub fn sp_code_for(
+        &self,
+        product: &str,
+        account_code: Option<&str>,
+        count: bool,
+    ) -> Result<String, NoSpCode> {
+        spcode::decide(product, account_code, &self.config.sp_code).inspect_err(|e| {
+            if count {
+                inc(&self.metrics.without_sp_code, 1);
+            }
+            if self.sp_code_missing.record(e) {
+                tracing::error!(product, reason = %e, "GePG bills of this product are NOT sent: set its AccCodePremiums or [gepg] sp_code");
+            }
         })
     }
 

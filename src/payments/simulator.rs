@@ -99,6 +99,8 @@ pub enum SimError {
     UnknownControlNumber(String),
     #[error("bad amount {0:?}")]
     BadAmount(String),
+    #[error(transparent)]
+    NoSpCode(#[from] super::spcode::NoSpCode),
 }
 
 /// Checks that a request to the simulator is ours and signed by us.
@@ -224,20 +226,17 @@ pub async fn pay(p: Arc<Payments>, req: PayRequest) -> Result<PayResult, SimErro
         Some(a) => xml::parse_amount(a).ok_or_else(|| SimError::BadAmount(a.to_string()))?,
         None => payment.expected_amount,
     };
-    let product_code = payment.details.first().map(|d| d.product_code.clone());
-    let store = p.store.clone();
-    let sp_code = tokio::task::spawn_blocking(move || match product_code {
-        Some(c) => store
-            .product_by_code(&c)
-            .ok()
-            .flatten()
-            .and_then(|p| p.sp_code),
-        None => None,
-    })
-    .await
-    .ok()
-    .flatten()
-    .unwrap_or_else(|| p.config.sp_code.clone());
+    // GePG pays under the SpCode the bill went under: the same decision as the bill's.
+    let product_code = payment
+        .details
+        .first()
+        .map(|d| d.product_code.clone())
+        .unwrap_or_default();
+    let (store, code) = (p.store.clone(), product_code.clone());
+    let account = tokio::task::spawn_blocking(move || store.product_by_code(&code))
+        .await??
+        .and_then(|p| p.sp_code);
+    let sp_code = p.sp_code_for(&product_code, account.as_deref(), true)?;
     let now_eat = crate::domain::eat_datetime(Utc::now());
     let seq = {
         let mut st = p.simulator.lock().unwrap_or_else(|e| e.into_inner());

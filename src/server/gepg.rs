@@ -144,6 +144,7 @@ async fn status(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
             "pool": out,
             "bills_pending": p.store.pending_count(crate::payments::BILL_TOPIC)?,
             "simulator_paid_total": simulator::total_paid(&p).to_string(),
+            "sp_code_missing": p.sp_code_missing.reasons(),
         }))
     })
     .await;

@@ -40,6 +40,12 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
             .load(std::sync::atomic::Ordering::Relaxed));
         v
     });
+    // Why some bills are not sent to GePG (a product without an SpCode), from memory.
+    let gepg = json!({
+        "mode": components["gepg"],
+        "disabled": state.payments.disabled,
+        "sp_code_missing": state.payments.sp_code_missing.reasons(),
+    });
     let status = if store_ok && disk_ok {
         "ok"
     } else {
@@ -59,6 +65,7 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
             "store": store,
             "components": components,
             "smpp": smpp,
+            "gepg": gepg,
         })),
     )
 }
