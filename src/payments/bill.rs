@@ -19,9 +19,10 @@ use tracing::Instrument;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::gepg_call::{send_signed, GepgCallError};
 use super::pool::{self, PoolEntry};
 use super::service::{Payments, Reply};
-use super::xml::{self, Ack, Bill, BillSubReq, BillSubResp, ControlNumberResult};
+use super::xml::{self, Bill, BillSubReq, BillSubResp, ControlNumberResult};
 use super::{spcode, story, BILL_NS, BILL_TOPIC};
 use crate::config::GepgMode;
 use crate::domain::{
@@ -105,6 +106,41 @@ pub(crate) fn put_bill(tx: &mut WriteTx<'_>, bill: &BillRecord) -> Result<(), Tx
 
 /// Records `bill` and queues its submission, in the caller's transaction. Idempotent per
 /// bill id: a bill already recorded is left as it is.
+/// Marks `bill` rejected with `codes`: a pool bill frees its in-flight slot; a member's
+/// payment is rejected with `reason` and its story gets `story_line`.
+pub(crate) fn reject(
+    tx: &mut WriteTx<'_>,
+    bill: &mut BillRecord,
+    codes: Vec<String>,
+    reason: &str,
+    story_line: &str,
+) -> Result<(), TxError> {
+    bill.state = BillState::Rejected(codes);
+    put_bill(tx, bill)?;
+    match bill.purpose {
+        BillPurpose::Pool { product } => pool::add_in_flight(tx, product, -1),
+        BillPurpose::Member { payment } => {
+            if let Some(mut pay) = tx.payment(payment)? {
+                pay.status = PaymentStatus::Rejected;
+                pay.rejected_reason = Some(reason.to_string());
+                tx.put_payment(&pay)?;
+            }
+            story(tx, payment, story_line)
+        }
+    }
+}
+
+/// Bill `bill_id` as stored, outside a transaction (reports and tests).
+pub fn stored_bill(
+    store: &crate::store::Store,
+    bill_id: Id,
+) -> Result<Option<BillRecord>, StoreError> {
+    match store.aux_get(BILL_NS, &bill_id.to_be_bytes())? {
+        Some(raw) => Ok(Some(codec::decode_aux(&raw)?)),
+        None => Ok(None),
+    }
+}
+
 pub fn queue_bill(tx: &mut WriteTx<'_>, bill: &BillRecord) -> Result<(), TxError> {
     if bill_in_tx(tx, bill.bill_id)?.is_some() {
         return Ok(());
@@ -253,23 +289,6 @@ pub fn top_up_pools(p: &Payments) -> Result<usize, StoreError> {
     Ok(queued)
 }
 
-/// Why a signed request to GePG got no verified answer (the request is sent again later).
-#[derive(Debug, thiserror::Error)]
-pub enum GepgCallError {
-    #[error("signing the request: {0}")]
-    Sign(#[from] super::sign::SignError),
-    #[error("HTTP: {0}")]
-    Http(#[from] reqwest::Error),
-    #[error("HTTP {0}")]
-    Status(reqwest::StatusCode),
-    #[error("GePG's answer: {0}")]
-    Xml(#[from] xml::XmlError),
-    #[error("unexpected answer <{0}>")]
-    Unexpected(String),
-    #[error("GePG's answer has an invalid signature")]
-    BadSignature,
-}
-
 /// Submits one bill; `Ok(codes)` is GePG's signed answer.
 async fn submit(
     p: &Payments,
@@ -308,39 +327,6 @@ async fn submit(
         "gepgBillSubReqAck",
     )
     .await
-}
-
-/// POSTs a signed request to GePG and returns the codes of its verified, signed ack.
-pub(crate) async fn send_signed(
-    p: &Payments,
-    path: &str,
-    sp_code: &str,
-    body: Vec<u8>,
-    ack_name: &str,
-) -> Result<Vec<String>, GepgCallError> {
-    let resp = p
-        .http
-        .post(format!("{}{path}", p.gepg_url))
-        .header("Content-Type", "application/xml")
-        .header("Gepg-Code", sp_code)
-        .header("Gepg-Com", "default.sp.in")
-        .body(body)
-        .send()
-        .await?;
-    let status = resp.status();
-    let raw = resp.bytes().await?;
-    if !status.is_success() {
-        return Err(GepgCallError::Status(status));
-    }
-    let signed = xml::split_envelope(&raw, p.config.max_body_bytes)?;
-    if signed.name != ack_name {
-        return Err(GepgCallError::Unexpected(signed.name.to_string()));
-    }
-    if !p.keys.gepg.verify(signed.inner, &signed.signature) {
-        return Err(GepgCallError::BadSignature);
-    }
-    let el = xml::parse(signed.inner, p.config.max_body_bytes)?;
-    Ok(Ack::parse(&el).codes)
 }
 
 /// Drains the bill outbox and keeps the pools topped up, until shutdown.
@@ -518,23 +504,12 @@ pub fn apply_result(
     }
     let now = tx.now();
     let Some(number) = r.control_number.clone() else {
-        bill.state = BillState::Rejected(r.codes.clone());
-        put_bill(tx, &bill)?;
-        match bill.purpose {
-            BillPurpose::Pool { product } => pool::add_in_flight(tx, product, -1)?,
-            BillPurpose::Member { payment } => {
-                if let Some(mut pay) = tx.payment(payment)? {
-                    pay.status = PaymentStatus::Rejected;
-                    pay.rejected_reason = Some(format!("GePG: {}", r.codes.join(";")));
-                    tx.put_payment(&pay)?;
-                }
-                story(
-                    tx,
-                    payment,
-                    &format!("GePG refused the bill: {}", r.codes.join(";")),
-                )?;
-            }
-        }
+        let codes = r.codes.join(";");
+        let why = (
+            format!("GePG: {codes}"),
+            format!("GePG refused the bill: {codes}"),
+        );
+        reject(tx, &mut bill, r.codes.clone(), &why.0, &why.1)?;
         return Ok(CallbackResult::Refused);
     };
     if tx.control_number_by_number(&number)?.is_some() {
@@ -775,13 +750,9 @@ mod tests {
         );
         // One bill per payment, with the payment id as BillId.
         assert_eq!(store.pending_count(BILL_TOPIC).unwrap(), 2);
-        let bill: BillRecord = codec::decode(
-            &store
-                .aux_get(BILL_NS, &43u64.to_be_bytes())
-                .unwrap()
-                .unwrap(),
-        )
-        .unwrap();
+        let bill: BillRecord = crate::payments::bill::stored_bill(&store, 43)
+            .unwrap()
+            .unwrap();
         assert_eq!(bill.purpose, BillPurpose::Member { payment: 43 });
         assert_eq!(bill.state, BillState::Queued);
         store

@@ -18,6 +18,7 @@
 //! the amount paid per policy, each payment's story for `payments show`).
 
 pub mod bill;
+pub mod gepg_call;
 pub mod mobile;
 pub mod notify;
 pub mod pool;

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use chrono::{NaiveDate, NaiveTime, Utc};
 
-use super::bill::send_signed;
+use super::gepg_call::send_signed;
 use super::notify::{self, Applied, PaymentNotice, Source};
 use super::service::{Payments, PaymentsError, Reply};
 use super::xml::{self, ReconcReq, ReconcResp};

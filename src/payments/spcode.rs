@@ -12,10 +12,9 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::bill::{bill_in_tx, put_bill, BillPurpose, BillRecord, BillState};
+use super::bill::{bill_in_tx, BillPurpose, BillRecord, BillState};
 use super::service::Payments;
-use super::{pool, story};
-use crate::domain::{Id, PaymentStatus, Product};
+use crate::domain::{Id, Product};
 use crate::store::consumer::Verdict;
 use crate::store::{Store, StoreError, TxResult, WriteTx};
 
@@ -115,19 +114,8 @@ fn record_refusal(tx: &mut WriteTx<'_>, id: Id, reason: &str) -> TxResult<()> {
     if bill.state != BillState::Queued {
         return Ok(());
     }
-    bill.state = BillState::Rejected(vec![reason.to_string()]);
-    put_bill(tx, &bill)?;
-    match bill.purpose {
-        BillPurpose::Pool { product } => pool::add_in_flight(tx, product, -1)?,
-        BillPurpose::Member { payment } => {
-            if let Some(mut pay) = tx.payment(payment)? {
-                pay.status = PaymentStatus::Rejected;
-                pay.rejected_reason = Some(reason.to_string());
-                tx.put_payment(&pay)?;
-            }
-            story(tx, payment, &format!("bill not sent to GePG: {reason}"))?;
-        }
-    }
+    let line = format!("bill not sent to GePG: {reason}");
+    super::bill::reject(tx, &mut bill, vec![reason.to_string()], reason, &line)?;
     Ok(())
 }
 
@@ -177,6 +165,7 @@ mod tests {
 
 #[cfg(test)]
 mod bill_tests {
+    use crate::domain::PaymentStatus;
     use std::sync::atomic::Ordering;
     use std::sync::Arc;
 
@@ -184,8 +173,6 @@ mod bill_tests {
     use crate::config::{Config, GepgMode};
     use crate::domain::{Money, Payment, PaymentDetail, PolicyStage};
     use crate::payments::bill::assign_control_number;
-    use crate::payments::BILL_NS;
-    use crate::store::codec;
     use crate::store::fixtures::{chfid, payment, product};
 
     /// A service over a store holding product PRD with a blank account code and a member
@@ -218,13 +205,9 @@ mod bill_tests {
                 Ok(())
             })
             .unwrap();
-        let bill: BillRecord = codec::decode(
-            &store
-                .aux_get(BILL_NS, &40u64.to_be_bytes())
-                .unwrap()
-                .unwrap(),
-        )
-        .unwrap();
+        let bill: BillRecord = crate::payments::bill::stored_bill(&store, 40)
+            .unwrap()
+            .unwrap();
         let mut config = Config::default();
         config.gepg.sp_code = default_sp_code.into();
         let templates = crate::sms::Templates::load(
@@ -256,13 +239,9 @@ mod bill_tests {
             .unwrap()
             .iter()
             .any(|l| l.ends_with(&format!("bill not sent to GePG: {why}"))));
-        let stored: BillRecord = codec::decode(
-            &p.store
-                .aux_get(BILL_NS, &40u64.to_be_bytes())
-                .unwrap()
-                .unwrap(),
-        )
-        .unwrap();
+        let stored = crate::payments::bill::stored_bill(&p.store, 40)
+            .unwrap()
+            .unwrap();
         assert_eq!(stored.state, BillState::Rejected(vec![why.into()]));
         assert_eq!(p.metrics.without_sp_code.load(Ordering::Relaxed), 1);
         // Pools of that product are not topped up either: no bill is queued.
