@@ -311,10 +311,7 @@ pub async fn apply_batch(
 
 fn reason(e: &MirrorError) -> String {
     match e {
-        MirrorError::Db(db) => match db.as_db_error() {
-            Some(d) => format!("{}: {}", d.code().code(), d.message()),
-            None => db.to_string(),
-        },
+        MirrorError::Db(db) => super::db_detail(db),
         other => other.to_string(),
     }
 }

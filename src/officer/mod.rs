@@ -47,7 +47,7 @@ use crate::store::{Store, StoreError};
 pub use grammar::{CommandKind, Field, Grammar, GrammarError};
 pub use parse::{Command, ParseError};
 pub use plan::Plan;
-pub use route::{route_in_tx, SmsCommands};
+pub use route::SmsCommands;
 pub use worker::TOPIC;
 
 /// Longest reply, in SMS segments.

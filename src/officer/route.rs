@@ -2,7 +2,7 @@
 //! job for the [`super::worker`], queued in the transaction that stores the MO.
 //!
 //! Owns: [`SmsCommands`] (the [`MoHandler`] `serve` puts in the MO pipeline when
-//! `[officer] enabled`) and [`route_in_tx`].
+//! `[officer] enabled`) and the job it queues.
 //! Must never: run a command here (the MO's transaction must stay short; the worker runs it
 //! and replies), or take an MO from a phone that is no officer's (HELP answers those).
 
@@ -15,7 +15,7 @@ use crate::store::{codec, StoreError, TxError, TxResult, WriteTx};
 
 /// Queues the command in `mo` for the worker, inside the transaction that stores the MO.
 /// The replies come from the worker, so none is returned.
-pub fn route_in_tx(tx: &mut WriteTx<'_>, mo: &StoredMo) -> TxResult<Vec<u64>> {
+fn route_in_tx(tx: &mut WriteTx<'_>, mo: &StoredMo) -> TxResult<Vec<u64>> {
     let payload = codec::encode(&Job { mo: mo.id }).map_err(|source| {
         TxError::from(StoreError::Codec {
             tree: "outbox",

@@ -8,10 +8,6 @@
 
 use crate::sms::gsm7;
 
-/// Septets `c` costs in GSM 7-bit, or `None` if it is not in either table (the tables are
-/// `sms::gsm7`'s: one copy in the crate).
-pub use crate::sms::gsm7::septet_cost as septets;
-
 /// Septets of one screen in GSM 7-bit: 160 octets × 8 / 7.
 pub const GSM7_LIMIT: usize = 182;
 /// UCS2 characters of one screen: 160 octets / 2.
@@ -66,7 +62,7 @@ pub fn to_gsm(text: &str) -> String {
             '\u{2018}' | '\u{2019}' | '`' | '´' => '\'',
             '\u{201c}' | '\u{201d}' => '"',
             '\u{2013}' | '\u{2014}' => '-',
-            c if septets(c).is_some() => c,
+            c if gsm7::septet_cost(c).is_some() => c,
             _ => '?',
         })
         .collect()
