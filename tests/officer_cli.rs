@@ -110,3 +110,96 @@ fn a_malformed_pin_or_an_unknown_officer_changes_nothing_and_says_why() {
         text(&out.stderr)
     );
 }
+
+/// The SMS waiting on the outbox, claimed.
+fn queued_sms(store: &Store) -> Vec<imis_gateway::store::OutboxItem> {
+    store
+        .claim(
+            imis_gateway::sms::SMS_TOPIC,
+            100,
+            std::time::Duration::from_secs(60),
+            chrono::Utc::now(),
+        )
+        .unwrap()
+}
+
+fn send_activation(dir: &Path, code: &str) -> Output {
+    Command::new(common::BIN)
+        .args(["officer", "send-activation", "--code", code, "--data-dir"])
+        .arg(dir)
+        .output()
+        .expect("run imis-gateway")
+}
+
+#[test]
+fn send_activation_queues_the_code_by_sms_to_the_officer_only_and_never_prints_it() {
+    let dir = common::officer::seeded_dir();
+    let out = send_activation(dir.path(), "EO0001");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("EO0001: activation code queued by SMS to"),
+        "{said}"
+    );
+
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let eo1 = store.officer_by_code("EO0001").unwrap().unwrap();
+    let items = queued_sms(&store);
+    assert_eq!(items.len(), 1);
+    let sms = imis_gateway::sms::outbound::decode(&items[0].payload).unwrap();
+    assert_eq!(Some(&sms.to), eo1.phone.as_ref());
+    let code: String = sms
+        .text
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|t| t.len() == 6)
+        .expect("a 6-digit code in the SMS")
+        .to_string();
+    assert!(
+        !said.contains(&code),
+        "the administrator never sees the code"
+    );
+    assert!(!text(&out.stderr).contains(&code));
+    let raw = store
+        .aux_get(
+            imis_gateway::officer::activation::NS_ACTIVATION,
+            &eo1.id.to_be_bytes(),
+        )
+        .unwrap()
+        .expect("the code's hash is stored");
+    assert!(
+        !String::from_utf8_lossy(&raw).contains(&code),
+        "only a hash of the code is kept"
+    );
+    drop(store);
+
+    let out = send_activation(dir.path(), "EO9999");
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("no officer with code EO9999"));
+}
+
+#[test]
+fn send_activation_to_an_officer_without_a_phone_says_so_and_sends_nothing() {
+    let dir = common::officer::seeded_dir();
+    {
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let mut eo2 = store.officer_by_code("EO0002").unwrap().unwrap();
+        eo2.phone = None;
+        store
+            .write(|tx| -> imis_gateway::store::TxResult<()> {
+                tx.put_officer(&eo2)?;
+                Ok(())
+            })
+            .unwrap();
+        store.flush().unwrap();
+    }
+    let out = send_activation(dir.path(), "EO0002");
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("has no phone number"),
+        "{}",
+        text(&out.stderr)
+    );
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let items = queued_sms(&store);
+    assert!(items.is_empty());
+}

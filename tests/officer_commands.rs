@@ -11,7 +11,7 @@ use chrono::Utc;
 use imis_gateway::config::Config;
 use imis_gateway::demo::{self, DemoOptions};
 use imis_gateway::domain::{Chfid, Language, Money, PaymentStatus, PolicyStage, PolicyStatus};
-use imis_gateway::officer::{self, audit, auth, worker, Officers, Processed};
+use imis_gateway::officer::{self, activation, audit, auth, worker, Officers, Processed};
 use imis_gateway::sms::inbound::{self, Channel, Dedupe, Mo};
 use imis_gateway::sms::segment::segment_count;
 use imis_gateway::sms::{outbound, MoPipeline, Templates, SMS_TOPIC};
@@ -330,6 +330,108 @@ fn wrong_pins_lock_the_officer_out_until_an_administrator_unlocks() {
     assert!(ok.contains("Renewal 100000014 CHF01: TZS 30,000"), "{ok}");
     let eo2 = w.store.officer_by_code("EO0002").unwrap().unwrap();
     assert_eq!(auth::pin_state(&w.store, eo2.id).unwrap().failures, 0);
+}
+
+/// The 6-digit code in the activation SMS to `phone` (what the officer reads on the phone).
+fn activation_code(w: &World, code: &str, valid_h: i64, now: chrono::DateTime<Utc>) -> String {
+    let sent = activation::issue(
+        &w.store,
+        &w.officers.grammar,
+        code,
+        chrono::Duration::hours(valid_h),
+        now,
+    )
+    .unwrap();
+    assert!(sent.to_masked.contains('*'), "{sent:?}");
+    let items = w
+        .store
+        .claim(SMS_TOPIC, 100, Duration::from_secs(60), Utc::now())
+        .unwrap();
+    assert_eq!(items.len(), 1, "one SMS, to the officer");
+    let sms = outbound::decode(&items[0].payload).unwrap();
+    w.store.ack(SMS_TOPIC, items[0].seq).unwrap();
+    assert_eq!(sms.to.as_str(), EO2);
+    let digits: Vec<&str> = sms
+        .text
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|t| t.len() == 6)
+        .collect();
+    assert!(!digits.is_empty(), "{}", sms.text);
+    digits[0].to_string()
+}
+
+#[test]
+fn an_officer_without_a_pin_sets_one_with_a_code_sent_to_their_phone() {
+    let w = World::new();
+    let mut eo2 = w.store.officer_by_code("EO0002").unwrap().unwrap();
+    eo2.pin_hash = None;
+    w.store
+        .write(|tx| -> imis_gateway::store::TxResult<()> {
+            tx.put_officer(&eo2)?;
+            Ok(())
+        })
+        .unwrap();
+    let no_pin = w.reply(EO2, "RENEW 1234 100000014");
+    assert!(no_pin.contains("activation code"), "{no_pin}");
+
+    let code = activation_code(&w, "EO0002", 24, Utc::now());
+    // A slip in the new PIN does not use the code up.
+    let slip = w.reply(EO2, &format!("PIN {code} 5678 5679"));
+    assert!(slip.contains("new PINs differ"), "{slip}");
+    let set = w.reply(EO2, &format!("PIN {code} 5678 5678"));
+    assert!(set.contains("PIN changed"), "{set}");
+    let ok = w.reply(EO2, "RENEW 5678 100000014");
+    assert!(ok.contains("Renewal 100000014 CHF01: TZS 30,000"), "{ok}");
+    // Used once: the code is no PIN now.
+    let again = w.reply(EO2, &format!("PIN {code} 1111 1111"));
+    assert!(again.contains("Wrong PIN"), "{again}");
+    let eo2 = w.store.officer_by_code("EO0002").unwrap().unwrap();
+    assert!(imis_gateway::domain::pin::verify(
+        "5678",
+        eo2.pin_hash.as_deref().unwrap()
+    ));
+    for e in audit::of_officer(&w.store, eo2.id).unwrap() {
+        assert!(
+            !e.text.contains(&code),
+            "the code is masked in the audit: {}",
+            e.text
+        );
+    }
+}
+
+#[test]
+fn wrong_codes_void_a_code_an_expired_one_fails_and_a_fresh_one_opens_a_lockout() {
+    let w = World::new();
+    // Locked out by wrong PINs: an administrator sends a code.
+    for i in 1..=5 {
+        w.reply(EO2, &format!("RENEW 999{i} 100000014"));
+    }
+    let code = activation_code(&w, "EO0002", 24, Utc::now());
+    let wrong = if code == "000000" { "000001" } else { "000000" };
+    for left in (1..=4).rev() {
+        let r = w.reply(EO2, &format!("PIN {wrong} 5678 5678"));
+        assert!(r.contains(&format!("{left} tries left")), "{r}");
+    }
+    let void = w.reply(EO2, &format!("PIN {wrong} 5678 5678"));
+    assert!(void.contains("cancelled"), "{void}");
+    let late = w.reply(EO2, &format!("PIN {code} 5678 5678"));
+    assert!(late.contains("locked"), "a void code is no way in: {late}");
+
+    // A code issued two hours ago, valid for one: expired.
+    let old = activation_code(&w, "EO0002", 1, Utc::now() - chrono::Duration::hours(2));
+    let expired = w.reply(EO2, &format!("PIN {old} 5678 5678"));
+    assert!(expired.contains("locked"), "{expired}");
+
+    let fresh = activation_code(&w, "EO0002", 24, Utc::now());
+    let set = w.reply(EO2, &format!("PIN {fresh} 5678 5678"));
+    assert!(set.contains("PIN changed"), "{set}");
+    let eo2 = w.store.officer_by_code("EO0002").unwrap().unwrap();
+    assert_eq!(
+        auth::pin_state(&w.store, eo2.id).unwrap(),
+        auth::PinState::default()
+    );
+    let ok = w.reply(EO2, "RENEW 5678 100000014");
+    assert!(ok.contains("Renewal 100000014"), "{ok}");
 }
 
 #[test]

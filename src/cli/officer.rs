@@ -1,4 +1,4 @@
-//! `imis-gateway officer unlock`, `officer set-pin` and `officer audit`: the administrator's
+//! `imis-gateway officer unlock`, `officer set-pin`, `officer send-activation` and `officer audit`: the administrator's
 //! tools for enrolment officers' SMS commands, on a stopped server's store.
 //!
 //! Owns: the commands' arguments and output. Must never: show a PIN (audit texts are stored
@@ -9,7 +9,8 @@
 use anyhow::{bail, Context};
 
 use super::StoreArgs;
-use crate::officer::{audit, auth, OfficerError};
+use crate::officer::grammar::Grammar;
+use crate::officer::{activation, audit, auth, OfficerError};
 use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
@@ -37,6 +38,18 @@ pub enum OfficerCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Send the officer a one-time activation code by SMS, to the phone openIMIS has for them;
+    /// they set their PIN with `PIN <code> <new PIN> <new PIN>`. Nobody else sees the code.
+    SendActivation {
+        /// Officer code, e.g. EO0001.
+        #[arg(long)]
+        code: String,
+        /// How long the code is valid.
+        #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=168))]
+        valid_hours: u32,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Print an officer's commands and replies, oldest first.
     Audit {
         #[arg(long)]
@@ -50,6 +63,7 @@ pub fn run(args: OfficerArgs) -> anyhow::Result<()> {
     let (code, store_args) = match &args.command {
         OfficerCommand::Unlock { code, store }
         | OfficerCommand::SetPin { code, store }
+        | OfficerCommand::SendActivation { code, store, .. }
         | OfficerCommand::Audit { code, store } => (code, store),
     };
     let config = store_args.load()?;
@@ -72,6 +86,17 @@ pub fn run(args: OfficerArgs) -> anyhow::Result<()> {
                 Err(OfficerError::Pin(e)) => bail!("{code}: PIN not set: {e}"),
                 Err(e) => return Err(e.into()),
             }
+        }
+        OfficerCommand::SendActivation { valid_hours, .. } => {
+            let grammar = Grammar::load(&config.officer.grammar_file)?;
+            let valid = chrono::Duration::hours(i64::from(valid_hours));
+            let sent = activation::issue(&store, &grammar, code, valid, chrono::Utc::now())?;
+            println!(
+                "{code}: activation code queued by SMS to {}; valid until {} (EAT). \
+                 The officer sends: PIN <code> <new PIN> <new PIN>",
+                sent.to_masked,
+                crate::domain::eat_datetime(sent.until).format("%d/%m/%Y %H:%M")
+            );
         }
         OfficerCommand::Audit { .. } => {
             let Some(officer) = store.officer_by_code(code)? else {

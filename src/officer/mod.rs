@@ -18,6 +18,7 @@
 //! Must never: store part of a command, answer a writing command without a valid PIN, keep
 //! a PIN in clear (audit texts are masked), or send a reply longer than 2 SMS.
 
+pub mod activation;
 pub mod add_member;
 pub mod audit;
 pub mod auth;
@@ -215,7 +216,15 @@ fn run(ctx: &Ctx<'_>) -> Result<(String, Plan, Vec<String>), OfficerError> {
         return Ok((kind.name().into(), plan, pins));
     }
     let pin = cmd.pin().unwrap_or_default();
-    let state = match auth::check_pin(ctx, pin)? {
+    let by_code = match &cmd {
+        Command::ChangePin { old, new, repeat } => activation::check(ctx, old, new == repeat)?,
+        _ => None,
+    };
+    let checked = match by_code {
+        Some(c) => c,
+        None => auth::check_pin(ctx, pin)?,
+    };
+    let state = match checked {
         auth::PinCheck::Ok(state) => state,
         auth::PinCheck::Refused(plan) => return Ok((kind.name().into(), *plan, pins)),
     };
