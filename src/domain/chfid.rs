@@ -235,7 +235,8 @@ impl ChfidRule {
     /// A number as a person types it (surrounding spaces ignored), held to this rule.
     pub fn parse(&self, raw: &str) -> Result<Chfid, ChfidError> {
         let s = raw.trim();
-        if s.len() != self.length || !s.bytes().all(|b| b.is_ascii_digit()) {
+        // An empty answer is never a number, whatever length a (mis)built rule asks for.
+        if s.is_empty() || s.len() != self.length || !s.bytes().all(|b| b.is_ascii_digit()) {
             return Err(ChfidError::Format {
                 got: s.to_string(),
                 length: self.length,
@@ -519,6 +520,12 @@ mod tests {
                 assert_eq!(rule.flags(c.as_str()), None, "{rule:?} {c}");
             }
         }
+        let zero = ChfidRule {
+            length: 0,
+            check: ChfidCheck::None,
+        };
+        assert!(zero.problem().is_some());
+        assert!(matches!(zero.parse(""), Err(ChfidError::Format { .. })));
         let impossible = ChfidRule {
             length: 1,
             check: ChfidCheck::Mod7,
