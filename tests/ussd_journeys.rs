@@ -46,6 +46,30 @@ fn central_chfids_that_fail_the_rule_are_found_when_typed() {
 }
 
 #[test]
+fn the_typed_chfid_rule_and_its_texts_follow_the_domain_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let eight = [
+        ("IMIS_GATEWAY_DOMAIN__CHFID_LENGTH", "8"),
+        ("IMIS_GATEWAY_DOMAIN__CHFID_CHECK", "none"),
+    ];
+    let server = Server::start(dir.path(), &["--demo"], &eight);
+    let u = Ussd::new(&server);
+    let (mut s, _) = Dialog::dial(&u, Gw::At, "rule-8", STRANGER);
+    // Each answer and what the screen after it must say: the prompt and the refusal name
+    // 8 digits, and 070707070, which fails an 8-digit rule, is still Juma's.
+    let steps = [
+        ("1", "Namba ya CHF"),
+        ("1", "(tarakimu 8)"),
+        ("1234567", "Namba ya CHF ina tarakimu 8;"),
+        ("070707070", "Juma H. A"),
+    ];
+    for (answer, want) in steps {
+        let (end, screen) = s.send(answer);
+        assert!(!end && screen.contains(want), "{answer}: {screen}");
+    }
+}
+
+#[test]
 fn coverage_by_chfid_with_pagination_back_home_and_masked_names() {
     let dir = tempfile::tempdir().unwrap();
     let server = demo_server(dir.path());
