@@ -192,7 +192,7 @@ async fn drive(addr: String, families: u64, concurrency: usize, secs: u64, check
                 let session = format!("{prefix}-{n}");
                 let phone = format!("2557{:08}", rng.gen_range(10_000_000..99_999_999u32));
                 let base = GENERATED_CHFID_BASE + rng.gen_range(0..families.max(1) as u32);
-                let chfid = Chfid::from_base(base).map(|c| format!("{:09}", c.value()));
+                let chfid = Chfid::from_base(base).map(|c| c.to_string());
                 let chfid = chfid.unwrap_or_default();
                 let path = [
                     String::new(),

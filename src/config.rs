@@ -48,6 +48,7 @@ pub struct Config {
     pub scheduler: SchedulerConfig,
     pub officer: OfficerConfig,
     pub limits: LimitsConfig,
+    pub domain: DomainConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -465,6 +466,37 @@ impl Default for LimitsConfig {
     }
 }
 
+/// `[domain]`: openIMIS settings of this deployment's data (src/domain/).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DomainConfig {
+    /// Digits of an insurance number (CHFID) a person types (openIMIS `INSUREE_NUMBER_LENGTH`).
+    pub chfid_length: usize,
+    /// Its check digit: `mod7` (openIMIS Tanzania's CHF rule), `luhn` or `none`. Only typed
+    /// numbers are checked: a number the central database holds is found whatever the rule.
+    pub chfid_check: crate::domain::ChfidCheck,
+}
+
+impl Default for DomainConfig {
+    fn default() -> Self {
+        let rule = crate::domain::ChfidRule::default();
+        DomainConfig {
+            chfid_length: rule.length,
+            chfid_check: rule.check,
+        }
+    }
+}
+
+impl DomainConfig {
+    /// The rule a typed CHFID must pass.
+    pub fn chfid_rule(&self) -> crate::domain::ChfidRule {
+        crate::domain::ChfidRule {
+            length: self.chfid_length,
+            check: self.chfid_check,
+        }
+    }
+}
+
 impl Config {
     /// Loads the file (if any), then applies `IMIS_GATEWAY_*` overrides from the process
     /// environment.
@@ -541,6 +573,9 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "[smpp] window and binds must be > 0".into(),
             ));
+        }
+        if let Some(problem) = self.domain.chfid_rule().problem() {
+            return Err(ConfigError::Invalid(format!("[domain] {problem}")));
         }
         if self.mirror.enabled && self.mirror.dsn.is_empty() {
             return Err(ConfigError::Invalid(
@@ -753,6 +788,31 @@ mod tests {
             ]),
         );
         assert!(off.is_ok(), "a limit that is off needs no burst");
+    }
+
+    #[test]
+    fn the_chfid_rule_is_configurable_and_checked() {
+        let c = Config::load_with_env(None, env(&[])).unwrap();
+        assert_eq!(c.domain.chfid_rule(), crate::domain::ChfidRule::default());
+        let luhn = Config::load_with_env(
+            None,
+            env(&[
+                ("IMIS_GATEWAY_DOMAIN__CHFID_LENGTH", "10"),
+                ("IMIS_GATEWAY_DOMAIN__CHFID_CHECK", "luhn"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            luhn.domain.chfid_rule(),
+            crate::domain::ChfidRule {
+                length: 10,
+                check: crate::domain::ChfidCheck::Luhn
+            }
+        );
+        let bad = Config::load_with_env(None, env(&[("IMIS_GATEWAY_DOMAIN__CHFID_CHECK", "mod9")]));
+        assert!(matches!(bad, Err(ConfigError::Invalid(_))), "{bad:?}");
+        let short = Config::load_with_env(None, env(&[("IMIS_GATEWAY_DOMAIN__CHFID_LENGTH", "1")]));
+        assert!(matches!(short, Err(ConfigError::Invalid(m)) if m.contains("[domain]")));
     }
 
     #[test]

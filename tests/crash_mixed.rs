@@ -89,7 +89,7 @@ fn seed_store(dir: &Path, rounds: usize) -> Seeded {
                 next_chfid += 1;
                 seed_family(&store, chfid, &phone, active);
                 Fam {
-                    chfid: format!("{:09}", chfid.value()),
+                    chfid: chfid.to_string(),
                     phone,
                 }
             })
@@ -633,7 +633,7 @@ fn next_command(ctx: &Ctx<'_>, rng: &mut ChaCha8Rng) -> MoRec {
         Kind::Status => {
             let chfid = Chfid::from_base(20_000_000 + l.next_status as u32).unwrap();
             l.next_status += 1;
-            let chfid = format!("{:09}", chfid.value());
+            let chfid = chfid.to_string();
             (format!("HALI {chfid}"), chfid, None)
         }
     };
@@ -1294,7 +1294,7 @@ fn diagnose(pg: &Pg, store: &Store, cn: &str, p: &Payment) {
     let chfid = p
         .details
         .first()
-        .map(|d| format!("{:09}", d.chfid.value()))
+        .map(|d| d.chfid.to_string())
         .unwrap_or_default();
     eprintln!("--- diagnosis of payment {cn} (family {chfid}) ---");
     eprintln!(

@@ -3,6 +3,8 @@
 //! both languages, and the unhappy paths. The same commands over SMPP and HTTP against the
 //! real server binary are in `officer_e2e.rs`.
 
+mod common;
+
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -32,6 +34,11 @@ static NEXT: AtomicU64 = AtomicU64::new(1);
 
 impl World {
     fn new() -> World {
+        World::with(|_| {})
+    }
+
+    /// The demo world, with `configure` applied to the default configuration.
+    fn with(configure: impl FnOnce(&mut Config)) -> World {
         let store = Store::open_temporary().unwrap();
         let opts = DemoOptions {
             families: 10,
@@ -50,6 +57,7 @@ impl World {
         let mut config = Config::default();
         config.officer.grammar_file =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("sms-templates/officer/commands.toml");
+        configure(&mut config);
         World {
             store,
             officers: Officers::from_config(&config).unwrap(),
@@ -151,7 +159,7 @@ fn register_new_family_in_kiswahili_with_every_effect_in_one_write() {
     // The head approved SMS by giving a phone: she hears about it too.
     let head_sms = &all.iter().find(|(to, _)| to == "255754111222").unwrap().1;
     assert!(
-        head_sms.contains(&format!("{:09}", chfid.value())) && head_sms.contains("TZS 30,000"),
+        head_sms.contains(&chfid.to_string()) && head_sms.contains("TZS 30,000"),
         "{head_sms}"
     );
     let head = w.store.insuree_by_chfid(chfid).unwrap().unwrap();
@@ -448,12 +456,110 @@ fn officers_enrol_only_in_their_villages_and_substitutes_inherit_them() {
     assert!(r.contains("akaunti imeisha"), "{r}");
     // A Kongwa family cannot be changed by EO0002.
     let r = w.reply(EO1, "SAJILI 1234 MPYA Mushi Rehema 12/03/1990 KE V0111");
-    let shown = format!("{:09}", chfid_in(&r).value());
+    let shown = chfid_in(&r).to_string();
     let r = w.reply(
         EO2,
         &format!("ADD 1234 {shown} NEW Mushi Asha 01/02/2015 F CHILD"),
     );
     assert!(r.contains("not in your area"), "{r}");
+}
+
+#[test]
+fn central_chfids_that_fail_the_rule_are_found_but_a_new_member_must_pass_it() {
+    let w = World::new();
+    // An 8-digit number and one with a wrong check digit (due: 4), as the central
+    // database may hold them.
+    let members = common::seed::central_chfids(&w.store, "070707070", &["07070708", "100000010"]);
+    for m in &members {
+        let typed = m.chfid.to_string();
+        let r = w.reply(EO2, &format!("STATUS {typed}"));
+        let head = format!("{typed} {} {}:", m.other_names, m.last_name);
+        assert!(r.starts_with(&head) && r.contains("CHF01"), "{r}");
+        let r = w.reply(EO1, &format!("HALI {typed}"));
+        assert!(r.starts_with(&head), "{r}");
+    }
+    let n = w.families();
+    for (from, text, want) in [
+        (
+            EO2,
+            "REG 1234 070707071 Mushi Neema 12/03/1990 F V0211",
+            "CHFID \"070707071\" is not valid; 9 digits or NEW",
+        ),
+        (
+            EO2,
+            "REG 1234 07070709 Mushi Neema 12/03/1990 F V0211",
+            "CHFID \"07070709\" is not valid; 9 digits or NEW",
+        ),
+        // A central number failing the rule is no number to give a NEW member either.
+        (
+            EO2,
+            "REG 1234 100000010 Mushi Neema 12/03/1990 F V0211",
+            "CHFID \"100000010\" is not valid; 9 digits or NEW",
+        ),
+        (
+            EO1,
+            "SAJILI 1234 070707071 Mushi Neema 12/03/1990 KE V0111",
+            "CHFID \"070707071\" si sahihi; tarakimu 9 au MPYA",
+        ),
+        (
+            EO2,
+            "ADD 1234 07070708 070707071 Hamisi Asha 01/02/2015 F CHILD",
+            "CHFID \"070707071\" is not valid; 9 digits or NEW",
+        ),
+        // Looked up and not found: a number failing the rule is named as not valid, with
+        // the form; a valid one as not registered.
+        (
+            EO2,
+            "STATUS 07070709",
+            "CHFID \"07070709\" is not valid; 9 digits or NEW",
+        ),
+        (
+            EO2,
+            "ADD 1234 07070709 NEW Hamisi Asha 01/02/2015 F CHILD",
+            "Family CHFID \"07070709\" is not valid; the head's 9 digits",
+        ),
+        (
+            EO2,
+            "STATUS 555555556",
+            "CHFID \"555555556\" is not registered",
+        ),
+    ] {
+        let r = w.reply(from, text);
+        assert!(r.contains(want), "{text}: {r}");
+    }
+    assert_eq!(w.families(), n, "nothing stored by a refused command");
+    // The family is found by a member's central number when adding to it.
+    let r = w.reply(
+        EO1,
+        "ONGEZA 1234 07070708 MPYA Hamisi Asha 01/02/2015 KE MTOTO",
+    );
+    assert!(r.contains("Asha Hamisi ameongezwa"), "{r}");
+}
+
+#[test]
+fn the_chfid_rule_and_the_form_replies_name_follow_the_domain_config() {
+    let w = World::with(|c| {
+        c.domain.chfid_length = 8;
+        c.domain.chfid_check = imis_gateway::domain::ChfidCheck::None;
+    });
+    let r = w.reply(EO2, "REG 1234 070707070 Mushi Neema 12/03/1990 F V0211");
+    assert!(
+        r.contains("CHFID \"070707070\" is not valid; 8 digits or NEW"),
+        "{r}"
+    );
+    let r = w.reply(EO2, "REG 1234 07070709 Mushi Neema 12/03/1990 F V0211");
+    assert!(r.contains("Family 07070709 Neema Mushi"), "{r}");
+    // A 9-digit central number still names its member.
+    let r = w.reply(EO2, "STATUS 070707070");
+    assert!(r.starts_with("070707070 Juma Hamisi:"), "{r}");
+    // NEW draws an 8-digit number under the rule.
+    let r = w.reply(EO2, "REG 1234 NEW Lyimo Grace 01/01/1980 F V0211");
+    let drawn = r
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|t| t.len() == 8)
+        .unwrap_or_else(|| panic!("no 8-digit CHFID in {r}"));
+    let c = imis_gateway::domain::Chfid::from_central(drawn).unwrap();
+    assert!(w.store.chfid_taken(c).unwrap(), "{r}");
 }
 
 #[test]
@@ -476,7 +582,7 @@ fn adding_members_past_the_threshold_grows_the_value_as_the_rules_say() {
     let w = World::new();
     let r = w.reply(EO2, "REG 1234 NEW Lyimo Grace 01/01/1980 F V0211");
     let head = chfid_in(&r);
-    let shown = format!("{:09}", head.value());
+    let shown = head.to_string();
     // Members 2..=6 are inside the lump sum (threshold 6).
     for (i, rel) in ["SPOUSE", "CHILD", "CHILD", "CHILD", "CHILD"]
         .iter()

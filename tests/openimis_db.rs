@@ -207,3 +207,32 @@ fn the_mirror_descriptions_match_the_real_catalogue() {
         assert_eq!(allocated, ["tblControlNumber"]);
     });
 }
+
+/// openIMIS-domain §5: the check is a setting, not a law of the data. The real demo data
+/// holds 60 current insurees, of which 14 pass Tanzania's rule and 4 have 8 digits; every one
+/// is a CHFID as it stands, and the rule only counts what a typed check would refuse.
+#[test]
+fn every_current_chfid_of_the_real_demo_data_is_taken_as_it_is() {
+    use imis_gateway::domain::{Chfid, ChfidError, ChfidRule};
+    let cluster = OpenImisPg::start();
+    let db = "chfids";
+    cluster.create(db, Data::Demo);
+    let listed = cluster.pg.query_in(
+        db,
+        r#"SELECT "CHFID" FROM "tblInsuree" WHERE "ValidityTo" IS NULL ORDER BY "InsureeID""#,
+    );
+    let central: Vec<&str> = listed.lines().collect();
+    assert_eq!(central.len(), 60);
+    let rule = ChfidRule::default();
+    let (mut pass, mut eight) = (0, 0);
+    for c in &central {
+        let chfid = Chfid::from_central(c).unwrap_or_else(|e| panic!("{c:?}: {e}"));
+        assert_eq!(chfid.as_str(), *c, "kept as stored");
+        match rule.flags(c) {
+            None => pass += 1,
+            Some(ChfidError::Format { got, .. }) if got.len() == 8 => eight += 1,
+            Some(_) => {}
+        }
+    }
+    assert_eq!((pass, eight), (14, 4), "{central:?}");
+}

@@ -7,6 +7,7 @@ mod common;
 
 use common::ussd::{control_number, metric, queued_sms, walk, Dialog, Gw, Ussd};
 use common::Server;
+use imis_gateway::store::{Store, StoreOptions};
 
 const JUMA: &str = "255754100001";
 const NEEMA: &str = "255754100002";
@@ -15,6 +16,57 @@ const STRANGER: &str = "255700000009";
 
 fn demo_server(dir: &std::path::Path) -> Server {
     Server::start(dir, &["--demo"], &[])
+}
+
+#[test]
+fn central_chfids_that_fail_the_rule_are_found_when_typed() {
+    // Members of Juma's family (070707070) with an 8-digit number and one with a wrong
+    // check digit (due: 4), as the central database may hold them.
+    let dir = common::officer::seeded_dir();
+    {
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        common::seed::central_chfids(&store, "070707070", &["07070708", "100000010"]);
+    }
+    let server = demo_server(dir.path());
+    let u = Ussd::new(&server);
+    // The third fails the rule and is nobody's: refused, naming the expected form.
+    let cases = [("07070708", true), ("100000010", true), ("07070709", false)];
+    for gw in Gw::BOTH {
+        for (typed, found) in cases {
+            let (mut s, _) = Dialog::dial(&u, gw, &format!("central-{typed}"), STRANGER);
+            let (end, reply) = walk(&mut s, &["1", "1", typed]);
+            let ok = if found {
+                reply.contains("Juma H. A") && reply.contains("CHF01")
+            } else {
+                reply.starts_with("Namba ya CHF ina tarakimu 9;")
+            };
+            assert!(!end && ok, "{gw:?} {typed}: {reply}");
+        }
+    }
+}
+
+#[test]
+fn the_typed_chfid_rule_and_its_texts_follow_the_domain_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let eight = [
+        ("IMIS_GATEWAY_DOMAIN__CHFID_LENGTH", "8"),
+        ("IMIS_GATEWAY_DOMAIN__CHFID_CHECK", "none"),
+    ];
+    let server = Server::start(dir.path(), &["--demo"], &eight);
+    let u = Ussd::new(&server);
+    let (mut s, _) = Dialog::dial(&u, Gw::At, "rule-8", STRANGER);
+    // Each answer and what the screen after it must say: the prompt and the refusal name
+    // 8 digits, and 070707070, which fails an 8-digit rule, is still Juma's.
+    let steps = [
+        ("1", "Namba ya CHF"),
+        ("1", "(tarakimu 8)"),
+        ("1234567", "Namba ya CHF ina tarakimu 8;"),
+        ("070707070", "Juma H. A"),
+    ];
+    for (answer, want) in steps {
+        let (end, screen) = s.send(answer);
+        assert!(!end && screen.contains(want), "{answer}: {screen}");
+    }
 }
 
 #[test]

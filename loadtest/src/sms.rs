@@ -71,7 +71,7 @@ impl crate::Flow for SmsFlow {
 pub fn mo_text(p: &Plan, i: u64) -> String {
     let base = crate::ussd::GENERATED_CHFID_BASE + (i % p.families.max(1)) as u32;
     let chfid = Chfid::from_base(base)
-        .map(|c| format!("{:09}", c.value()))
+        .map(|c| c.to_string())
         .unwrap_or_default();
     p.sms_text.replace("{chfid}", &chfid)
 }
@@ -145,7 +145,7 @@ mod tests {
             let chfid = want.split_once(' ').unwrap().1;
             match parse::parse(&grammar, &text, today) {
                 Ok(Command::Status { chfid: got }) => {
-                    assert_eq!(format!("{:09}", got.value()), chfid, "{text:?}")
+                    assert_eq!(got.to_string(), chfid, "{text:?}")
                 }
                 other => panic!("{text:?} parsed as {other:?}"),
             }

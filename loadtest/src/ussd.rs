@@ -29,7 +29,7 @@ impl crate::Flow for UssdFlow {
         let phone = format!("2557{:08}", rng.gen_range(10_000_000..99_999_999u32));
         let base = GENERATED_CHFID_BASE + rng.gen_range(0..p.families.max(1) as u32);
         let chfid = Chfid::from_base(base)
-            .map(|c| format!("{:09}", c.value()))
+            .map(|c| c.to_string())
             .unwrap_or_default();
         let path = [
             String::new(),

@@ -23,7 +23,7 @@ pub mod value;
 pub(crate) mod fixtures;
 
 pub use activation::{apply_payment, cover_members, Activation, ActivationError};
-pub use chfid::{Chfid, ChfidError};
+pub use chfid::{Chfid, ChfidCheck, ChfidError, ChfidRule};
 pub use coverage::{
     coverage_letter, member_cover, status_on, summarize, CoverageLetter, MemberPolicy,
     ProductCoverage,

@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use super::parse::AddMember;
 use super::plan::{uuid, Plan, Rec};
 use super::{
-    allocate_chfid, auth, chfid_taken, full_name, not_registered, Ctx, Field, OfficerError,
+    allocate_chfid, auth, chfid_taken, full_name, not_registered, unknown_chfid, Ctx, Field,
+    OfficerError,
 };
 use crate::app::payments::repriced_for_policy;
 use crate::domain::{policy_value, Id, Insuree, MemberForValue, Money, Policy, PolicyStatus};
@@ -20,10 +21,10 @@ pub fn run(ctx: &Ctx<'_>, a: &AddMember) -> Result<Plan, OfficerError> {
     let store = ctx.store;
     let shown_family = a.family.to_string();
     let Some(named) = store.insuree_by_chfid(a.family)? else {
-        return Ok(Plan::reject(not_registered(
+        return Ok(Plan::reject(unknown_chfid(
             ctx,
             Field::FamilyChfid,
-            &shown_family,
+            a.family,
         )));
     };
     let Some(family) = store.family(named.family)? else {

@@ -2,7 +2,9 @@
 //! `sms-templates/officer/commands.toml` (`[officer] grammar_file`).
 //!
 //! Owns: loading and checking the file (every command, field and text present in both
-//! languages, no keyword given to two commands), looking words up, and rendering texts.
+//! languages, no keyword given to two commands), looking words up, and rendering texts;
+//! and the CHFID rule typed numbers are held to (`[domain]`), which field texts name as
+//! `{chfid_length}` so that the expected form follows the configuration.
 //! Must never: let a reply go out with an unfilled `{placeholder}`.
 
 use std::collections::{BTreeMap, HashMap};
@@ -10,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::domain::{Gender, Language, Relationship};
+use crate::domain::{ChfidRule, Gender, Language, Relationship};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GrammarError {
@@ -232,6 +234,7 @@ pub struct Grammar {
     relations: HashMap<String, Relationship>,
     fields: HashMap<&'static str, (FieldText, FieldText)>,
     texts: HashMap<String, TextFile>,
+    chfid_rule: ChfidRule,
 }
 
 impl Grammar {
@@ -348,7 +351,21 @@ impl Grammar {
             relations,
             fields,
             texts: file.texts.into_iter().collect(),
+            chfid_rule: ChfidRule::default(),
         })
+    }
+
+    /// This grammar with `rule` for typed CHFIDs (`[domain]`; the default is openIMIS
+    /// Tanzania's CHF rule).
+    pub fn with_chfid_rule(mut self, rule: ChfidRule) -> Grammar {
+        self.chfid_rule = rule;
+        self
+    }
+
+    /// The rule a typed CHFID of a new member must pass, and that tells a mistyped number
+    /// from an unregistered one.
+    pub fn chfid_rule(&self) -> ChfidRule {
+        self.chfid_rule
     }
 
     /// The command a (first) word names.
@@ -396,10 +413,19 @@ impl Grammar {
         }
     }
 
+    /// How `field` is called, what is wrong with a bad value, and the right form (with
+    /// `{chfid_length}` filled from the CHFID rule).
     pub fn field(&self, field: Field, lang: Language) -> FieldText {
+        let length = self.chfid_rule.length.to_string();
+        let vars = [("chfid_length", length.as_str())];
+        let filled = |f: &FieldText| FieldText {
+            name: f.name.clone(),
+            bad: f.bad.clone(),
+            expect: fill(&f.expect, &vars),
+        };
         match (self.fields.get(field.key()), lang) {
-            (Some((sw, _)), Language::Sw) => sw.clone(),
-            (Some((_, en)), Language::En) => en.clone(),
+            (Some((sw, _)), Language::Sw) => filled(sw),
+            (Some((_, en)), Language::En) => filled(en),
             (None, _) => FieldText {
                 name: field.key().to_string(),
                 bad: "?".into(),

@@ -105,7 +105,8 @@ pub enum Processed {
 impl Officers {
     pub fn from_config(config: &Config) -> Result<Officers, GrammarError> {
         Ok(Officers {
-            grammar: Grammar::load(&config.officer.grammar_file)?,
+            grammar: Grammar::load(&config.officer.grammar_file)?
+                .with_chfid_rule(config.domain.chfid_rule()),
             settings: config.officer.clone(),
             gepg: config.gepg.mode,
         })
@@ -313,6 +314,18 @@ pub fn not_registered(ctx: &Ctx<'_>, field: Field, got: &str) -> String {
     )
 }
 
+/// The reply when no member has the typed number `chfid`. A number that fails the CHFID
+/// rule is more likely mistyped than unregistered, so it gets the field's "not valid; the
+/// expected form" text; one that passes gets "not registered". (A number that fails the
+/// rule but exists centrally was found before this is asked.)
+pub fn unknown_chfid(ctx: &Ctx<'_>, field: Field, chfid: Chfid) -> String {
+    let shown = chfid.to_string();
+    match ctx.grammar.chfid_rule().flags(&shown) {
+        Some(_) => bad_field(ctx, field, &shown),
+        None => not_registered(ctx, field, &shown),
+    }
+}
+
 /// "CHFID {chfid} is already used ({name})."
 pub fn chfid_taken(ctx: &Ctx<'_>, chfid: Chfid) -> Result<String, StoreError> {
     let name = ctx
@@ -341,7 +354,8 @@ pub fn allocate_chfid(
         }
         parse::ChfidSlot::New => {
             let mut failed: Option<StoreError> = None;
-            let c = Chfid::generate(&mut rand::thread_rng(), 100, |c| {
+            let rule = ctx.grammar.chfid_rule();
+            let c = Chfid::generate(&mut rand::thread_rng(), &rule, 100, |c| {
                 ctx.store.chfid_taken(c).unwrap_or_else(|e| {
                     failed = Some(e);
                     true

@@ -7,6 +7,10 @@
 //! Names may have several words: with spaces only, the last name is one word and the other
 //! names run up to the date of birth (the first word with a digit); with separators, each
 //! separated part is one name.
+//! CHFIDs: the CHFID of a NEW member must pass the configured rule ([`Grammar::chfid_rule`]);
+//! a CHFID that names an existing member (STATUS, RENEW, ADD's family) is taken as typed,
+//! because a number the central database holds is found even when it fails the rule (the
+//! command decides, on lookup, between "not registered" and "not a valid CHFID").
 //! Must never: panic on any input, look anything up in the store, or accept a date that
 //! does not exist.
 
@@ -374,9 +378,10 @@ fn product_code(s: &str) -> Result<String, ParseError> {
     }
 }
 
+/// A CHFID naming an existing member: any text that can be one (the lookup decides).
 fn chfid(c: &mut Cursor<'_>, field: Field) -> Result<Chfid, ParseError> {
     let t = c.next(field)?;
-    Chfid::parse(&t.text).map_err(|_| bad(field, &t.text))
+    Chfid::from_central(&t.text).map_err(|_| bad(field, &t.text))
 }
 
 fn is_name_word(w: &str) -> bool {
@@ -410,7 +415,8 @@ fn person(
     let chfid = if grammar.is_new(&t.text) {
         ChfidSlot::New
     } else {
-        ChfidSlot::Given(Chfid::parse(&t.text).map_err(|_| bad(chfid_field, &t.text))?)
+        let rule = grammar.chfid_rule();
+        ChfidSlot::Given(rule.parse(&t.text).map_err(|_| bad(chfid_field, &t.text))?)
     };
     // Names: up to the first word with a digit (the date of birth).
     let start = c.pos;
@@ -537,6 +543,48 @@ mod tests {
     }
 
     #[test]
+    fn a_looked_up_chfid_is_taken_as_typed_but_a_new_one_must_pass_the_rule() {
+        // STATUS, RENEW and ADD's family name an existing member: an 8-digit number or one
+        // with a wrong check digit may be central, so parsing keeps it for the lookup.
+        for typed in ["07070707", "070707071", "0707"] {
+            let want = Chfid::from_central(typed).unwrap();
+            assert_eq!(
+                p(&format!("STATUS {typed}")),
+                Ok(Command::Status { chfid: want })
+            );
+            let add = p(&format!(
+                "ADD 1234 {typed} NEW Hamisi Asha 01/02/2015 F CHILD"
+            ));
+            assert!(
+                matches!(add, Ok(Command::Add(a)) if a.family == want),
+                "{typed}"
+            );
+        }
+        // A new member's number follows the configured rule, not a fixed one.
+        let eight = g().with_chfid_rule(crate::domain::ChfidRule {
+            length: 8,
+            check: crate::domain::ChfidCheck::None,
+        });
+        let reg = |g: &Grammar, chfid: &str| {
+            parse(
+                g,
+                &format!("REG 1234 {chfid} Mushi Neema 12/03/1990 F V0111"),
+                today(),
+            )
+        };
+        assert!(reg(&eight, "07070707").is_ok());
+        assert_eq!(
+            reg(&eight, "070707070"),
+            Err(ParseError::Bad {
+                field: Field::Chfid,
+                got: "070707070".into()
+            })
+        );
+        assert!(reg(&g(), "070707070").is_ok());
+        assert!(reg(&g(), "07070707").is_err());
+    }
+
+    #[test]
     fn dates_in_every_accepted_form() {
         for s in [
             "12/03/1990",
@@ -659,9 +707,14 @@ mod tests {
                 "COUSIN",
             ),
             (
-                "ADD 1234 0707 NEW Hamisi Asha 01/02/2015 F CHILD",
+                "ADD 1234 07ö7 NEW Hamisi Asha 01/02/2015 F CHILD",
                 Field::FamilyChfid,
-                "0707",
+                "07ö7",
+            ),
+            (
+                "ADD 1234 070707070 07070707 Hamisi Asha 01/02/2015 F CHILD",
+                Field::Chfid,
+                "07070707",
             ),
             ("PENDING x", Field::Page, "x"),
             ("PIN 1234 12 12", Field::NewPin, "**"),

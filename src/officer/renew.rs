@@ -8,7 +8,7 @@
 
 use super::plan::{HeadNotice, Plan, Rec};
 use super::register::not_sold;
-use super::{auth, bad_field, intent, not_registered, Ctx, Field, OfficerError};
+use super::{auth, bad_field, intent, not_registered, unknown_chfid, Ctx, Field, OfficerError};
 use crate::app::payments::control_number_of_policy;
 use crate::app::renewal::{FamilyFile, Renewer};
 use crate::domain::{show_date, Chfid, Location, Policy, Product};
@@ -19,7 +19,7 @@ pub fn run(ctx: &Ctx<'_>, chfid: Chfid, wanted: Option<&str>) -> Result<Plan, Of
     let store = ctx.store;
     let shown = chfid.to_string();
     let Some(insuree) = store.insuree_by_chfid(chfid)? else {
-        return Ok(Plan::reject(not_registered(ctx, Field::Chfid, &shown)));
+        return Ok(Plan::reject(unknown_chfid(ctx, Field::Chfid, chfid)));
     };
     let Some(family) = store.family(insuree.family)? else {
         return Ok(Plan::reject(not_registered(ctx, Field::Chfid, &shown)));

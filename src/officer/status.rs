@@ -3,7 +3,7 @@
 //! unpaid, E expired, S suspended, R ready).
 
 use super::plan::Plan;
-use super::{full_name, not_registered, Ctx, Field, OfficerError};
+use super::{full_name, unknown_chfid, Ctx, Field, OfficerError};
 use crate::domain::show_date;
 use crate::domain::Chfid;
 
@@ -12,7 +12,7 @@ pub fn run(ctx: &Ctx<'_>, chfid: Chfid) -> Result<Plan, OfficerError> {
     let store = ctx.store;
     let shown = chfid.to_string();
     let Some(insuree) = store.insuree_by_chfid(chfid)? else {
-        return Ok(Plan::reject(not_registered(ctx, Field::Chfid, &shown)));
+        return Ok(Plan::reject(unknown_chfid(ctx, Field::Chfid, chfid)));
     };
     let name = full_name(&insuree);
     let Some(cover) = crate::app::inquiry::family_cover(store, insuree.family, ctx.today)? else {

@@ -98,6 +98,30 @@ mod tests {
     }
 
     #[test]
+    fn a_central_chfid_round_trips_exactly_in_records() {
+        // 8 digits, a wrong mod-7 digit, the widest: central numbers kept as they are.
+        let wide = "7".repeat(crate::domain::chfid::MAX_LEN);
+        for text in ["07070707", "070707071", "ABC-12", wide.as_str()] {
+            let mut v = insuree();
+            v.chfid = Chfid::from_central(text).unwrap();
+            let back = decode::<Insuree>(&encode(&v).unwrap()).unwrap();
+            assert_eq!(back, v);
+            assert_eq!(back.chfid.to_string(), text);
+            let payment = crate::domain::PaymentDetail {
+                product_code: "CHF01".into(),
+                chfid: v.chfid,
+                stage: crate::domain::PolicyStage::New,
+                policy: None,
+                expected_amount: crate::domain::Money::tzs(30_000),
+                amount: None,
+                premium: None,
+            };
+            let back = decode::<crate::domain::PaymentDetail>(&encode(&payment).unwrap());
+            assert_eq!(back.unwrap().chfid.as_str(), text);
+        }
+    }
+
+    #[test]
     fn rejects_unknown_versions_by_name() {
         let mut bytes = encode(&insuree()).unwrap();
         bytes[0] = 2;

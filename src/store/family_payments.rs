@@ -20,7 +20,7 @@ impl Store {
     pub fn payments_of_family(&self, family: Id) -> Result<Vec<Payment>, StoreError> {
         let mut out: Vec<Payment> = Vec::new();
         for member in self.family_members(family)? {
-            let prefix = keys::chfid_key(member.chfid);
+            let prefix = keys::chfid_prefix(&member.chfid);
             out.extend(self.by_prefix::<Payment>(TreeId::IdxChfidPayments, &prefix)?);
         }
         out.sort_by_key(|p| p.id);
@@ -41,7 +41,7 @@ pub(crate) fn backfill(db: &sled::Db, trees: &[sled::Tree]) -> Result<(), StoreE
     for v in trees[TreeId::Payments.index()].iter().values() {
         let p: Payment = decode_in(TreeId::Payments, &v?)?;
         for d in &p.details {
-            index.insert(keys::chfid_payment_key(d.chfid, p.id), &[])?;
+            index.insert(keys::chfid_payment_key(&d.chfid, p.id), &[])?;
             written += 1;
         }
     }

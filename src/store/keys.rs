@@ -7,7 +7,7 @@
 //! | tree                          | key                               | value            |
 //! |-------------------------------|-----------------------------------|------------------|
 //! | record trees (`families`, …)  | id (u64 BE)                       | versioned record |
-//! | `idx_chfid`                   | CHFID value (u32 BE)              | insuree id       |
+//! | `idx_chfid`                   | CHFID text, as stored             | insuree id       |
 //! | `idx_family_members`          | family id ‖ insuree id            | empty            |
 //! | `idx_family_policies`         | family id ‖ policy id             | empty            |
 //! | `idx_policy_insuree_policies` | policy id ‖ insuree-policy id     | empty            |
@@ -15,14 +15,15 @@
 //! | `idx_officer_phone`           | MSISDN                            | officer id       |
 //! | `idx_family_phone`            | head's MSISDN ‖ 0x00 ‖ family id  | empty            |
 //! | `idx_payment_control_number`  | control number                    | payment id       |
-//! | `idx_chfid_payments`          | CHFID (u32 BE) ‖ payment id       | empty            |
+//! | `idx_chfid_payments`          | len (u8) ‖ CHFID ‖ payment id     | empty            |
 //! | `idx_control_number`          | control number                    | control-number id|
 //! | `idx_{product,officer,location}_code` | code, trimmed, ASCII upper | record id        |
 //! | `outbox`, `outbox_dead`       | topic prefix ‖ seq (u64 BE)       | versioned entry  |
 //! | `outbox_keys`                 | topic prefix ‖ idempotency key    | versioned marker |
 //! | `aux`                         | namespace prefix ‖ owner's key    | owner's bytes    |
 //!
-//! A topic prefix is `len (u8) ‖ topic bytes`, so no topic's keys are a prefix of another's.
+//! A topic prefix is `len (u8) ‖ topic bytes`, so no topic's keys are a prefix of another's;
+//! a CHFID prefix of the payments index is built the same way (`12` never matches `123`).
 //! Codes are matched case-insensitively, as openIMIS's SQL Server collation matches them.
 
 use crate::domain::{Chfid, Id, Msisdn};
@@ -163,16 +164,27 @@ pub(crate) fn id_value(bytes: &[u8], tree: TreeId) -> Result<Id, StoreError> {
         .map_err(|_| StoreError::CorruptKey { tree: tree.name() })
 }
 
-pub(crate) fn chfid_key(chfid: Chfid) -> [u8; 4] {
-    chfid.value().to_be_bytes()
+/// A CHFID's unique-index key: its text as stored (a CHFID is central text, not a number).
+pub(crate) fn chfid_key(chfid: &Chfid) -> &[u8] {
+    chfid.as_str().as_bytes()
 }
 
-/// `CHFID ‖ payment id`: a payment under each CHFID its lines name (the family's payments are
-/// those under its members' CHFIDs).
-pub(crate) fn chfid_payment_key(chfid: Chfid, payment: Id) -> [u8; 12] {
-    let mut k = [0u8; 12];
-    k[..4].copy_from_slice(&chfid_key(chfid));
-    k[4..].copy_from_slice(&payment.to_be_bytes());
+/// `len (u8) ‖ CHFID`: the prefix of every payments-index key of one CHFID. The length
+/// keeps `12` from matching the keys of `123`.
+pub(crate) fn chfid_prefix(chfid: &Chfid) -> Vec<u8> {
+    let text = chfid_key(chfid);
+    let mut k = Vec::with_capacity(1 + text.len() + 8);
+    // A CHFID is at most domain::chfid::MAX_LEN (50) bytes, so its length fits a u8.
+    k.push(text.len() as u8);
+    k.extend_from_slice(text);
+    k
+}
+
+/// `len ‖ CHFID ‖ payment id`: a payment under each CHFID its lines name (the family's
+/// payments are those under its members' CHFIDs).
+pub(crate) fn chfid_payment_key(chfid: &Chfid, payment: Id) -> Vec<u8> {
+    let mut k = chfid_prefix(chfid);
+    k.extend_from_slice(&payment.to_be_bytes());
     k
 }
 
@@ -283,6 +295,20 @@ mod tests {
         );
         assert!(trailing_id(&[1, 2, 3], TreeId::IdxFamilyMembers).is_err());
         assert!(id_value(&[0; 7], TreeId::IdxChfid).is_err());
+    }
+
+    #[test]
+    fn chfid_keys_are_the_text_and_payment_prefixes_do_not_overlap() {
+        let c = |s| Chfid::from_central(s).unwrap();
+        assert_eq!(chfid_key(&c("07070707")), b"07070707");
+        assert_ne!(chfid_key(&c("12")), chfid_key(&c("012")));
+        let short = chfid_prefix(&c("12"));
+        assert!(!chfid_payment_key(&c("123"), 1).starts_with(&short));
+        assert!(chfid_payment_key(&c("12"), 1).starts_with(&short));
+        assert_eq!(
+            trailing_id(&chfid_payment_key(&c("12"), 42), TreeId::IdxChfidPayments).ok(),
+            Some(42)
+        );
     }
 
     #[test]

@@ -56,8 +56,9 @@ pub use tx::{
 /// Waits of 50 ms for a directory lock a just-closed handle of this process still holds.
 const LOCK_RETRIES: u32 = 40;
 
-/// The layout version of the whole store, kept in `meta` and checked on open.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The layout version of the whole store, kept in `meta` and checked on open. 2: a CHFID is
+/// stored, and keyed, as its central text (1 held it as a u32).
+pub const SCHEMA_VERSION: u32 = 2;
 const SCHEMA_KEY: &[u8] = b"schema_version";
 
 #[derive(Debug, thiserror::Error)]

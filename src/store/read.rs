@@ -38,13 +38,13 @@ impl Store {
 
     /// The USSD hot path: two point reads and one decode.
     pub fn insuree_by_chfid(&self, chfid: Chfid) -> Result<Option<Insuree>, StoreError> {
-        get_unique(self, TreeId::IdxChfid, &keys::chfid_key(chfid))
+        get_unique(self, TreeId::IdxChfid, keys::chfid_key(&chfid))
     }
 
     pub fn chfid_taken(&self, chfid: Chfid) -> Result<bool, StoreError> {
         Ok(self
             .tree(TreeId::IdxChfid)
-            .contains_key(keys::chfid_key(chfid))?)
+            .contains_key(keys::chfid_key(&chfid))?)
     }
 
     pub fn officer_by_phone(&self, phone: &Msisdn) -> Result<Option<Officer>, StoreError> {

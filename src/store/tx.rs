@@ -148,7 +148,7 @@ record!(Officer, Officers, "officer", |r| {
 record!(Family, Families, "family", |_r| Vec::new());
 record!(Insuree, Insurees, "insuree", |r| {
     let mut v = vec![
-        IndexEntry::unique(TreeId::IdxChfid, keys::chfid_key(r.chfid)),
+        IndexEntry::unique(TreeId::IdxChfid, keys::chfid_key(&r.chfid)),
         IndexEntry::many(TreeId::IdxFamilyMembers, keys::pair_key(r.family, r.id)),
     ];
     // The family-phone index follows the member flagged as head, so it derives from this
@@ -184,7 +184,7 @@ record!(Payment, Payments, "payment", |r| {
     for d in &r.details {
         let e = IndexEntry::many(
             TreeId::IdxChfidPayments,
-            keys::chfid_payment_key(d.chfid, r.id),
+            keys::chfid_payment_key(&d.chfid, r.id),
         );
         if !v.contains(&e) {
             v.push(e);
@@ -519,13 +519,13 @@ impl<'a> WriteTx<'a> {
     tx_entity!(control_number, put_control_number, ControlNumber);
 
     pub fn insuree_by_chfid(&self, chfid: Chfid) -> Result<Option<Insuree>, TxError> {
-        get_unique(&self.sink, TreeId::IdxChfid, &keys::chfid_key(chfid))
+        get_unique(&self.sink, TreeId::IdxChfid, keys::chfid_key(&chfid))
     }
 
     pub fn chfid_taken(&self, chfid: Chfid) -> Result<bool, TxError> {
         Ok(self
             .sink
-            .get(TreeId::IdxChfid, &keys::chfid_key(chfid))?
+            .get(TreeId::IdxChfid, keys::chfid_key(&chfid))?
             .is_some())
     }
 

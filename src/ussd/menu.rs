@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use serde::Deserialize;
 
-use crate::domain::{Chfid, Language};
+use crate::domain::{Chfid, ChfidRule, Language};
 
 /// The screen every session starts on and `00` returns to.
 pub const HOME: &str = "home";
@@ -140,7 +140,7 @@ pub enum ValidatorDef {
     Regex {
         pattern: String,
     },
-    /// 9 digits with a valid check digit.
+    /// A CHFID: passes the configured rule (`[domain]`), or is a member's number as typed.
     Chfid,
     Range {
         min: i64,
@@ -223,6 +223,10 @@ struct MenuFile {
     screens: BTreeMap<String, ScreenDef>,
 }
 
+/// The variable the engine fills with the configured CHFID length (`[domain]
+/// chfid_length`), so texts name the expected form: "tarakimu {chfid_length}".
+pub const CHFID_LENGTH: &str = "chfid_length";
+
 /// A compiled validator.
 #[derive(Debug, Clone)]
 pub enum Validator {
@@ -233,12 +237,13 @@ pub enum Validator {
 }
 
 impl Validator {
-    /// The normalised answer, or `None` if it is not valid.
-    pub fn check(&self, input: &str) -> Option<String> {
+    /// The normalised answer, or `None` if it is not valid. A CHFID is held to `rule`; one
+    /// that fails it may still be a member's (see [`Validator::typed_chfid`]).
+    pub fn check(&self, input: &str, rule: &ChfidRule) -> Option<String> {
         let s = input.trim();
         match self {
             Validator::Regex(re) => re.is_match(s).then(|| s.to_string()),
-            Validator::Chfid => Chfid::parse(s).ok().map(|c| c.to_string()),
+            Validator::Chfid => rule.parse(s).ok().map(|c| c.to_string()),
             Validator::Range { min, max } => s
                 .parse::<i64>()
                 .ok()
@@ -247,6 +252,15 @@ impl Validator {
             Validator::Date => NaiveDate::parse_from_str(s, "%d%m%Y")
                 .ok()
                 .map(|d| d.format("%Y-%m-%d").to_string()),
+        }
+    }
+
+    /// For a CHFID answer that fails the rule: the number as typed, for the engine to look
+    /// up (a number the central database holds is found whatever the rule says of it).
+    pub fn typed_chfid(&self, input: &str) -> Option<Chfid> {
+        match self {
+            Validator::Chfid => Chfid::from_central(input).ok(),
+            _ => None,
         }
     }
 }
@@ -499,21 +513,47 @@ mod tests {
 
     #[test]
     fn validators_normalise_what_they_accept() {
+        let tz = ChfidRule::default();
         assert_eq!(
-            Validator::Chfid.check(" 070707070 "),
+            Validator::Chfid.check(" 070707070 ", &tz),
             Some("070707070".into())
         );
-        assert_eq!(Validator::Chfid.check("070707071"), None);
-        assert_eq!(Validator::Chfid.check("12345"), None);
+        assert_eq!(Validator::Chfid.check("070707071", &tz), None);
+        assert_eq!(Validator::Chfid.check("12345", &tz), None);
         let r = Validator::Range { min: 1, max: 12 };
-        assert_eq!(r.check("07"), Some("7".into()));
-        assert_eq!(r.check("13"), None);
-        assert_eq!(r.check("x"), None);
-        assert_eq!(Validator::Date.check("31012026"), Some("2026-01-31".into()));
-        assert_eq!(Validator::Date.check("31022026"), None);
+        assert_eq!(r.check("07", &tz), Some("7".into()));
+        assert_eq!(r.check("13", &tz), None);
+        assert_eq!(r.check("x", &tz), None);
+        assert_eq!(
+            Validator::Date.check("31012026", &tz),
+            Some("2026-01-31".into())
+        );
+        assert_eq!(Validator::Date.check("31022026", &tz), None);
         let re = Validator::Regex(regex::Regex::new("^[0-9]{4}$").unwrap());
-        assert_eq!(re.check("1234"), Some("1234".into()));
-        assert_eq!(re.check("12a4"), None);
+        assert_eq!(re.check("1234", &tz), Some("1234".into()));
+        assert_eq!(re.check("12a4", &tz), None);
+    }
+
+    #[test]
+    fn the_chfid_validator_follows_the_configured_rule() {
+        let eight = ChfidRule {
+            length: 8,
+            check: crate::domain::ChfidCheck::None,
+        };
+        assert_eq!(
+            Validator::Chfid.check("07070707", &eight),
+            Some("07070707".into())
+        );
+        assert_eq!(Validator::Chfid.check("070707070", &eight), None);
+        // What fails the rule is still offered for lookup, as typed; other validators never.
+        assert_eq!(
+            Validator::Chfid
+                .typed_chfid(" 070707071 ")
+                .map(|c| c.to_string()),
+            Some("070707071".into())
+        );
+        assert_eq!(Validator::Chfid.typed_chfid("07 07"), None);
+        assert_eq!(Validator::Date.typed_chfid("070707071"), None);
     }
 
     #[test]

@@ -59,9 +59,10 @@ pub const DESC: Desc = Desc {
     pull: Some(Pull::PLAIN),
 };
 
-/// A central insurance number, as a CHFID.
+/// A central insurance number, as a CHFID: taken as it is, never held to the typed-number
+/// rule (`[domain]`), which the central data need not pass.
 pub(super) fn chfid(r: &Named<'_>, col: &str, s: &str) -> Result<Chfid, MirrorError> {
-    Chfid::parse(s).map_err(|e| r.invalid(col, s, e))
+    Chfid::from_central(s).map_err(|e| r.invalid(col, s, e))
 }
 
 impl Mapped for Insuree {

@@ -6,7 +6,7 @@ use crate::domain::show_date;
 use crate::domain::Chfid;
 
 pub fn coverage(ctx: &ActionCtx) -> Result<Outcome, ActionError> {
-    let Ok(chfid) = Chfid::parse(ctx.var("chfid")) else {
+    let Ok(chfid) = Chfid::from_central(ctx.var("chfid")) else {
         return Ok(Outcome::named("not_found"));
     };
     let store = &ctx.store;

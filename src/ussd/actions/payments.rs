@@ -8,7 +8,7 @@ use super::{ActionCtx, ActionError, Outcome};
 
 pub fn control_numbers(ctx: &ActionCtx) -> Result<Outcome, ActionError> {
     let store = &ctx.store;
-    let families: Vec<Id> = match Chfid::parse(ctx.var("chfid")) {
+    let families: Vec<Id> = match Chfid::from_central(ctx.var("chfid")) {
         Ok(c) => match store.insuree_by_chfid(c)? {
             Some(i) => vec![i.family],
             None => return Ok(Outcome::named("not_found")),

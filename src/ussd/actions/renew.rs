@@ -27,7 +27,7 @@ struct FamilyView {
 
 fn family_view(ctx: &ActionCtx) -> Result<Option<FamilyView>, ActionError> {
     let store = &ctx.store;
-    let Ok(chfid) = Chfid::parse(ctx.var("chfid")) else {
+    let Ok(chfid) = Chfid::from_central(ctx.var("chfid")) else {
         return Ok(None);
     };
     let Some(insuree) = store.insuree_by_chfid(chfid)? else {

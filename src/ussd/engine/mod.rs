@@ -77,6 +77,9 @@ pub struct Settings {
     pub hop_limit: Option<crate::ratelimit::Rate>,
     /// Phones the hop limiter tracks at most.
     pub max_tracked_phones: usize,
+    /// The rule a typed CHFID is held to (`[domain]`); texts name its length as
+    /// `{chfid_length}`.
+    pub chfid_rule: crate::domain::ChfidRule,
 }
 
 impl Settings {
@@ -105,6 +108,7 @@ impl Settings {
                 c.limits.ussd_hop_burst,
             ),
             max_tracked_phones: c.limits.max_tracked_phones,
+            chfid_rule: c.domain.chfid_rule(),
         }
     }
 }

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use super::action::ActionRun;
 use super::{home, Engine, UssdError, DEFAULT_MAX_TRIES, ERROR, HOLDING, MAX_ACTION_CHAIN, RESUME};
 use crate::ussd::event::Reply;
-use crate::ussd::menu::{self, Kind, Menus, Screen, HOME};
+use crate::ussd::menu::{self, Kind, Menus, Screen, Validator, HOME};
 use crate::ussd::metrics::GatewayMetrics;
 use crate::ussd::paginate::{paginate, Footer};
 use crate::ussd::session::Session;
@@ -109,7 +109,7 @@ impl Engine {
             }
             Kind::Input => {
                 let value = match &screen.validator {
-                    Some(v) => v.check(input),
+                    Some(v) => self.validate(v, input)?,
                     None => Some(input.to_string()),
                 };
                 match (value, &def.var, &def.next) {
@@ -122,7 +122,7 @@ impl Engine {
                         let notice = def
                             .invalid
                             .as_deref()
-                            .map(|k| menus.text(k, lang).to_string());
+                            .map(|k| menu::render(menus.text(k, lang), |n| self.var(s, n)));
                         self.retry(menus, s, screen, notice);
                     }
                 }
@@ -130,6 +130,27 @@ impl Engine {
             Kind::End | Kind::Action => {}
         }
         Ok(())
+    }
+
+    /// An answer to an input screen, normalised, or `None` if it is not valid. A CHFID that
+    /// fails the configured rule is still accepted when a member has it: the number is
+    /// central data, which need not pass today's rule.
+    fn validate(&self, v: &Validator, input: &str) -> Result<Option<String>, UssdError> {
+        if let Some(ok) = v.check(input, &self.settings.chfid_rule) {
+            return Ok(Some(ok));
+        }
+        match v.typed_chfid(input) {
+            Some(c) if self.store.chfid_taken(c)? => Ok(Some(c.to_string())),
+            _ => Ok(None),
+        }
+    }
+
+    /// A variable of a text: the session's, or one the engine supplies
+    /// ([`menu::CHFID_LENGTH`], the configured CHFID length).
+    fn var(&self, s: &Session, name: &str) -> Option<String> {
+        s.place.vars.get(name).cloned().or_else(|| {
+            (name == menu::CHFID_LENGTH).then(|| self.settings.chfid_rule.length.to_string())
+        })
     }
 
     /// A wrong answer (or an action outcome leading back here): count it, and after
@@ -215,9 +236,9 @@ impl Engine {
                         s.place.screen = ERROR.into();
                         return Ok(());
                     };
-                    notice = t.notice().map(|k| {
-                        menu::render(menus.text(k, s.lang), |n| s.place.vars.get(n).cloned())
-                    });
+                    notice = t
+                        .notice()
+                        .map(|k| menu::render(menus.text(k, s.lang), |n| self.var(s, n)));
                     target = t.screen().to_string();
                 }
                 ActionRun::Failed => match screen.def.on.get("error") {
@@ -259,7 +280,7 @@ impl Engine {
             screen,
             s.lang,
             s.notice.as_deref(),
-            &|n| s.place.vars.get(n).cloned(),
+            &|n| self.var(s, n),
             &items,
         );
         if screen.def.kind == Kind::End {
