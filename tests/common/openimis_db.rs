@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
+use imis_gateway::mirror::catalogue::{read_table, sequence_in_default, IdSource};
+use imis_gateway::mirror::tables;
+
 use super::pg::Pg;
 
 /// The schema scripts in upstream's load order (its Dockerfile and concatenate_files.sh:
@@ -244,5 +247,76 @@ impl OpenImisPg {
         }
         let stdout = String::from_utf8_lossy(&out.stdout);
         stdout.lines().last().unwrap_or_default().trim().to_string()
+    }
+}
+
+/// How the mirror's table descriptions (`imis_gateway::mirror::tables::ALL`) disagree with a
+/// live catalogue.
+pub struct DescriptionCheck {
+    /// A column missing, spelled otherwise or of a type the mirror cannot write; a key whose
+    /// values come from elsewhere than the description's sequence.
+    pub mismatches: Vec<String>,
+    /// Tables whose key has no default at all: the writer must allocate it.
+    pub allocated: Vec<&'static str>,
+}
+
+/// Checks every column a mirror description names against the catalogue `client` reads
+/// (spelled exactly as the description spells it, of a type the mirror can write), and that
+/// every key draws from the description's sequence: the one the column owns AND the one its
+/// default calls (the backend's migrations give some keys a default from a new sequence).
+pub async fn check_descriptions(client: &tokio_postgres::Client) -> DescriptionCheck {
+    let mut mismatches = Vec::new();
+    let mut allocated = Vec::new();
+    for desc in tables::ALL {
+        let t = &desc.table;
+        let cat = match read_table(client, t.name).await {
+            Ok(c) => c,
+            Err(e) => {
+                mismatches.push(e.to_string());
+                continue;
+            }
+        };
+        let mut names: Vec<&str> = vec![t.pk, t.audit, "ValidityFrom", "ValidityTo"];
+        names.extend(t.uuid);
+        names.extend(t.unmapped.iter().copied());
+        let typed = t.columns.iter().map(|c| (c.name, Some(c.ty)));
+        for (name, ty) in names.into_iter().map(|n| (n, None)).chain(typed) {
+            match cat.column(name) {
+                Ok(c) if c.name != name => {
+                    mismatches.push(format!("{}.{name} is spelled {}", t.name, c.name))
+                }
+                Ok(c) if ty.is_some_and(|ty| !c.accepts(ty)) => mismatches.push(format!(
+                    "{}.{name} is {} ({}), mapped as {ty:?}",
+                    t.name, c.ty.data_type, c.ty.udt_name
+                )),
+                Ok(_) => {}
+                Err(e) => mismatches.push(e.to_string()),
+            }
+        }
+        let Ok(pk) = cat.column(t.pk) else { continue };
+        match pk.id_source() {
+            IdSource::Sequence(seq) if seq == format!("public.\"{}\"", t.seq) => {}
+            IdSource::None => allocated.push(t.name),
+            other => mismatches.push(format!("{}.{}: {other:?}", t.name, t.pk)),
+        }
+        // As written in the default: quoted, the exact name; unquoted, folded to lower case.
+        let called = pk.fill.default.as_deref().and_then(sequence_in_default);
+        if let Some(called) = called {
+            let called = called.trim_start_matches("public.");
+            let exact = match called.strip_prefix('"').and_then(|c| c.strip_suffix('"')) {
+                Some(quoted) => quoted.to_string(),
+                None => called.to_lowercase(),
+            };
+            if exact != t.seq {
+                mismatches.push(format!(
+                    "{}.{}: the default calls nextval of {exact}, not {}",
+                    t.name, t.pk, t.seq
+                ));
+            }
+        }
+    }
+    DescriptionCheck {
+        mismatches,
+        allocated,
     }
 }
