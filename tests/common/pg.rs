@@ -104,6 +104,11 @@ impl Pg {
         pg
     }
 
+    /// The directory of the PostgreSQL tools this cluster runs (`pg_dump`, `pg_restore`).
+    pub fn bin_dir(&self) -> &Path {
+        &self.bin
+    }
+
     fn data(&self) -> PathBuf {
         self.dir.path().join("data")
     }
