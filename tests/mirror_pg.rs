@@ -1,4 +1,5 @@
-//! The mirror against a real PostgreSQL with the openIMIS subset schema (tests/pg/).
+//! The mirror against a real PostgreSQL holding the REAL openIMIS schema (upstream's
+//! scripts, tests/third_party/openimis-db/; tests/common/pg.rs).
 //!
 //! Each test starts its own cluster (tests/common/pg.rs); PostgreSQL missing is a failure.
 
@@ -46,8 +47,10 @@ fn seeded_into(store: Store) -> (Pg, Store) {
     rt.block_on(async {
         let c = imis_gateway::mirror::connect(&pg.dsn()).await.unwrap();
         let counts = pull::import(&c, &store, |_, _| {}).await.unwrap();
+        // The 4 locations the real scripts ship (R1 › R1D1 › R1D1M1 › R1D1M1V1) and the
+        // 3 seeded; not the seeded history row.
         assert!(
-            counts.contains(&("tblLocations", 3)),
+            counts.contains(&("tblLocations", 7)),
             "{counts:?}: history rows are not imported"
         );
         assert!(counts.contains(&("tblProduct", 1)));
@@ -269,9 +272,7 @@ fn enrolment_and_policy_update_produce_rows_history_rows_and_no_duplicates_on_re
         "2|2024-01-10|2025-01-09|t|-3"
     );
     assert_eq!(
-        pg.query(
-            r#"SELECT "ApprovalOfSMS", "LanguageOfSMS", "ValidityTo" IS NULL FROM "tblFamilySMS""#
-        ),
+        pg.query(r#"SELECT approvalofsms, languageofsms, validityto IS NULL FROM "tblFamilySMS""#),
         "t|sw|t"
     );
     let pol = store.policy(e.policy).unwrap().unwrap();
@@ -911,7 +912,9 @@ fn an_sms_enrolment_produces_the_family_head_policy_and_member_rows() {
         )
     );
     assert_eq!(
-        pg.query(r#"SELECT "ApprovalOfSMS", "LanguageOfSMS" FROM "tblFamilySMS" WHERE "ValidityTo" IS NULL"#),
+        pg.query(
+            r#"SELECT approvalofsms, languageofsms FROM "tblFamilySMS" WHERE validityto IS NULL"#
+        ),
         "t|sw"
     );
     // A New policy, Idle until paid, sold by the officer (mirrored with it: the officer
