@@ -46,7 +46,8 @@ pub struct MirrorWriter {
     dsn: String,
     opts: WriterOptions,
     status: MirrorStatus,
-    /// The descriptions resolved against the central database, once connected.
+    /// The descriptions resolved against the central database, read at the first connection
+    /// and kept (a reconnection reaches the same database).
     live: Mutex<Option<Arc<LiveSchema>>>,
 }
 
@@ -79,7 +80,8 @@ impl MirrorWriter {
     /// shutdown signal came first.
     async fn resolve_at_start(&self, signal: &mut Signal) -> bool {
         let mut client = None;
-        for attempt in 0u32.. {
+        let mut attempt = 0u32;
+        loop {
             let resolved = match connected(&self.dsn, &mut client).await {
                 Ok(c) => self.schema(c).await.map(|_| ()),
                 Err(e) => Err(e),
@@ -96,6 +98,7 @@ impl MirrorWriter {
                     self.status.set_state("unreachable", Some(e.to_string()));
                     client = None;
                     let wait = loop_options(&self.opts).unavailable_backoff(attempt);
+                    attempt = attempt.saturating_add(1);
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
                         _ = signal.recv() => return false,
@@ -103,7 +106,6 @@ impl MirrorWriter {
                 }
             }
         }
-        false
     }
 
     /// Runs until the shutdown signal, on the outbox's consumer loop: claim a batch, apply
