@@ -1312,3 +1312,34 @@ fn an_unmapped_column_the_database_lacks_is_not_copied_and_nothing_is_dead() {
     );
     assert_consistent(&rt, &pg, &store);
 }
+
+/// A key that is an identity column (as newer Django migrations create them), even
+/// GENERATED ALWAYS, is drawn from its own sequence as the catalogue names it and supplied
+/// with OVERRIDING SYSTEM VALUE, for the new row and for the history row alike.
+#[test]
+fn a_key_generated_always_as_identity_is_drawn_from_its_sequence() {
+    let (pg, store) = seeded();
+    pg.query(
+        r#"ALTER TABLE "tblPolicy" ALTER COLUMN "PolicyID" DROP DEFAULT;
+           DROP SEQUENCE "tblPolicy_PolicyID_seq";
+           ALTER TABLE "tblPolicy" ALTER COLUMN "PolicyID"
+             ADD GENERATED ALWAYS AS IDENTITY (START WITH 500)"#,
+    );
+    let e = enrol(&store, 1, "Hamisi");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(drain(&writer(&store, &pg), &store));
+    set_status(&store, e.policy, PolicyStatus::Suspended);
+    rt.block_on(drain(&writer(&store, &pg), &store));
+    assert!(store.dead(MIRROR_TOPIC).unwrap().is_empty());
+    let u = store.policy(e.policy).unwrap().unwrap().uuid;
+    assert_eq!(
+        pg.query(&format!(
+            r#"SELECT c."PolicyID", c."PolicyStatus", h."PolicyID", h."PolicyStatus",
+                      h."LegacyID" = c."PolicyID"
+               FROM "tblPolicy" c JOIN "tblPolicy" h ON h."LegacyID" = c."PolicyID"
+               WHERE c."PolicyUUID" = '{u}' AND c."ValidityTo" IS NULL"#
+        )),
+        "500|4|501|2|t"
+    );
+    assert_consistent(&rt, &pg, &store);
+}
