@@ -1286,6 +1286,26 @@ fn a_database_lacking_a_needed_column_is_refused_at_start_and_health_says_why() 
     );
 }
 
+/// An enrolment mirrored, then its policy suspended (2 → 4) and mirrored again, with no
+/// dead letter; the runtime used and the policy's UUID.
+fn enrol_then_suspend(pg: &Pg, store: &Store) -> (tokio::runtime::Runtime, Uuid) {
+    let e = enrol(store, 1, "Hamisi");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(drain(&writer(store, pg), store));
+    set_status(store, e.policy, PolicyStatus::Suspended);
+    rt.block_on(drain(&writer(store, pg), store));
+    assert!(store.dead(MIRROR_TOPIC).unwrap().is_empty());
+    (rt, store.policy(e.policy).unwrap().unwrap().uuid)
+}
+
+/// `cols` of the current tblPolicy row `u` (as `c`) joined with its history rows (`h`).
+fn with_history(pg: &Pg, u: Uuid, cols: &str) -> String {
+    pg.query(&format!(
+        r#"SELECT {cols} FROM "tblPolicy" c JOIN "tblPolicy" h ON h."LegacyID" = c."PolicyID"
+           WHERE c."PolicyUUID" = '{u}' AND c."ValidityTo" IS NULL"#
+    ))
+}
+
 /// Columns a history copy carries but the gateway does not map are optional: a database
 /// without them (as the backend's migrations leave tblPremium without RowID) is written
 /// all the same, the copy leaving them out.
@@ -1294,22 +1314,10 @@ fn an_unmapped_column_the_database_lacks_is_not_copied_and_nothing_is_dead() {
     let (pg, store) = seeded();
     pg.query(r#"ALTER TABLE "tblPolicy" DROP COLUMN "Source", DROP COLUMN "SourceVersion""#);
     pg.query(r#"ALTER TABLE "tblPremium" DROP COLUMN "RowID""#);
-    let e = enrol(&store, 1, "Hamisi");
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(drain(&writer(&store, &pg), &store));
-    set_status(&store, e.policy, PolicyStatus::Suspended);
-    rt.block_on(drain(&writer(&store, &pg), &store));
-    assert!(store.dead(MIRROR_TOPIC).unwrap().is_empty());
-    let u = store.policy(e.policy).unwrap().unwrap().uuid;
-    assert_eq!(
-        pg.query(&format!(
-            r#"SELECT c."PolicyStatus", h."PolicyStatus", h."LegacyID" = c."PolicyID",
-                      h."ValidityTo" = c."ValidityFrom"
-               FROM "tblPolicy" c JOIN "tblPolicy" h ON h."LegacyID" = c."PolicyID"
-               WHERE c."PolicyUUID" = '{u}' AND c."ValidityTo" IS NULL"#
-        )),
-        "4|2|t|t"
-    );
+    let (rt, u) = enrol_then_suspend(&pg, &store);
+    let cols = r#"c."PolicyStatus", h."PolicyStatus", h."LegacyID" = c."PolicyID",
+                  h."ValidityTo" = c."ValidityFrom""#;
+    assert_eq!(with_history(&pg, u, cols), "4|2|t|t");
     assert_consistent(&rt, &pg, &store);
 }
 
@@ -1325,21 +1333,9 @@ fn a_key_generated_always_as_identity_is_drawn_from_its_sequence() {
            ALTER TABLE "tblPolicy" ALTER COLUMN "PolicyID"
              ADD GENERATED ALWAYS AS IDENTITY (START WITH 500)"#,
     );
-    let e = enrol(&store, 1, "Hamisi");
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(drain(&writer(&store, &pg), &store));
-    set_status(&store, e.policy, PolicyStatus::Suspended);
-    rt.block_on(drain(&writer(&store, &pg), &store));
-    assert!(store.dead(MIRROR_TOPIC).unwrap().is_empty());
-    let u = store.policy(e.policy).unwrap().unwrap().uuid;
-    assert_eq!(
-        pg.query(&format!(
-            r#"SELECT c."PolicyID", c."PolicyStatus", h."PolicyID", h."PolicyStatus",
-                      h."LegacyID" = c."PolicyID"
-               FROM "tblPolicy" c JOIN "tblPolicy" h ON h."LegacyID" = c."PolicyID"
-               WHERE c."PolicyUUID" = '{u}' AND c."ValidityTo" IS NULL"#
-        )),
-        "500|4|501|2|t"
-    );
+    let (rt, u) = enrol_then_suspend(&pg, &store);
+    let cols = r#"c."PolicyID", c."PolicyStatus", h."PolicyID", h."PolicyStatus",
+                  h."LegacyID" = c."PolicyID""#;
+    assert_eq!(with_history(&pg, u, cols), "500|4|501|2|t");
     assert_consistent(&rt, &pg, &store);
 }
