@@ -14,6 +14,8 @@
 //! `cargo bench --bench mirror -- [--families N] [--members M] [--backlog B] [--rate R]
 //! [--seconds S]`
 
+#[path = "../tests/common/openimis_db.rs"]
+mod openimis_db;
 #[path = "../tests/common/pg.rs"]
 mod pg;
 
@@ -67,7 +69,7 @@ fn peak_rss_mib() -> f64 {
         / 1024.0
 }
 
-/// Lookups plus `families` generated families, with FK triggers off while loading (the
+/// Lookups (keys past the 4 locations the real scripts ship) plus `families` generated families, with FK triggers off while loading (the
 /// rows are consistent by construction) and the sequences moved past the generated keys.
 fn generate(pg: &pg::Pg, families: u64, members: u64) {
     let (n, m) = (families, members);
@@ -75,13 +77,13 @@ fn generate(pg: &pg::Pg, families: u64, members: u64) {
         r#"
 SET session_replication_role = replica;
 INSERT INTO "tblLocations" ("LocationId","LocationUUID","LocationCode","LocationName","LocationType","ParentLocationId","ValidityFrom","AuditUserId") VALUES
- (1, gen_random_uuid()::text, 'R01', 'Dodoma', 'R', NULL, now(), 1),
- (2, gen_random_uuid()::text, 'D01', 'Kongwa', 'D', 1, now(), 1),
- (3, gen_random_uuid()::text, 'V0111', 'Mlali', 'V', 2, now(), 1);
+ (101, gen_random_uuid()::text, 'R01', 'Dodoma', 'R', NULL, now(), 1),
+ (102, gen_random_uuid()::text, 'D01', 'Kongwa', 'D', 101, now(), 1),
+ (103, gen_random_uuid()::text, 'V0111', 'Mlali', 'V', 102, now(), 1);
 INSERT INTO "tblProduct" ("ProdID","ProdUUID","ProductCode","ProductName","DateFrom","DateTo","InsurancePeriod","LumpSum","MemberCount","GracePeriod","ValidityFrom","AuditUserID","AccCodePremiums")
  VALUES (1, gen_random_uuid()::text, 'CHF01', 'CHF Iliyoboreshwa', '2020-01-01', '2030-12-31', 12, 30000, 6, 1, now(), 1, 'SP111');
 INSERT INTO "tblFamilies" ("FamilyID","FamilyUUID","InsureeID","LocationId","Poverty","ValidityFrom","AuditUserID")
- SELECT g, gen_random_uuid()::text, (g - 1) * {m} + 1, 3, false, now(), 1 FROM generate_series(1, {n}) g;
+ SELECT g, gen_random_uuid()::text, (g - 1) * {m} + 1, 103, false, now(), 1 FROM generate_series(1, {n}) g;
 INSERT INTO "tblInsuree" ("InsureeID","InsureeUUID","FamilyID","CHFID","LastName","OtherNames","DOB","Gender","IsHead","CardIssued","Relationship","ValidityFrom","AuditUserID")
  SELECT i, gen_random_uuid()::text, (i - 1) / {m} + 1,
         lpad(((10000000 + i) * 10 + (10000000 + i) % 7)::text, 9, '0'),
@@ -96,7 +98,7 @@ INSERT INTO "tblInsureePolicy" ("InsureePolicyID","InsureeID","PolicyId","Enroll
  FROM generate_series(1, {n} * {m}) i;
 INSERT INTO "tblPremium" ("PremiumId","PremiumUUID","PolicyID","Amount","Receipt","PayDate","PayType","isPhotoFee","ValidityFrom","AuditUserID")
  SELECT g, gen_random_uuid()::text, g, 30000, 'R' || g, date '2024-01-10', 'M', false, now(), 1 FROM generate_series(1, {n}) g;
-SELECT setval('"tblLocations_LocationId_seq"', 3), setval('"tblProduct_ProdID_seq"', 1),
+SELECT setval('"tblLocations_LocationId_seq"', 103), setval('"tblProduct_ProdID_seq"', 1),
        setval('"tblFamilies_FamilyID_seq"', {n}), setval('"tblInsuree_InsureeID_seq"', {n} * {m}),
        setval('"tblPolicy_PolicyID_seq"', {n}), setval('"tblInsureePolicy_InsureePolicyID_seq"', {n} * {m}),
        setval('"tblPremium_PremiumId_seq"', {n});

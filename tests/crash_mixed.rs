@@ -75,10 +75,19 @@ struct Seeded {
     add: Vec<Fam>,
 }
 
-/// The demo data (officers, products, villages, 200 generated families) plus families for
-/// each flow of the load, written before the first start.
-fn seed_store(dir: &Path, rounds: usize) -> Seeded {
+/// What the central database (the real openIMIS schema) already holds, imported as a
+/// gateway starts (the real scripts ship four sample locations), then the demo data
+/// (officers, products, villages, 200 generated families) plus families for each flow of the
+/// load, written before the first start.
+fn seed_store(dir: &Path, rounds: usize, pg: &Pg) -> Seeded {
     let store = Store::open(dir, StoreOptions::default()).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = imis_gateway::mirror::connect(&pg.dsn()).await.unwrap();
+        imis_gateway::mirror::pull::import(&c, &store, |_, _| {})
+            .await
+            .unwrap();
+    });
     demo::seed_if_empty(&store, &DemoOptions::default()).unwrap();
     let mut next_chfid = 30_000_000u32;
     let mut make = |count: usize, phones: &str, active: bool| -> Vec<Fam> {
@@ -800,7 +809,7 @@ fn kill9_under_mixed_load_loses_nothing_acknowledged_and_applies_nothing_twice()
     let smsc = Smsc::start(&[]);
     let keys = TestKeys::new();
     let dir = tempfile::tempdir().unwrap();
-    let seeded = seed_store(dir.path(), rounds);
+    let seeded = seed_store(dir.path(), rounds, &pg);
     let env = Env::new(&smsc, &keys, &pg);
     let ledger = Mutex::new(Ledger::default());
     let mut kills = 0;

@@ -1,4 +1,5 @@
-//! The mirror against a real PostgreSQL with the openIMIS subset schema (tests/pg/).
+//! The mirror against a real PostgreSQL holding the REAL openIMIS schema (upstream's
+//! scripts, tests/third_party/openimis-db/; tests/common/pg.rs).
 //!
 //! Each test starts its own cluster (tests/common/pg.rs); PostgreSQL missing is a failure.
 
@@ -46,8 +47,10 @@ fn seeded_into(store: Store) -> (Pg, Store) {
     rt.block_on(async {
         let c = imis_gateway::mirror::connect(&pg.dsn()).await.unwrap();
         let counts = pull::import(&c, &store, |_, _| {}).await.unwrap();
+        // The 4 locations the real scripts ship (R1 › R1D1 › R1D1M1 › R1D1M1V1) and the
+        // 3 seeded; not the seeded history row.
         assert!(
-            counts.contains(&("tblLocations", 3)),
+            counts.contains(&("tblLocations", 7)),
             "{counts:?}: history rows are not imported"
         );
         assert!(counts.contains(&("tblProduct", 1)));
@@ -269,9 +272,7 @@ fn enrolment_and_policy_update_produce_rows_history_rows_and_no_duplicates_on_re
         "2|2024-01-10|2025-01-09|t|-3"
     );
     assert_eq!(
-        pg.query(
-            r#"SELECT "ApprovalOfSMS", "LanguageOfSMS", "ValidityTo" IS NULL FROM "tblFamilySMS""#
-        ),
+        pg.query(r#"SELECT approvalofsms, languageofsms, validityto IS NULL FROM "tblFamilySMS""#),
         "t|sw|t"
     );
     let pol = store.policy(e.policy).unwrap().unwrap();
@@ -615,14 +616,28 @@ fn a_ussd_renewal_produces_the_policy_payment_and_control_number_rows() {
         ),
         "100000014|CHF01|R|30000.00|t|-1|t"
     );
+    // The control number: its key allocated by the writer (the real tblControlNumber has no
+    // sequence), assigned (2) to the payment, the system user, no history yet.
     assert_eq!(
         pg.query(&format!(
-            r#"SELECT c."PaymentID" = p."PaymentID", c."AuditedUserID"
+            r#"SELECT c."PaymentID" = p."PaymentID", c."AuditedUserID", c."Status",
+                      c."ControlNumberID" > 0, c."LegacyID" IS NULL, c."RequestedDate" IS NOT NULL,
+                      (SELECT count(*) = count(DISTINCT "ControlNumberID") FROM "tblControlNumber")
                FROM "tblControlNumber" c JOIN "tblPayment" p ON p."PaymentUUID" = '{}'
                WHERE c."ControlNumber" = '{cn}' AND c."ValidityTo" IS NULL"#,
             payment.uuid
         )),
-        "t|-1"
+        "t|-1|2|t|t|t|t"
+    );
+    // The family's SMS preference, in tblFamilySMS's lower-case columns.
+    assert_eq!(
+        pg.query(&format!(
+            r#"SELECT count(*), bool_and(s.validityfrom IS NOT NULL)
+               FROM "tblFamilySMS" s JOIN "tblPolicy" p ON p."FamilyID" = s.familyid
+               WHERE p."PolicyUUID" = '{}' AND s.validityto IS NULL"#,
+            policy.uuid
+        )),
+        "1|t"
     );
     // The family the renewal belongs to arrived with it, head first.
     assert_eq!(
@@ -733,16 +748,37 @@ fn a_gepg_payment_activates_the_renewal_in_the_central_tables_with_history_rows(
     assert_eq!(policy.status, PolicyStatus::Active);
     let effective = policy.effective_date.unwrap();
     let premium = &store.premiums_of_policy(policy.id).unwrap()[0];
-    // The policy: Active (2) in place, its Idle (1) state kept as a history row.
+    // The policy: Active (2) in place, its Idle (1) state kept as a history row closed when
+    // the current row's state began, with a key and UUID of its own.
     assert_eq!(
         pg.query(&format!(
             r#"SELECT c."PolicyStatus", c."EffectiveDate", c."AuditUserID", h."PolicyStatus",
-                      h."EffectiveDate" IS NULL, h."LegacyID" = c."PolicyID", h."PolicyStage"
+                      h."EffectiveDate" IS NULL, h."LegacyID" = c."PolicyID", h."PolicyStage",
+                      h."ValidityTo" = c."ValidityFrom", h."PolicyID" <> c."PolicyID",
+                      h."PolicyUUID" <> c."PolicyUUID", h."PolicyValue", h."ExpiryDate" = c."ExpiryDate"
                FROM "tblPolicy" c JOIN "tblPolicy" h ON h."LegacyID" = c."PolicyID"
                WHERE c."PolicyUUID" = '{}' AND c."ValidityTo" IS NULL"#,
             policy.uuid
         )),
-        format!("2|{effective}|-3|1|t|t|R")
+        format!("2|{effective}|-3|1|t|t|R|t|t|t|30000.00|t")
+    );
+    // The control number as the store has it now; any earlier state is a history row of
+    // its own key (allocated, as the current row's was) pointing at the current row.
+    let number = store.control_number_by_number(&cn).unwrap().unwrap();
+    let code = imis_gateway::mirror::tables::control_number::status_code(number.status);
+    assert_eq!(
+        pg.query(&format!(
+            r#"SELECT c."Status", c."PaymentID" = p."PaymentID",
+                      count(h.*) = count(h."ValidityTo"),
+                      bool_and(h."ControlNumberID" IS NULL OR h."ControlNumberID" <> c."ControlNumberID"),
+                      (SELECT count(*) = count(DISTINCT "ControlNumberID") FROM "tblControlNumber")
+               FROM "tblControlNumber" c JOIN "tblPayment" p ON p."PaymentUUID" = '{}'
+               LEFT JOIN "tblControlNumber" h ON h."LegacyID" = c."ControlNumberID"
+               WHERE c."ControlNumber" = '{cn}' AND c."ValidityTo" IS NULL
+               GROUP BY c."Status", c."PaymentID", p."PaymentID", c."ControlNumberID""#,
+            payment.uuid
+        )),
+        format!("{code}|t|t|t|t")
     );
     // The premium, on the renewal policy.
     assert_eq!(
@@ -911,8 +947,41 @@ fn an_sms_enrolment_produces_the_family_head_policy_and_member_rows() {
         )
     );
     assert_eq!(
-        pg.query(r#"SELECT "ApprovalOfSMS", "LanguageOfSMS" FROM "tblFamilySMS" WHERE "ValidityTo" IS NULL"#),
+        pg.query(
+            r#"SELECT approvalofsms, languageofsms FROM "tblFamilySMS" WHERE validityto IS NULL"#
+        ),
         "t|sw"
+    );
+    // The preference row belongs to the central family.
+    assert_eq!(
+        pg.query(&format!(
+            r#"SELECT count(*) FROM "tblFamilySMS" s JOIN "tblFamilies" f ON f."FamilyID" = s.familyid
+               WHERE f."FamilyUUID" = '{}' AND s.validityto IS NULL"#,
+            family.uuid
+        )),
+        "1"
+    );
+    // The officer arrived with their villages, one current row each, the gateway's user.
+    let villages: Vec<String> = eo
+        .villages
+        .iter()
+        .map(|v| store.location(*v).unwrap().unwrap().code)
+        .collect();
+    assert!(!villages.is_empty());
+    assert_eq!(
+        pg.query(&format!(
+            r#"SELECT string_agg(l."LocationCode", ',' ORDER BY l."LocationCode"),
+                      bool_and(v."AuditUserID" = -3), bool_and(v."ValidityFrom" IS NOT NULL)
+               FROM "tblOfficerVillages" v JOIN "tblOfficer" o ON o."OfficerID" = v."OfficerId"
+               JOIN "tblLocations" l ON l."LocationId" = v."LocationId"
+               WHERE o."Code" = '{}' AND v."ValidityTo" IS NULL AND o."ValidityTo" IS NULL"#,
+            eo.code
+        )),
+        format!("{}|t|t", {
+            let mut v = villages.clone();
+            v.sort();
+            v.join(",")
+        })
     );
     // A New policy, Idle until paid, sold by the officer (mirrored with it: the officer
     // row carries the code the central office knows).
@@ -1013,5 +1082,260 @@ fn a_replayed_batch_with_an_insert_and_a_later_update_keeps_the_newer_state() {
     std::thread::sleep(Duration::from_millis(600));
     let w = writer(&store, &pg);
     rt.block_on(drain(&w, &store));
+    assert_consistent(&rt, &pg, &store);
+}
+
+/// `n` pool control numbers `<tag>0000`.. in `store` (no payment: each row stands alone).
+fn pool_numbers(store: &Store, tag: &str, n: usize) -> Vec<Id> {
+    (0..n)
+        .map(|i| {
+            let id = store.next_id().unwrap();
+            let cn = ControlNumber {
+                id,
+                number: format!("{tag}{i:04}"),
+                status: ControlNumberStatus::Pooled,
+                payment: None,
+                product: None,
+                requested_date: chrono::Utc::now(),
+                received_date: None,
+            };
+            store
+                .write(|tx| -> TxResult<(), Infallible> {
+                    tx.put_control_number(&cn)?;
+                    Ok(())
+                })
+                .unwrap();
+            id
+        })
+        .collect()
+}
+
+fn assign_all(store: &Store, ids: &[Id]) {
+    for &id in ids {
+        store
+            .write(|tx| -> TxResult<(), Infallible> {
+                let mut c = tx.control_number(id)?.unwrap();
+                c.status = ControlNumberStatus::Assigned;
+                tx.put_control_number(&c)?;
+                Ok(())
+            })
+            .unwrap();
+    }
+}
+
+/// A writer of small batches, so that two of them interleave many transactions.
+fn small_batch_writer(store: &Store, pg: &Pg) -> MirrorWriter {
+    let opts = WriterOptions {
+        batch_size: 3,
+        lease: Duration::from_secs(2),
+        backoff_base: Duration::from_millis(50),
+        backoff_cap: Duration::from_millis(200),
+        ..WriterOptions::default()
+    };
+    MirrorWriter::new(store.clone(), pg.dsn(), opts)
+}
+
+/// Inserts rows into tblControlNumber as a careless client would (`max + 1`, no lock),
+/// each in a transaction it keeps open a little, until `stop`; returns how many it inserted.
+/// A writer reading `max` while such a row is uncommitted would take the same key.
+async fn plain_sql_inserter(
+    dsn: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> u64 {
+    use std::sync::atomic::Ordering;
+    let mut c = imis_gateway::mirror::connect(&dsn).await.unwrap();
+    let mut ok = 0;
+    let mut i = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        i += 1;
+        let tx = c.transaction().await.unwrap();
+        let r = tx
+            .execute(
+                r#"INSERT INTO "tblControlNumber" ("ControlNumberID", "ControlNumber", "ValidityFrom")
+                   SELECT COALESCE(max("ControlNumberID"), 0) + 1, 'SQL' || $1::text, now()
+                   FROM "tblControlNumber""#,
+                &[&i.to_string()],
+            )
+            .await;
+        // Its own duplicate keys are its business: the table lock makes it wait, not us.
+        if r.is_ok() {
+            tx.batch_execute("SELECT pg_sleep(0.02)").await.unwrap();
+            tx.commit().await.unwrap();
+            ok += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    ok
+}
+
+/// tblControlNumber's key has no default and no sequence in the real scripts. Two gateways
+/// (two stores) mirror control numbers into one database at once, in small interleaved
+/// batches, while a plain SQL client inserts rows of its own: every write arrives, none is
+/// dead-lettered for a duplicate key, and the updates' history rows get keys of their own
+/// the same way (ValidityTo set, LegacyID = the current row's id).
+#[test]
+fn two_writers_and_a_plain_sql_client_insert_control_numbers_at_once_without_duplicate_keys() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    const N: usize = 40;
+    let (pg, a) = seeded();
+    let b = Store::open_temporary().unwrap();
+    let ids_a = pool_numbers(&a, "99A", N);
+    let ids_b = pool_numbers(&b, "99B", N);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (wa, wb) = (small_batch_writer(&a, &pg), small_batch_writer(&b, &pg));
+    let round = |rt: &tokio::runtime::Runtime| {
+        let stop = Arc::new(AtomicBool::new(false));
+        let sql = rt.spawn(plain_sql_inserter(pg.dsn(), stop.clone()));
+        rt.block_on(async {
+            tokio::join!(drain(&wa, &a), drain(&wb, &b));
+        });
+        stop.store(true, Ordering::Relaxed);
+        rt.block_on(sql).unwrap()
+    };
+    let inserted = round(&rt);
+    for s in [&a, &b] {
+        let dead = s.dead(MIRROR_TOPIC).unwrap();
+        let reasons: Vec<&str> = dead.iter().map(|d| d.last_error.as_str()).collect();
+        assert!(dead.is_empty(), "{reasons:#?}");
+    }
+    assert!(inserted > 0, "the plain SQL client inserted nothing");
+    assert_eq!(
+        pg.query(
+            r#"SELECT count(*) FILTER (WHERE "ControlNumber" LIKE '99%'),
+                      count(*) FILTER (WHERE "ControlNumber" LIKE 'SQL%'),
+                      count(DISTINCT "ControlNumberID") = count(*)
+               FROM "tblControlNumber""#
+        ),
+        format!("{}|{inserted}|t", 2 * N)
+    );
+    // One row column by column: pooled (1), no payment, the system user, current.
+    assert_eq!(
+        pg.query(
+            r#"SELECT "Status", "PaymentID" IS NULL, "AuditedUserID", "ValidityTo" IS NULL,
+                      "LegacyID" IS NULL, "RequestedDate" IS NOT NULL
+               FROM "tblControlNumber" WHERE "ControlNumber" = '99A0000'"#
+        ),
+        "1|t|-1|t|t|t"
+    );
+
+    // Every number assigned, in both stores at once: 2N updates, 2N history rows.
+    assign_all(&a, &ids_a);
+    assign_all(&b, &ids_b);
+    let more = round(&rt);
+    for s in [&a, &b] {
+        assert!(s.dead(MIRROR_TOPIC).unwrap().is_empty());
+    }
+    assert_eq!(
+        pg.query(
+            r#"SELECT count(*) FILTER (WHERE c."ValidityTo" IS NULL AND c."Status" = 2),
+                      count(h.*), bool_and(h."Status" = 1), bool_and(h."ValidityTo" = c."ValidityFrom"),
+                      bool_and(h."ControlNumber" = c."ControlNumber")
+               FROM "tblControlNumber" c
+               LEFT JOIN "tblControlNumber" h ON h."LegacyID" = c."ControlNumberID"
+               WHERE c."ControlNumber" LIKE '99%' AND c."ValidityTo" IS NULL"#
+        ),
+        format!("{}|{}|t|t|t", 2 * N, 2 * N)
+    );
+    assert_eq!(
+        pg.query(
+            r#"SELECT count(*) FILTER (WHERE "ControlNumber" LIKE 'SQL%'),
+                      count(DISTINCT "ControlNumberID") = count(*)
+               FROM "tblControlNumber""#
+        ),
+        format!("{}|t", inserted + more)
+    );
+}
+
+/// A database lacking a column the gateway needs is refused when the writer starts: one
+/// log line and the `/health` mirror entry name the table and column, and nothing is written
+/// (the writes wait in the outbox).
+#[test]
+fn a_database_lacking_a_needed_column_is_refused_at_start_and_health_says_why() {
+    let pg = Pg::start();
+    pg.query(r#"ALTER TABLE "tblFamilySMS" DROP COLUMN languageofsms"#);
+    let dir = tempfile::tempdir().unwrap();
+    let server = mirrored_server(&pg, dir.path(), &[]);
+    let u = common::ussd::Ussd::new(&server);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let h = loop {
+        let h = mirror_health(&u);
+        if h["state"] == "refused" {
+            break h;
+        }
+        assert!(std::time::Instant::now() < deadline, "not refused: {h}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(h["reason"], "tblFamilySMS.LanguageOfSMS missing", "{h}");
+    // The gateway still serves; its writes are kept, not written.
+    renew_by_ussd(&u);
+    std::thread::sleep(Duration::from_millis(1500));
+    let h = mirror_health(&u);
+    assert_eq!(h["state"], "refused", "{h}");
+    assert_eq!(h["applied_total"], 0, "{h}");
+    assert_eq!(h["rejected_total"], 0, "{h}");
+    assert!(h["lag_secs"].as_f64().unwrap_or(0.0) > 0.0, "{h}");
+    assert_eq!(pg.query(r#"SELECT count(*) FROM "tblPolicy""#), "0");
+    let (status, logs) = server.terminate();
+    assert!(status.success(), "{}", logs.join("\n"));
+    let refusals: Vec<&String> = logs.iter().filter(|l| l.contains("refused")).collect();
+    assert_eq!(refusals.len(), 1, "{refusals:#?}");
+    assert!(
+        refusals[0].contains("tblFamilySMS.LanguageOfSMS missing"),
+        "{refusals:#?}"
+    );
+}
+
+/// An enrolment mirrored, then its policy suspended (2 → 4) and mirrored again, with no
+/// dead letter; the runtime used and the policy's UUID.
+fn enrol_then_suspend(pg: &Pg, store: &Store) -> (tokio::runtime::Runtime, Uuid) {
+    let e = enrol(store, 1, "Hamisi");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(drain(&writer(store, pg), store));
+    set_status(store, e.policy, PolicyStatus::Suspended);
+    rt.block_on(drain(&writer(store, pg), store));
+    assert!(store.dead(MIRROR_TOPIC).unwrap().is_empty());
+    (rt, store.policy(e.policy).unwrap().unwrap().uuid)
+}
+
+/// `cols` of the current tblPolicy row `u` (as `c`) joined with its history rows (`h`).
+fn with_history(pg: &Pg, u: Uuid, cols: &str) -> String {
+    pg.query(&format!(
+        r#"SELECT {cols} FROM "tblPolicy" c JOIN "tblPolicy" h ON h."LegacyID" = c."PolicyID"
+           WHERE c."PolicyUUID" = '{u}' AND c."ValidityTo" IS NULL"#
+    ))
+}
+
+/// Columns a history copy carries but the gateway does not map are optional: a database
+/// without them (as the backend's migrations leave tblPremium without RowID) is written
+/// all the same, the copy leaving them out.
+#[test]
+fn an_unmapped_column_the_database_lacks_is_not_copied_and_nothing_is_dead() {
+    let (pg, store) = seeded();
+    pg.query(r#"ALTER TABLE "tblPolicy" DROP COLUMN "Source", DROP COLUMN "SourceVersion""#);
+    pg.query(r#"ALTER TABLE "tblPremium" DROP COLUMN "RowID""#);
+    let (rt, u) = enrol_then_suspend(&pg, &store);
+    let cols = r#"c."PolicyStatus", h."PolicyStatus", h."LegacyID" = c."PolicyID",
+                  h."ValidityTo" = c."ValidityFrom""#;
+    assert_eq!(with_history(&pg, u, cols), "4|2|t|t");
+    assert_consistent(&rt, &pg, &store);
+}
+
+/// A key that is an identity column (as newer Django migrations create them), even
+/// GENERATED ALWAYS, is drawn from its own sequence as the catalogue names it and supplied
+/// with OVERRIDING SYSTEM VALUE, for the new row and for the history row alike.
+#[test]
+fn a_key_generated_always_as_identity_is_drawn_from_its_sequence() {
+    let (pg, store) = seeded();
+    pg.query(
+        r#"ALTER TABLE "tblPolicy" ALTER COLUMN "PolicyID" DROP DEFAULT;
+           DROP SEQUENCE "tblPolicy_PolicyID_seq";
+           ALTER TABLE "tblPolicy" ALTER COLUMN "PolicyID"
+             ADD GENERATED ALWAYS AS IDENTITY (START WITH 500)"#,
+    );
+    let (rt, u) = enrol_then_suspend(&pg, &store);
+    let cols = r#"c."PolicyID", c."PolicyStatus", h."PolicyID", h."PolicyStatus",
+                  h."LegacyID" = c."PolicyID""#;
+    assert_eq!(with_history(&pg, u, cols), "500|4|501|2|t");
     assert_consistent(&rt, &pg, &store);
 }

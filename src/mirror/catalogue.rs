@@ -270,10 +270,11 @@ fn identity_kind(generation: Option<&str>) -> Identity {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn col(name: &str, udt: &str) -> Column {
+    /// A NOT NULL column of type `udt` with nothing behind it.
+    pub(crate) fn col(name: &str, udt: &str) -> Column {
         Column {
             name: name.to_string(),
             ty: ColumnType {

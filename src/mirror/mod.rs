@@ -5,8 +5,9 @@
 //! one-off [`import`](pull::import) and the incremental [`pull`](pull::Puller), the
 //! local ↔ central id map ([`idmap`]) and the status shown by `/health` and
 //! `imis-gateway mirror status`.
-//! Must never: hard-delete a central row, choose a central integer key itself (they come from
-//! the database's sequences), write a row without the history-row convention, or queue a
+//! Must never: hard-delete a central row, choose a central integer key itself where the
+//! database has a sequence for it (a key without one is allocated under a table lock, see
+//! [`live`]), name a column the live catalogue does not have, write a row without the history-row convention, or queue a
 //! pulled row back onto the mirror (pulled rows go through
 //! [`crate::store::Store::write_from_central`]).
 //!
@@ -28,10 +29,13 @@
 
 pub mod catalogue;
 pub mod idmap;
+pub mod live;
+pub mod options;
 pub mod progress;
 pub mod pull;
 pub mod rows;
 pub mod schema;
+pub mod sides;
 pub mod sql;
 pub mod status;
 pub mod tables;
@@ -80,6 +84,12 @@ pub enum MirrorError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The central database lacks something the gateway needs (one line naming the table
+    /// and column): the writer does not start.
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error(transparent)]
+    Catalogue(#[from] catalogue::CatalogueError),
     #[error("the store is not empty; import only into an empty store")]
     NotEmpty,
     #[error("TLS to the central database: {0}")]

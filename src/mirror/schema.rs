@@ -4,8 +4,8 @@
 //! natural key of a table without a UUID, and what the pull reads besides the columns), the
 //! SELECT built from a description, and [`Named`], the accessor that reads a central row by
 //! column name. The descriptions themselves live with their mappings in [`super::tables`].
-//! Must never: name a column itself (names come from the descriptions, so a later
-//! resolution against the live catalogue changes them in one place) or touch the database.
+//! Must never: name a column itself (names come from the descriptions, and the writer
+//! spells them as the live catalogue does, [`super::live`]) or touch the database.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use tokio_postgres::types::FromSql;
@@ -18,6 +18,8 @@ use super::MirrorError;
 /// The validity columns of the history-row convention, common to every table.
 pub const VALIDITY_FROM: &str = "ValidityFrom";
 pub const VALIDITY_TO: &str = "ValidityTo";
+/// The history row's pointer to its current row.
+pub const LEGACY_ID: &str = "LegacyID";
 
 /// The alias of the described table in its SELECT (pull extras refer to it).
 pub const ALIAS: &str = "t";
@@ -34,6 +36,15 @@ pub struct Desc {
     pub natural_key: &'static [Col],
     /// What the pull reads of this table, if it pulls it.
     pub pull: Option<Pull>,
+}
+
+/// A table the writer keeps in step with a described one (`tblFamilySMS`,
+/// `tblOfficerVillages`): its columns, every one required, and its key if it has one.
+#[derive(Debug)]
+pub struct Side {
+    pub name: &'static str,
+    pub pk: Option<&'static str>,
+    pub columns: &'static [&'static str],
 }
 
 /// What the pull reads besides the mapped columns.
@@ -68,35 +79,47 @@ impl Desc {
     /// The SELECT of the current rows: the key, the UUID, every mapped column in its read
     /// form and (pulling) the pull's extras, each named as the column, and `ValidityFrom`.
     pub fn select(&self, which: Select) -> String {
+        self.select_spelled(which, &|c| c.to_string())
+    }
+
+    /// [`Desc::select`] with each column of the table spelled by `spell` (the live
+    /// catalogue's spelling, [`super::live::LiveSchema::select`]); each is still named as
+    /// described.
+    pub fn select_spelled(&self, which: Select, spell: &dyn Fn(&str) -> String) -> String {
         let with_extra = which != Select::Columns;
         let since = which == Select::PullSince;
         let t = &self.table;
-        let mut cols = vec![format!("{}::int8 AS {}", q(t.pk), q(t.pk))];
+        let mut cols = vec![format!("{}::int8 AS {}", q(&spell(t.pk)), q(t.pk))];
         if let Some(u) = t.uuid {
-            cols.push(format!("{}::text AS {}", q(u), q(u)));
+            cols.push(format!("{}::text AS {}", q(&spell(u)), q(u)));
         }
         cols.extend(
             t.columns
                 .iter()
-                .map(|c| format!("{} AS {}", c.ty.read_expr(c.name), q(c.name))),
+                .map(|c| format!("{} AS {}", c.ty.read_expr(&spell(c.name)), q(c.name))),
         );
-        let mut cond = vec![format!("{} IS NULL", q(VALIDITY_TO))];
+        let (from, to) = (q(&spell(VALIDITY_FROM)), q(&spell(VALIDITY_TO)));
+        let mut cond = vec![format!("{to} IS NULL")];
         if let (true, Some(p)) = (with_extra, &self.pull) {
             cols.extend(p.extra.iter().map(|(n, e)| format!("({e}) AS {}", q(n))));
             cond.extend(p.only.map(str::to_string));
         }
-        cols.push(q(VALIDITY_FROM));
+        cols.push(if from == q(VALIDITY_FROM) {
+            from.clone()
+        } else {
+            format!("{from} AS {}", q(VALIDITY_FROM))
+        });
         let mut sql = format!(
             "SELECT {} FROM {} {ALIAS} WHERE ",
             cols.join(", "),
             q(t.name)
         );
         if since {
-            cond.push(format!("{} > $1", q(VALIDITY_FROM)));
+            cond.push(format!("{from} > $1"));
         }
         sql.push_str(&cond.join(" AND "));
         if since {
-            sql.push_str(&format!(" ORDER BY {}", q(VALIDITY_FROM)));
+            sql.push_str(&format!(" ORDER BY {from}"));
         }
         sql
     }

@@ -3,13 +3,17 @@
 //! row already holds the values or the write's history row exists).
 //!
 //! Owns: the quoting of identifiers and the history-row convention in one place.
-//! Must never: build SQL from data (values are always parameters; only the static table and
-//! column names of [`Table`] are spliced, quoted).
+//! Must never: build SQL from data (values are always parameters; only the table and column
+//! names of [`Table`], spelled as the live catalogue spells them ([`LiveTable`]), are
+//! spliced, quoted).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Transaction;
 use uuid::Uuid;
+
+use super::live::LiveTable;
+use super::schema::{LEGACY_ID, VALIDITY_FROM, VALIDITY_TO};
 
 /// A column value and how it is cast on the way in.
 #[derive(Debug, Clone, PartialEq)]
@@ -176,7 +180,8 @@ pub struct Table {
     pub uuid_is_uuid_type: bool,
     /// The audit user column, spelled as this table spells it.
     pub audit: &'static str,
-    /// The pk's sequence.
+    /// The pk's sequence as the real scripts name it (for reference: the writer draws keys
+    /// from the sequence the live catalogue names, [`super::live`]).
     pub seq: &'static str,
     /// The columns the mirror maps to and from our records.
     pub columns: &'static [Col],
@@ -185,8 +190,9 @@ pub struct Table {
     pub unmapped: &'static [&'static str],
 }
 
+/// A quoted identifier (a `"` inside is doubled, as SQL wants).
 pub fn q(ident: &str) -> String {
-    format!("\"{ident}\"")
+    format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
 /// A typed query parameter.
@@ -205,25 +211,18 @@ impl Table {
         }
     }
 
-    fn uuid_match(&self, col: &str, n: usize) -> String {
+    fn uuid_match(&self, live: &LiveTable, col: &str, n: usize) -> String {
         if self.uuid_is_uuid_type {
-            format!("{} = ${n}::text::uuid", q(col))
+            format!("{} = ${n}::text::uuid", live.q(col))
         } else {
-            format!("{} = ${n}", q(col))
+            format!("{} = ${n}", live.q(col))
         }
-    }
-
-    /// A fresh key from the table's sequence.
-    pub async fn next_key(&self, tx: &Transaction<'_>) -> Result<i64, tokio_postgres::Error> {
-        let r = tx
-            .query_typed_one(&format!("SELECT nextval('{}')::int8", q(self.seq)), &[])
-            .await?;
-        Ok(r.get(0))
     }
 
     /// The pk of the row (current or history) carrying this UUID.
     pub async fn by_uuid(
         &self,
+        live: &LiveTable,
         tx: &Transaction<'_>,
         u: Uuid,
     ) -> Result<Option<i64>, tokio_postgres::Error> {
@@ -232,9 +231,9 @@ impl Table {
         };
         let sql = format!(
             "SELECT {}::int8 FROM {} WHERE {}",
-            q(self.pk),
+            live.q_pk(),
             q(self.name),
-            self.uuid_match(col, 1)
+            self.uuid_match(live, col, 1)
         );
         let u = u.to_string();
         let r = tx.query_typed_opt(&sql, &[(&u, Type::TEXT)]).await?;
@@ -244,30 +243,34 @@ impl Table {
     /// The current row's pk matching `key` columns (natural key).
     pub async fn current_by(
         &self,
+        live: &LiveTable,
         tx: &Transaction<'_>,
         key: &Row,
     ) -> Result<Option<i64>, tokio_postgres::Error> {
         let conds: Vec<String> = key
             .iter()
             .enumerate()
-            .map(|(i, (c, v))| format!("{} = {}", q(c), v.expr(i + 1)))
+            .map(|(i, (c, v))| format!("{} = {}", live.q(c), v.expr(i + 1)))
             .collect();
         let sql = format!(
-            "SELECT {}::int8 FROM {} WHERE \"ValidityTo\" IS NULL AND {} ORDER BY 1 LIMIT 1",
-            q(self.pk),
+            "SELECT {}::int8 FROM {} WHERE {} IS NULL AND {} ORDER BY 1 LIMIT 1",
+            live.q_pk(),
             q(self.name),
+            live.q(VALIDITY_TO),
             conds.join(" AND ")
         );
         let r = tx.query_typed_opt(&sql, &params(key)).await?;
         Ok(r.map(|r| r.get(0)))
     }
 
-    /// Inserts a current row; `key` is the pk to use (reserved earlier), or `None` for the
-    /// sequence's next value. Returns the pk.
+    /// Inserts a current row with pk `key` (drawn or allocated by the caller,
+    /// [`super::live::Keys`]). Returns the pk.
+    #[allow(clippy::too_many_arguments)]
     pub async fn insert(
         &self,
+        live: &LiveTable,
         tx: &Transaction<'_>,
-        key: Option<i64>,
+        key: i64,
         uuid: Option<Uuid>,
         row: &Row,
         audit: i32,
@@ -278,22 +281,19 @@ impl Table {
             full.push((col, self.uuid_val(u)));
         }
         full.push((self.audit, Val::I32(Some(audit))));
-        full.push(("ValidityFrom", Val::Ts(Some(now))));
-        let key = match key {
-            Some(k) => k,
-            None => self.next_key(tx).await?,
-        };
+        full.push((VALIDITY_FROM, Val::Ts(Some(now))));
         full.push((self.pk, Val::I64(Some(key))));
-        let cols: Vec<String> = full.iter().map(|(c, _)| q(c)).collect();
+        let cols: Vec<String> = full.iter().map(|(c, _)| live.q(c)).collect();
         let vals: Vec<String> = full
             .iter()
             .enumerate()
             .map(|(i, (_, v))| v.expr(i + 1))
             .collect();
         let sql = format!(
-            "INSERT INTO {} ({}) VALUES ({})",
+            "INSERT INTO {} ({}) {}VALUES ({})",
             q(self.name),
             cols.join(", "),
+            live.overriding(),
             vals.join(", ")
         );
         tx.execute_typed(&sql, &params(&full)).await?;
@@ -303,23 +303,26 @@ impl Table {
     /// The history-row convention, in one statement (one round trip): unless the current row
     /// `key` already holds every value of `row` (or, with `skip_if_history_exists`, the
     /// history row `history_uuid` exists: the write was applied before), copy it as a
-    /// history row (ValidityTo = now, LegacyID = key, UUID = `history_uuid`) and update it in
-    /// place with `row`, a new ValidityFrom and the audit user. Returns whether it updated.
+    /// history row (ValidityTo = now, LegacyID = key, UUID = `history_uuid`, pk
+    /// `history_key` or, when None, the table's sequence) and update it in place with `row`,
+    /// a new ValidityFrom and the audit user. Returns whether it updated.
     ///
     /// All parts of the statement see the same snapshot, so the copy holds the old values.
     #[allow(clippy::too_many_arguments)]
     pub async fn update_with_history(
         &self,
+        live: &LiveTable,
         tx: &Transaction<'_>,
         key: i64,
-        history_uuid: Option<Uuid>,
+        history: (Option<i64>, Option<Uuid>),
         skip_if_history_exists: bool,
         row: &Row,
         audit: i32,
         now: DateTime<Utc>,
     ) -> Result<bool, tokio_postgres::Error> {
+        let (history_key, history_uuid) = history;
         let t = q(self.name);
-        let pk = q(self.pk);
+        let pk = live.q_pk();
         let mut p: Vec<Param<'_>> = vec![(&key, Type::INT8), (&now, Type::TIMESTAMPTZ)];
         let hist = history_uuid.map(|u| u.to_string());
         let uuid_col = match (self.uuid, hist.as_ref()) {
@@ -329,34 +332,44 @@ impl Table {
             }
             _ => None,
         };
+        let new_key = match (history_key.as_ref(), live.nextval_expr()) {
+            (Some(k), _) => {
+                p.push((k, Type::INT8));
+                format!("${}::int8", p.len())
+            }
+            (None, Some(nextval)) => nextval,
+            // A table without a sequence whose caller allocated nothing: the database
+            // refuses the NULL key, naming it.
+            (None, None) => "NULL".into(),
+        };
         let off = p.len();
         let expr = |i: usize, v: &Val| v.expr(off + i + 1);
         // The current row, unless there is nothing to do.
         let same: Vec<String> = row
             .iter()
             .enumerate()
-            .map(|(i, (c, v))| format!("{} IS NOT DISTINCT FROM {}", q(c), expr(i, v)))
+            .map(|(i, (c, v))| format!("{} IS NOT DISTINCT FROM {}", live.q(c), expr(i, v)))
             .collect();
         let mut cur = format!("{pk} = $1 AND NOT ({})", same.join(" AND "));
         if let (Some(col), true) = (uuid_col, skip_if_history_exists) {
             cur.push_str(&format!(
                 " AND NOT EXISTS (SELECT 1 FROM {t} WHERE {})",
-                self.uuid_match(col, 3)
+                self.uuid_match(live, col, 3)
             ));
         }
-        // The history copy.
-        let mut cols: Vec<String> = self.columns.iter().map(|c| q(c.name)).collect();
-        cols.extend(self.unmapped.iter().map(|c| q(c)));
-        cols.push(q(self.audit));
-        cols.push(q("ValidityFrom"));
+        // The history copy: the mapped columns, the unmapped ones the database has.
+        let mut cols: Vec<String> = self.columns.iter().map(|c| live.q(c.name)).collect();
+        cols.extend(self.unmapped.iter().filter_map(|c| live.col(c)).map(q));
+        cols.push(live.q(self.audit));
+        cols.push(live.q(VALIDITY_FROM));
         let mut dst = cols.clone();
         let mut src = cols;
-        dst.push(q("ValidityTo"));
+        dst.push(live.q(VALIDITY_TO));
         src.push("$2".into());
-        dst.push(q("LegacyID"));
+        dst.push(live.q(LEGACY_ID));
         src.push(pk.clone());
         if let Some(col) = uuid_col {
-            dst.push(q(col));
+            dst.push(live.q(col));
             src.push(if self.uuid_is_uuid_type {
                 "$3::text::uuid".into()
             } else {
@@ -364,24 +377,25 @@ impl Table {
             });
         }
         dst.push(pk.clone());
-        src.push(format!("nextval('{}')", q(self.seq)));
+        src.push(new_key);
         // The in-place update.
         let mut sets: Vec<String> = row
             .iter()
             .enumerate()
-            .map(|(i, (c, v))| format!("{} = {}", q(c), expr(i, v)))
+            .map(|(i, (c, v))| format!("{} = {}", live.q(c), expr(i, v)))
             .collect();
         sets.push(format!(
             "{} = ${}::int4",
-            q(self.audit),
+            live.q(self.audit),
             off + row.len() + 1
         ));
-        sets.push(format!("{} = $2", q("ValidityFrom")));
+        sets.push(format!("{} = $2", live.q(VALIDITY_FROM)));
         let sql = format!(
             "WITH cur AS (SELECT * FROM {t} WHERE {cur}), \
-             hist AS (INSERT INTO {t} ({}) SELECT {} FROM cur) \
+             hist AS (INSERT INTO {t} ({}) {}SELECT {} FROM cur) \
              UPDATE {t} SET {} WHERE {pk} = $1 AND EXISTS (SELECT 1 FROM cur)",
             dst.join(", "),
+            live.overriding(),
             src.join(", "),
             sets.join(", "),
         );

@@ -23,6 +23,10 @@ const RECENT: usize = 10;
 pub struct Snapshot {
     pub state: String,
     pub last_error: Option<String>,
+    /// Why the writer refused the central database (state `refused`): one line naming the
+    /// table and column it lacks.
+    #[serde(default)]
+    pub reason: Option<String>,
     pub applied_total: u64,
     pub rejected_total: u64,
     pub last_batch_rows: usize,
@@ -71,15 +75,26 @@ impl MirrorStatus {
     pub fn set_state(&self, state: &str, error: Option<String>) {
         self.update(|s| {
             s.state = state.to_string();
+            s.reason = None;
             if error.is_some() {
                 s.last_error = error;
             }
         });
     }
 
+    /// The central database lacks what the gateway needs: nothing is written.
+    pub fn refuse(&self, reason: &str) {
+        self.update(|s| {
+            s.state = "refused".into();
+            s.reason = Some(reason.to_string());
+            s.last_error = Some(format!("refused: {reason}"));
+        });
+    }
+
     pub fn batch_done(&self, outcomes: &[Outcome], took: Duration) {
         self.update(|s| {
             s.state = "ok".into();
+            s.reason = None;
             s.last_batch_rows = outcomes.len();
             s.last_batch_ms = took.as_millis() as u64;
             for o in outcomes {
@@ -121,7 +136,7 @@ pub fn health(store: &Store, enabled: bool) -> Value {
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
     let s = load(store).unwrap_or_default();
-    json!({
+    let mut h = json!({
         "state": if s.state.is_empty() { "starting" } else { s.state.as_str() },
         "lag_secs": lag,
         "applied_total": s.applied_total,
@@ -130,7 +145,11 @@ pub fn health(store: &Store, enabled: bool) -> Value {
         "last_batch_ms": s.last_batch_ms,
         "last_error": s.last_error,
         "recent_rejections": s.recent_rejections,
-    })
+    });
+    if let Some(r) = s.reason {
+        h["reason"] = json!(r);
+    }
+    h
 }
 
 #[cfg(test)]
@@ -158,5 +177,19 @@ mod tests {
         // A new handle (a restart) continues from the stored counters.
         let again = MirrorStatus::new(store.clone());
         assert_eq!(again.snapshot().applied_total, 3);
+    }
+
+    #[test]
+    fn a_refused_database_shows_its_reason_until_the_writer_runs_again() {
+        let store = Store::open_temporary().unwrap();
+        let st = MirrorStatus::new(store.clone());
+        st.refuse("tblFoo.Bar missing");
+        let h = health(&store, true);
+        assert_eq!(h["state"], "refused");
+        assert_eq!(h["reason"], "tblFoo.Bar missing");
+        st.set_state("idle", None);
+        let h = health(&store, true);
+        assert_eq!(h["state"], "idle");
+        assert!(h.get("reason").is_none(), "{h}");
     }
 }

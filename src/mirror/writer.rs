@@ -1,26 +1,29 @@
 //! The mirror writer: drains the outbox topic `mirror` into the central database.
 //!
 //! Owns: batching (one PostgreSQL transaction per batch), reference resolution (local →
-//! central ids, reserving keys from the sequences for entities not yet mirrored), the
+//! central ids, reserving keys for entities not yet mirrored: from the sequences, or
+//! allocated under a table lock where the database has none, [`super::live`]), the
 //! history-row convention per write, and which writes are applied or rejected; the outbox's
 //! consumer loop (`crate::store::consumer`) acknowledges, dead-letters the rejected rows and
 //! holds the batch with exponential backoff while the database is unreachable.
+//! At start the writer resolves its descriptions against the live catalogue; a database
+//! lacking a table or column the gateway needs is refused with one line naming it (state
+//! `refused` on `/health`), and nothing is written.
 //! Must never: claim more entries while a claimed batch is neither acknowledged nor dead
 //! (that would let a later write of an entity overtake an earlier one), or acknowledge a
 //! write before its PostgreSQL transaction committed.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Transaction};
 
+use super::live::{KeySource, Keys, LiveSchema};
 use super::rows::{self, Entity, Ref, Resolved};
 use super::sql::{self, Row};
 use super::status::MirrorStatus;
-use super::{idmap, progress, MirrorError};
+use super::{idmap, progress, sides, MirrorError};
 use crate::shutdown::Signal;
 use crate::store::consumer::{
     Consumer, ConsumerLoop, Flushes, LoopOptions, Shape, Unavailable, Verdict,
@@ -29,47 +32,7 @@ use crate::store::{
     codec, mirror_entity_key, MirrorWrite, OutboxItem, Store, MIRROR_PENDING_NS, MIRROR_TOPIC,
 };
 
-/// Tuning of the writer (from `[mirror]`).
-#[derive(Debug, Clone)]
-pub struct WriterOptions {
-    pub batch_size: usize,
-    /// Lease of a claimed batch; a restarted writer first waits this long so that a crashed
-    /// predecessor's batch is claimable again, in order.
-    pub lease: Duration,
-    pub backoff_base: Duration,
-    pub backoff_cap: Duration,
-    /// How often an idle writer looks for new writes.
-    pub poll: Duration,
-    /// `AuditUserID` of mirrored rows (payment tables always use −1, system).
-    pub audit_user_id: i32,
-}
-
-impl Default for WriterOptions {
-    fn default() -> Self {
-        WriterOptions {
-            batch_size: 200,
-            lease: Duration::from_secs(30),
-            backoff_base: Duration::from_millis(500),
-            backoff_cap: Duration::from_secs(60),
-            poll: Duration::from_millis(200),
-            audit_user_id: -3,
-        }
-    }
-}
-
-impl WriterOptions {
-    /// The writer's options from `[mirror]`.
-    pub fn from_config(c: &crate::config::MirrorConfig) -> WriterOptions {
-        WriterOptions {
-            batch_size: c.batch_size.max(1),
-            lease: Duration::from_secs(c.lease_secs),
-            backoff_base: Duration::from_millis(c.backoff_base_ms),
-            backoff_cap: Duration::from_secs(c.backoff_cap_secs),
-            audit_user_id: c.audit_user_id,
-            ..WriterOptions::default()
-        }
-    }
-}
+pub use super::options::WriterOptions;
 
 /// What happened to one claimed write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +46,9 @@ pub struct MirrorWriter {
     dsn: String,
     opts: WriterOptions,
     status: MirrorStatus,
+    /// The descriptions resolved against the central database, read at the first connection
+    /// and kept (a reconnection reaches the same database).
+    live: Mutex<Option<Arc<LiveSchema>>>,
 }
 
 impl MirrorWriter {
@@ -93,6 +59,52 @@ impl MirrorWriter {
             dsn,
             opts,
             status,
+            live: Mutex::new(None),
+        }
+    }
+
+    /// The descriptions resolved against the connected database (read on first use).
+    async fn schema(&self, c: &Client) -> Result<Arc<LiveSchema>, MirrorError> {
+        if let Some(l) = self.live.lock().ok().and_then(|l| l.clone()) {
+            return Ok(l);
+        }
+        let l = Arc::new(LiveSchema::read(c).await?);
+        if let Ok(mut slot) = self.live.lock() {
+            *slot = Some(l.clone());
+        }
+        Ok(l)
+    }
+
+    /// Connects and resolves the descriptions, retrying while the database is unreachable.
+    /// Returns false when the database was refused (logged once, state `refused`) or the
+    /// shutdown signal came first.
+    async fn resolve_at_start(&self, signal: &mut Signal) -> bool {
+        let mut client = None;
+        let mut attempt = 0u32;
+        loop {
+            let resolved = match connected(&self.dsn, &mut client).await {
+                Ok(c) => self.schema(c).await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            match resolved {
+                Ok(()) => return true,
+                Err(MirrorError::Refused(reason)) => {
+                    tracing::error!("mirror: central database refused: {reason}");
+                    self.status.refuse(&reason);
+                    let _ = signal.recv().await;
+                    return false;
+                }
+                Err(e) => {
+                    self.status.set_state("unreachable", Some(e.to_string()));
+                    client = None;
+                    let wait = loop_options(&self.opts).unavailable_backoff(attempt);
+                    attempt = attempt.saturating_add(1);
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = signal.recv() => return false,
+                    }
+                }
+            }
         }
     }
 
@@ -104,6 +116,10 @@ impl MirrorWriter {
         tokio::select! {
             _ = tokio::time::sleep(self.opts.lease) => {}
             _ = signal.recv() => return,
+        }
+        if !self.resolve_at_start(&mut signal).await {
+            tracing::info!("mirror writer stopped");
+            return;
         }
         let opts = loop_options(&self.opts);
         let store = self.store.clone();
@@ -123,6 +139,7 @@ impl MirrorWriter {
         held: &mut Vec<OutboxItem>,
     ) -> Result<usize, MirrorError> {
         let c = connected(&self.dsn, client).await?;
+        let live = self.schema(c).await?;
         if held.is_empty() {
             *held = self.store.claim(
                 MIRROR_TOPIC,
@@ -137,7 +154,7 @@ impl MirrorWriter {
         }
         // A claimed write may not be on disk yet (see `run`).
         self.store.flushed().await?;
-        let outcomes = self.apply(c, held).await?;
+        let outcomes = self.apply(c, &live, held).await?;
         let n = outcomes.len();
         self.settle(held, &outcomes)?;
         held.clear();
@@ -148,10 +165,11 @@ impl MirrorWriter {
     async fn apply(
         &self,
         c: &mut Client,
+        live: &LiveSchema,
         items: &[OutboxItem],
     ) -> Result<Vec<Outcome>, MirrorError> {
         let started = std::time::Instant::now();
-        let outcomes = apply_batch(c, &self.store, items, self.opts.audit_user_id).await?;
+        let outcomes = apply_resolved(c, live, &self.store, items, self.opts.audit_user_id).await?;
         self.status.batch_done(&outcomes, started.elapsed());
         Ok(outcomes)
     }
@@ -217,7 +235,10 @@ impl Consumer for Draining {
         let w = &self.writer;
         let mut client = self.client.lock().await;
         let applied = match connected(&w.dsn, &mut client).await {
-            Ok(c) => w.apply(c, items).await,
+            Ok(c) => match w.schema(c).await {
+                Ok(live) => w.apply(c, &live, items).await,
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         let outcomes = applied.map_err(|e| {
@@ -265,11 +286,24 @@ fn entity_of_key(key: &str) -> Option<Vec<u8>> {
     Some(mirror_entity_key(kind, id.parse().ok()?))
 }
 
+/// Applies claimed writes in order (see [`apply_resolved`]), resolving the descriptions
+/// against the database first.
+pub async fn apply_batch(
+    client: &mut Client,
+    store: &Store,
+    items: &[OutboxItem],
+    audit: i32,
+) -> Result<Vec<Outcome>, MirrorError> {
+    let live = LiveSchema::read(client).await?;
+    apply_resolved(client, &live, store, items, audit).await
+}
+
 /// Applies claimed writes in order. The whole batch is one transaction; if the database
 /// rejects something in it, each write is retried in a transaction of its own so that only
 /// the rejected ones are dead-lettered. Connection-level failures are returned as errors.
-pub async fn apply_batch(
+pub async fn apply_resolved(
     client: &mut Client,
+    live: &LiveSchema,
     store: &Store,
     items: &[OutboxItem],
     audit: i32,
@@ -281,7 +315,15 @@ pub async fn apply_batch(
     let all: Vec<usize> = (0..items.len()).collect();
     let node = progress::node_id(store).await?;
     progress::ensure_table(client).await?;
-    match apply_in_tx(client, store, node, items, &decoded, &all, audit).await {
+    let b = Batch {
+        live,
+        store,
+        node,
+        items,
+        decoded: &decoded,
+        audit,
+    };
+    match apply_in_tx(client, &b, &all).await {
         Ok(()) => {
             return Ok(decoded
                 .iter()
@@ -295,12 +337,12 @@ pub async fn apply_batch(
         Err(e) => tracing::debug!(error = %e, "mirror: batch refused; isolating the culprit"),
     }
     let mut out = Vec::with_capacity(items.len());
-    for i in 0..items.len() {
-        if let Err(e) = &decoded[i] {
+    for (i, d) in decoded.iter().enumerate() {
+        if let Err(e) = d {
             out.push(Outcome::Rejected(e.to_string()));
             continue;
         }
-        match apply_in_tx(client, store, node, items, &decoded, &[i], audit).await {
+        match apply_in_tx(client, &b, &[i]).await {
             Ok(()) => out.push(Outcome::Applied),
             Err(e) if e.is_rejection() => out.push(Outcome::Rejected(reason(&e))),
             Err(e) => return Err(e),
@@ -324,18 +366,35 @@ fn decode_item(item: &OutboxItem) -> Result<Entity, MirrorError> {
     Entity::decode(&w.kind, &w.record)
 }
 
+/// The claimed writes and what applying them needs.
+struct Batch<'a> {
+    live: &'a LiveSchema,
+    store: &'a Store,
+    node: uuid::Uuid,
+    items: &'a [OutboxItem],
+    decoded: &'a [Result<Entity, MirrorError>],
+    audit: i32,
+}
+
+/// Applies writes `which` of the batch in one transaction.
 async fn apply_in_tx(
     client: &mut Client,
-    store: &Store,
-    node: uuid::Uuid,
-    items: &[OutboxItem],
-    decoded: &[Result<Entity, MirrorError>],
+    b: &Batch<'_>,
     which: &[usize],
-    audit: i32,
 ) -> Result<(), MirrorError> {
+    let Batch {
+        live,
+        store,
+        node,
+        items,
+        decoded,
+        audit,
+    } = *b;
     let tx = client.transaction().await?;
     let mut ctx = Ctx {
         tx: &tx,
+        live,
+        keys: Keys::new(),
         store,
         now: Utc::now(),
         audit,
@@ -380,6 +439,9 @@ async fn apply_in_tx(
 /// One PostgreSQL transaction's view: ids resolved so far, keys reserved but not inserted.
 struct Ctx<'a, 't> {
     tx: &'a Transaction<'t>,
+    live: &'a LiveSchema,
+    /// Keys allocated in this transaction for tables without a sequence.
+    keys: Keys,
     store: &'a Store,
     now: DateTime<Utc>,
     audit: i32,
@@ -419,7 +481,8 @@ impl Ctx<'_, '_> {
         }
         if let Some(u) = uuid {
             let table = &rows::desc_of_kind(r.0)?.table;
-            if let Some(k) = table.by_uuid(self.tx, u).await? {
+            let live = self.live.table(table.name)?;
+            if let Some(k) = table.by_uuid(live, self.tx, u).await? {
                 self.map.insert(r, k);
                 return Ok(Some(k));
             }
@@ -446,15 +509,16 @@ impl Ctx<'_, '_> {
         }
         let row = e.row(&refs)?;
         if let Some(nk) = e.natural_key(&row) {
-            if let Some(k) = e.table().current_by(self.tx, &nk).await? {
+            let live = self.live.table(e.table().name)?;
+            if let Some(k) = e.table().current_by(live, self.tx, &nk).await? {
                 self.map.insert(me, k);
             }
         }
         Ok(())
     }
 
-    /// The central key of a referenced entity; one not mirrored yet gets a key reserved from
-    /// its sequence now and is inserted from its current local state before commit
+    /// The central key of a referenced entity; one not mirrored yet gets a key reserved
+    /// (drawn from its sequence or allocated) now and is inserted from its current local state before commit
     /// (FKs are deferred, so a family and its head may reference each other).
     async fn resolve(&mut self, r: Ref, from: Ref) -> Result<i64, MirrorError> {
         if let Some(k) = self.map.get(&r) {
@@ -471,7 +535,8 @@ impl Ctx<'_, '_> {
         if let Some(k) = self.find(r, e.uuid()).await? {
             return Ok(k);
         }
-        let k = rows::desc_of_kind(r.0)?.table.next_key(self.tx).await?;
+        let live = self.live.table(rows::desc_of_kind(r.0)?.table.name)?;
+        let k = self.keys.next(self.tx, live).await?;
         self.map.insert(r, k);
         self.reserved.insert(r);
         Ok(k)
@@ -506,6 +571,7 @@ impl Ctx<'_, '_> {
     /// store to fill a reserved key).
     async fn apply(&mut self, e: &Entity, seq: Option<u64>) -> Result<(), MirrorError> {
         let table = e.table();
+        let live = self.live.table(table.name)?;
         let me: Ref = (e.kind(), e.id());
         let refs = self.resolve_refs(e).await?;
         let row = e.row(&refs)?;
@@ -513,48 +579,70 @@ impl Ctx<'_, '_> {
         let mut key = self.find(me, e.uuid()).await?;
         if key.is_none() {
             if let Some(nk) = e.natural_key(&row) {
-                key = table.current_by(self.tx, &nk).await?;
+                key = table.current_by(live, self.tx, &nk).await?;
             }
         }
         let key = match key {
-            Some(k) if self.reserved.remove(&me) => {
-                table
-                    .insert(self.tx, Some(k), e.uuid(), &row, audit, self.now)
-                    .await?
-            }
-            Some(k) => {
+            Some(k) if !self.reserved.remove(&me) => {
                 self.update(table, k, e.uuid(), seq, &row, audit).await?;
                 k
             }
-            None => {
+            reserved => {
+                let k = match reserved {
+                    Some(k) => k,
+                    None => self.keys.next(self.tx, live).await?,
+                };
                 table
-                    .insert(self.tx, None, e.uuid(), &row, audit, self.now)
+                    .insert(live, self.tx, k, e.uuid(), &row, audit, self.now)
                     .await?
             }
         };
         self.map.insert(me, key);
         match e {
-            Entity::Family(f) => self.family_sms(key, f).await?,
-            Entity::Officer(o) => self.officer_villages(key, o, &refs).await?,
+            Entity::Family(f) => sides::family_sms(self.tx, self.live, key, f, self.now).await?,
+            Entity::Officer(o) => {
+                let want: HashSet<i32> = o
+                    .villages
+                    .iter()
+                    .filter_map(|v| refs.get(&("location", *v)).map(|k| *k as i32))
+                    .collect();
+                let (tx, live) = (self.tx, self.live);
+                let at = (self.audit, self.now);
+                sides::officer_villages(tx, live, &mut self.keys, key, &want, at).await?
+            }
             Entity::Payment(p) => {
                 for d in &p.details {
-                    let row = rows::payment_detail_row(key, d, &refs);
-                    let details = &rows::PAYMENT_DETAILS;
-                    let nk = details.natural_key_of(&row).unwrap_or_default();
-                    let t = &details.table;
-                    match t.current_by(self.tx, &nk).await? {
-                        Some(k) => {
-                            self.update(t, k, None, None, &row, rows::AUDIT_SYSTEM)
-                                .await?
-                        }
-                        None => {
-                            t.insert(self.tx, None, None, &row, rows::AUDIT_SYSTEM, self.now)
-                                .await?;
-                        }
-                    }
+                    self.payment_detail(key, d, &refs).await?;
                 }
             }
             _ => {}
+        }
+        Ok(())
+    }
+
+    /// One `tblPaymentDetails` line of central payment `payment`: updated when its natural
+    /// key has a current row, inserted otherwise.
+    async fn payment_detail(
+        &mut self,
+        payment: i64,
+        d: &crate::domain::PaymentDetail,
+        refs: &Resolved,
+    ) -> Result<(), MirrorError> {
+        let row = rows::payment_detail_row(payment, d, refs);
+        let details = &rows::PAYMENT_DETAILS;
+        let nk = details.natural_key_of(&row).unwrap_or_default();
+        let t = &details.table;
+        let live = self.live.table(t.name)?;
+        match t.current_by(live, self.tx, &nk).await? {
+            Some(k) => {
+                self.update(t, k, None, None, &row, rows::AUDIT_SYSTEM)
+                    .await?
+            }
+            None => {
+                let k = self.keys.next(self.tx, live).await?;
+                t.insert(live, self.tx, k, None, &row, rows::AUDIT_SYSTEM, self.now)
+                    .await?;
+            }
         }
         Ok(())
     }
@@ -570,6 +658,7 @@ impl Ctx<'_, '_> {
         row: &Row,
         audit: i32,
     ) -> Result<(), MirrorError> {
+        let live = self.live.table(table.name)?;
         let hist = match (uuid, seq) {
             (Some(u), Some(s)) => Some(sql::history_uuid(u, s)),
             (Some(u), None) => Some(uuid::Uuid::from_u128(
@@ -577,92 +666,24 @@ impl Ctx<'_, '_> {
             )),
             _ => None,
         };
+        // A table with a sequence draws the history row's key inside the statement; one
+        // without gets it allocated here (under the table lock) before the statement.
+        let hist_key = match live.key {
+            KeySource::Allocate => Some(self.keys.next(self.tx, live).await?),
+            _ => None,
+        };
         table
-            .update_with_history(self.tx, key, hist, seq.is_some(), row, audit, self.now)
-            .await?;
-        Ok(())
-    }
-
-    async fn family_sms(
-        &mut self,
-        family: i64,
-        f: &crate::domain::Family,
-    ) -> Result<(), MirrorError> {
-        let fid = family as i32;
-        let lang = f.sms.language.code();
-        let same = self
-            .tx
-            .query_typed_opt(
-                "SELECT 1 FROM \"tblFamilySMS\" WHERE \"FamilyID\" = $1 AND \"ValidityTo\" IS NULL \
-                 AND \"ApprovalOfSMS\" IS NOT DISTINCT FROM $2 AND \"LanguageOfSMS\" IS NOT DISTINCT FROM $3",
-                &[(&fid, Type::INT4), (&f.sms.approved, Type::BOOL), (&lang, Type::TEXT)],
+            .update_with_history(
+                live,
+                self.tx,
+                key,
+                (hist_key, hist),
+                seq.is_some(),
+                row,
+                audit,
+                self.now,
             )
             .await?;
-        if same.is_some() {
-            return Ok(());
-        }
-        self.tx
-            .execute_typed(
-                "UPDATE \"tblFamilySMS\" SET \"ValidityTo\" = $2 WHERE \"FamilyID\" = $1 AND \"ValidityTo\" IS NULL",
-                &[(&fid, Type::INT4), (&self.now, Type::TIMESTAMPTZ)],
-            )
-            .await?;
-        self.tx
-            .execute_typed(
-                "INSERT INTO \"tblFamilySMS\" (\"FamilyID\", \"ApprovalOfSMS\", \"LanguageOfSMS\", \"ValidityFrom\") \
-                 VALUES ($1, $2, $3, $4)",
-                &[
-                    (&fid, Type::INT4),
-                    (&f.sms.approved, Type::BOOL),
-                    (&lang, Type::TEXT),
-                    (&self.now, Type::TIMESTAMPTZ),
-                ],
-            )
-            .await?;
-        Ok(())
-    }
-
-    async fn officer_villages(
-        &mut self,
-        officer: i64,
-        o: &crate::domain::Officer,
-        refs: &Resolved,
-    ) -> Result<(), MirrorError> {
-        let oid = officer as i32;
-        let want: HashSet<i32> = o
-            .villages
-            .iter()
-            .filter_map(|v| refs.get(&("location", *v)).map(|k| *k as i32))
-            .collect();
-        let rows = self
-            .tx
-            .query(
-                "SELECT \"LocationId\" FROM \"tblOfficerVillages\" WHERE \"OfficerId\" = $1 AND \"ValidityTo\" IS NULL",
-                &[&oid],
-            )
-            .await?;
-        let have: HashSet<i32> = rows
-            .iter()
-            .filter_map(|r| r.get::<_, Option<i32>>(0))
-            .collect();
-        for gone in have.difference(&want) {
-            self.tx
-                .execute(
-                    "UPDATE \"tblOfficerVillages\" SET \"ValidityTo\" = $3 WHERE \"OfficerId\" = $1 \
-                     AND \"LocationId\" = $2 AND \"ValidityTo\" IS NULL",
-                    &[&oid, gone, &self.now],
-                )
-                .await?;
-        }
-        for new in want.difference(&have) {
-            self.tx
-                .execute(
-                    "INSERT INTO \"tblOfficerVillages\" (\"OfficerId\", \"LocationId\", \"ValidityFrom\", \"AuditUserID\") \
-                     VALUES ($1, $2, $3, $4)",
-                    &[&oid, new, &self.now, &self.audit],
-                )
-                .await?;
-        }
         Ok(())
     }
 }
@@ -670,6 +691,7 @@ impl Ctx<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn idempotency_keys_name_their_entity() {

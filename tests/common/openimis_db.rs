@@ -83,6 +83,16 @@ pub fn scripts_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/third_party/openimis-db")
 }
 
+/// Loads the schema scripts (the empty openIMIS schema, as [`Data::Empty`]) into database
+/// `db` of `pg`, in upstream's order. Panics with psql's words on an error.
+pub fn load_schema(pg: &Pg, db: &str) {
+    for script in SCHEMA_SCRIPTS {
+        if let Err(e) = pg.try_psql_file_in(db, &scripts_dir().join(script)) {
+            panic!("loading the real openIMIS script {script}: {e}");
+        }
+    }
+}
+
 /// What psql printed on stderr for each script it loaded (warnings, notices).
 pub type LoadLog = Vec<(&'static str, String)>;
 

@@ -1,7 +1,8 @@
 //! A real, throwaway PostgreSQL for the mirror tests: `initdb` into a temp dir (as the
 //! `postgres` user when running as root: initdb refuses root), started on a free loopback
-//! port with its unix socket in that dir, the openIMIS subset schema of tests/pg/ created,
-//! stopped and deleted on drop. Absent PostgreSQL is a test failure, not a skip.
+//! port with its unix socket in that dir, the REAL openIMIS schema created in its `postgres`
+//! database (upstream's scripts, tests/third_party/openimis-db/, without demo data: see
+//! [`super::openimis_db`]), stopped and deleted on drop. Absent PostgreSQL is a test failure, not a skip.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -51,10 +52,10 @@ fn free_port() -> u16 {
 }
 
 impl Pg {
-    /// initdb + start + schema.
+    /// initdb + start + the real openIMIS schema (empty) in database `postgres`.
     pub fn start() -> Pg {
         let pg = Pg::start_bare();
-        pg.psql_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pg/openimis_schema.sql"));
+        super::openimis_db::load_schema(&pg, "postgres");
         pg
     }
 

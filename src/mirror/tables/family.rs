@@ -2,10 +2,29 @@
 
 use super::prelude::*;
 use crate::domain::{Family, Language, SmsPreference};
+use crate::mirror::schema::{Side, VALIDITY_FROM, VALIDITY_TO};
 
 const HEAD: Col = Col::new("InsureeID", Ty::I32);
 const VILLAGE: Col = Col::new("LocationId", Ty::I32);
 const POVERTY: Col = Col::new("Poverty", Ty::Bool);
+
+/// `tblFamilySMS`, the family's SMS preference: no key, UUID or audit column. The real
+/// scripts create it unquoted, so the database spells these in lower case; the writer
+/// spells them as the live catalogue does ([`crate::mirror::live`]).
+pub const SMS: Side = Side {
+    name: "tblFamilySMS",
+    pk: None,
+    columns: &[
+        SMS_FAMILY,
+        SMS_APPROVAL,
+        SMS_LANG,
+        VALIDITY_FROM,
+        VALIDITY_TO,
+    ],
+};
+pub const SMS_FAMILY: &str = "FamilyID";
+pub const SMS_APPROVAL: &str = "ApprovalOfSMS";
+pub const SMS_LANG: &str = "LanguageOfSMS";
 
 /// The pull's names for the family's SMS preference (`tblFamilySMS`).
 const SMS_APPROVED: &str = "sms_approved";
@@ -33,17 +52,19 @@ pub const DESC: Desc = Desc {
         ],
     },
     natural_key: &[],
+    // tblFamilySMS's columns unquoted: they fold to lower case exactly as the unquoted
+    // CREATE TABLE of the real scripts folded them.
     pull: Some(Pull {
         extra: &[
             (
                 SMS_APPROVED,
-                r#"SELECT s."ApprovalOfSMS" FROM "tblFamilySMS" s
-                   WHERE s."FamilyID" = t."FamilyID" AND s."ValidityTo" IS NULL"#,
+                r#"SELECT s.approvalofsms FROM "tblFamilySMS" s
+                   WHERE s.familyid = t."FamilyID" AND s.validityto IS NULL"#,
             ),
             (
                 SMS_LANGUAGE,
-                r#"SELECT s."LanguageOfSMS" FROM "tblFamilySMS" s
-                   WHERE s."FamilyID" = t."FamilyID" AND s."ValidityTo" IS NULL"#,
+                r#"SELECT s.languageofsms FROM "tblFamilySMS" s
+                   WHERE s.familyid = t."FamilyID" AND s.validityto IS NULL"#,
             ),
         ],
         only: None,

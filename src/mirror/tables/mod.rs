@@ -51,6 +51,9 @@ pub const ALL: [&Desc; 10] = [
     &control_number::DESC,
 ];
 
+/// The tables the writer keeps in step with a described one.
+pub const SIDES: [&super::schema::Side; 2] = [&family::SMS, &officer::VILLAGES_TABLE];
+
 /// A date written to a datetime column: midnight UTC.
 fn midnight(d: NaiveDate) -> Option<DateTime<Utc>> {
     d.and_hms_opt(0, 0, 0).map(|t| t.and_utc())

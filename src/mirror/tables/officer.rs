@@ -3,6 +3,7 @@
 use super::prelude::*;
 use super::{midnight, phone, phone_text};
 use crate::domain::{Language, Officer};
+use crate::mirror::schema::{Side, VALIDITY_FROM, VALIDITY_TO};
 
 const CODE: Col = Col::new("Code", Ty::Text);
 const LAST_NAME: Col = Col::new("LastName", Ty::Text);
@@ -12,6 +13,24 @@ const DISTRICT: Col = Col::new("LocationId", Ty::I32);
 const SUBSTITUTE: Col = Col::new("OfficerIDSubst", Ty::I32);
 const WORKS_TO: Col = Col::new("WorksTo", Ty::Ts);
 const PHONE_COMMUNICATION: Col = Col::new("PhoneCommunication", Ty::Bool);
+
+// `tblOfficerVillages`, the officer's villages (one row per village): its columns, then
+// the table.
+pub const VILLAGE_OFFICER: &str = "OfficerId";
+pub const VILLAGE_LOCATION: &str = "LocationId";
+pub const VILLAGE_AUDIT: &str = "AuditUserID";
+const VILLAGE_COLUMNS: [&str; 5] = [
+    VILLAGE_OFFICER,
+    VILLAGE_LOCATION,
+    VALIDITY_FROM,
+    VALIDITY_TO,
+    VILLAGE_AUDIT,
+];
+pub const VILLAGES_TABLE: Side = Side {
+    name: "tblOfficerVillages",
+    pk: Some("OfficerVillageId"),
+    columns: &VILLAGE_COLUMNS,
+};
 
 /// The pull's name for the officer's current villages (central location ids).
 const VILLAGES: &str = "villages";
