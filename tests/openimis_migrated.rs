@@ -220,13 +220,10 @@ fn the_catalogue_reader_sees_what_the_migrations_changed() {
 }
 
 /// Where a migrated payment key's values really come from: the sequence its default draws
-/// from. `Fill::id_source` prefers the column's owned sequence, which after the migrations
-/// is the scripts' old one that the default no longer uses, so ids allocated from it would
-/// collide with the backend's own inserts.
+/// from, not the column's owned sequence, which after the migrations is the scripts' old one
+/// that the default no longer uses: ids drawn from it would collide with the backend's own
+/// inserts.
 #[test]
-#[ignore = "src/mirror/catalogue.rs Fill::id_source returns the owned sequence \
-            public.\"tblPayment_PaymentID_seq\", not tblpayment_paymentid_seq that the \
-            migrated default draws from (catalogue owners to fix)"]
 fn a_migrated_payment_key_draws_from_the_sequence_of_its_default() {
     let (cluster, rt) = both_variants();
     let migrated = client(&cluster, &rt, "migrated");

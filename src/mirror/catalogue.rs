@@ -103,14 +103,20 @@ impl Fill {
                 sequence: self.owned_sequence.clone(),
             };
         }
-        if let Some(seq) = &self.owned_sequence {
-            return IdSource::Sequence(seq.clone());
+        // The default's sequence first: it is what another client's INSERT draws from. After
+        // the Django migrations `tblPayment.PaymentID` defaults from a new sequence while the
+        // column still owns the old one, which nothing advances any more.
+        let drawn = self.default.as_deref().and_then(sequence_in_default);
+        match (&self.owned_sequence, drawn) {
+            (Some(owned), Some(d)) if relation_name(owned) != relation_name(&d) => {
+                return IdSource::Sequence(d)
+            }
+            (Some(owned), _) => return IdSource::Sequence(owned.clone()),
+            (None, Some(d)) => return IdSource::Sequence(d),
+            (None, None) => {}
         }
         match &self.default {
-            Some(d) => match sequence_in_default(d) {
-                Some(seq) => IdSource::Sequence(seq),
-                None => IdSource::Default(d.clone()),
-            },
+            Some(d) => IdSource::Default(d.clone()),
             None => IdSource::None,
         }
     }
@@ -143,6 +149,31 @@ impl Column {
             Ty::Ts => u == "timestamptz",
         }
     }
+}
+
+/// A possibly schema-qualified, possibly quoted relation name as PostgreSQL resolves it:
+/// quoted parts keep their case, unquoted ones fold to lower case, `public.` is dropped.
+fn relation_name(name: &str) -> String {
+    let mut parts = Vec::new();
+    let mut rest = name.trim();
+    while !rest.is_empty() {
+        let (part, after) = match rest.strip_prefix('"') {
+            Some(q) => match q.find('"') {
+                Some(end) => (q[..end].to_string(), &q[end + 1..]),
+                None => (q.to_string(), ""),
+            },
+            None => {
+                let end = rest.find('.').unwrap_or(rest.len());
+                (rest[..end].to_lowercase(), &rest[end..])
+            }
+        };
+        parts.push(part);
+        rest = after.strip_prefix('.').unwrap_or(after);
+    }
+    if parts.len() > 1 && parts[0] == "public" {
+        parts.remove(0);
+    }
+    parts.join(".")
 }
 
 /// The sequence a default of the form `nextval('<sequence>'::regclass)` draws from, as
@@ -272,6 +303,46 @@ fn identity_kind(generation: Option<&str>) -> Identity {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn relation_names_resolve_as_postgresql_does() {
+        assert_eq!(
+            relation_name("public.\"tblPayment_PaymentID_seq\""),
+            relation_name("\"tblPayment_PaymentID_seq\"")
+        );
+        assert_eq!(
+            relation_name("tblPayment_PaymentID_seq"),
+            "tblpayment_paymentid_seq"
+        );
+        assert_ne!(
+            relation_name("\"tblPayment_PaymentID_seq\""),
+            relation_name("tblpayment_paymentid_seq")
+        );
+        assert_eq!(relation_name("other.\"S\""), "other.S");
+    }
+
+    #[test]
+    fn a_default_drawing_from_another_sequence_than_the_owned_one_wins() {
+        // After the Django migrations: the column still owns the scripts' sequence, its
+        // default draws from a new one.
+        let f = Fill {
+            identity: None,
+            owned_sequence: Some("public.\"tblPayment_PaymentID_seq\"".into()),
+            default: Some("nextval('tblpayment_paymentid_seq'::regclass)".into()),
+        };
+        assert_eq!(
+            f.id_source(),
+            IdSource::Sequence("tblpayment_paymentid_seq".into())
+        );
+        let same = Fill {
+            default: Some("nextval('\"tblPayment_PaymentID_seq\"'::regclass)".into()),
+            ..f
+        };
+        assert_eq!(
+            same.id_source(),
+            IdSource::Sequence("public.\"tblPayment_PaymentID_seq\"".into())
+        );
+    }
 
     /// A NOT NULL column of type `udt` with nothing behind it.
     pub(crate) fn col(name: &str, udt: &str) -> Column {
