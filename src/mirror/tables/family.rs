@@ -7,7 +7,8 @@ const HEAD: Col = Col::new("InsureeID", Ty::I32);
 const VILLAGE: Col = Col::new("LocationId", Ty::I32);
 const POVERTY: Col = Col::new("Poverty", Ty::Bool);
 
-/// The pull's names for the family's SMS preference (`tblFamilySMS`).
+/// The pull's names for the family's SMS preference (`tblFamilySMS`; its columns are
+/// spelled as the live catalogue spells them: lower case in the real scripts).
 const SMS_APPROVED: &str = "sms_approved";
 const SMS_LANGUAGE: &str = "sms_language";
 
