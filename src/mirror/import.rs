@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use tokio_postgres::{Client, Row as PgRow};
 
-use super::idmap::LocalIds;
+use super::idmap::{self, LocalIds};
 use super::rows::Entity;
 use super::schema::{Named, Select};
 use super::spelling::Spellings;
@@ -122,7 +122,7 @@ pub async fn import_flagged(
     if !is_empty(store)? {
         return Err(MirrorError::NotEmpty);
     }
-    let mut ids = LocalIds::new(store);
+    let mut ids = LocalIds::deferred(store);
     let mut spellings = Spellings::default();
     let mut out = Imported::default();
     let started = client
@@ -145,7 +145,13 @@ pub async fn import_flagged(
                         .ok_or_else(|| MirrorError::UnknownKind(q.kind.to_string()))?;
                     chunk.push(e);
                 }
-                store.bulk(|b| chunk.iter().try_for_each(|p| put_bulk(b, p)))??;
+                let new = ids.take_new();
+                store.bulk(|b| -> Result<(), StoreError> {
+                    for (kind, local, central) in &new {
+                        idmap::put_bulk(b, kind, *local, *central)?;
+                    }
+                    chunk.iter().try_for_each(|p| put_bulk(b, p))
+                })??;
                 Ok(())
             },
             |n| progress(table, n),

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use tokio_postgres::Client;
 
 use super::catalogue::{read_table, CatalogueError, TableCatalogue};
+use super::schema::ALIAS;
 
 /// The child tables an SQL text reads: `(table, alias)` of every `FROM "table" alias`.
 pub fn bindings(sql: &str) -> Vec<(String, String)> {
@@ -76,7 +77,9 @@ impl Spellings {
     /// connected database spells them.
     pub async fn apply(&mut self, client: &Client, sql: String) -> Result<String, CatalogueError> {
         let mut sql = sql;
-        for (table, alias) in bindings(&sql) {
+        // The described table itself (aliased `ALIAS`) is spelled by its description.
+        let children = bindings(&sql).into_iter().filter(|(_, a)| a != ALIAS);
+        for (table, alias) in children {
             if !self.tables.contains_key(&table) {
                 let cat = read_table(client, &table).await?;
                 self.tables.insert(table.clone(), cat);
