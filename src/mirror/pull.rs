@@ -265,3 +265,60 @@ pub async fn run_puller(store: Store, dsn: String, interval: Duration, mut signa
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Money, PaymentDetail, PaymentStatus, PolicyStage};
+    use crate::store::fixtures as fx;
+
+    fn line(policy: Option<u64>) -> PaymentDetail {
+        PaymentDetail {
+            product_code: "PRD".into(),
+            chfid: fx::chfid(1),
+            stage: PolicyStage::Renewal,
+            policy,
+            expected_amount: Money::tzs(30_000),
+            amount: None,
+            premium: None,
+        }
+    }
+
+    /// Our payment read back from its central rows: what they carry is taken (the
+    /// status), what they cannot carry is kept (the policy link, a control number not
+    /// mirrored yet, nanoseconds).
+    #[test]
+    fn a_pulled_payment_keeps_the_links_its_rows_cannot_carry() {
+        let mut ours = fx::payment(8, Some("991"));
+        ours.details = vec![line(Some(5))];
+        ours.request_date += chrono::Duration::nanoseconds(123_456_789);
+        let mut pulled = ours.clone();
+        pulled.details = vec![line(None)];
+        pulled.control_number = None;
+        pulled.request_date =
+            DateTime::<Utc>::from_timestamp_micros(ours.request_date.timestamp_micros()).unwrap();
+        pulled.status = PaymentStatus::Received;
+        keep_local(&mut pulled, &ours);
+        assert_eq!(pulled.details[0].policy, Some(5));
+        assert_eq!(pulled.control_number.as_deref(), Some("991"));
+        assert_eq!(pulled.request_date, ours.request_date);
+        assert_eq!(pulled.status, PaymentStatus::Received);
+        let mut back = pulled.clone();
+        back.status = ours.status;
+        assert_eq!(back, ours, "nothing else differs");
+
+        // A line for another insuree gains nothing; a central control number wins.
+        let mut other = ours.clone();
+        other.details[0].chfid = fx::chfid(2);
+        other.details[0].policy = None;
+        other.control_number = Some("992".into());
+        keep_local(&mut other, &ours);
+        assert_eq!(other.details[0].policy, None);
+        assert_eq!(other.control_number.as_deref(), Some("992"));
+    }
+
+    #[test]
+    fn the_first_pull_starts_where_postgresql_can() {
+        assert_eq!(floor().to_rfc3339(), "0001-01-01T00:00:00+00:00");
+    }
+}
