@@ -259,6 +259,17 @@ fn a_failed_import_leaves_the_data_directory_as_it_was_and_a_rerun_succeeds() {
         assert_eq!(store.counts().expect("counts").insurees, 60);
     }
 
+    // A directory holding anything but a store is refused and left alone.
+    let other = tmp.path().join("other");
+    std::fs::create_dir(&other).expect("mkdir");
+    std::fs::write(other.join("notes.txt"), "keep me").expect("write");
+    let (r, _) = run(&other);
+    assert!(matches!(r, Err(ImportError::NotAStore(_))), "{r:?}");
+    assert_eq!(
+        std::fs::read_to_string(other.join("notes.txt")).expect("still there"),
+        "keep me"
+    );
+
     // A store with records is refused and left alone.
     let (r, _) = run(&absent);
     assert!(

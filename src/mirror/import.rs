@@ -236,6 +236,9 @@ async fn stream_chunks(
 pub enum ImportError {
     #[error(transparent)]
     Mirror(#[from] MirrorError),
+    /// Replacing it would lose files that are not the store's.
+    #[error("{} holds files other than a store's; import into an absent or empty directory, or an empty store", .0.display())]
+    NotAStore(PathBuf),
     #[error("{what} {}: {source}", .path.display())]
     Io {
         what: &'static str,
@@ -282,14 +285,28 @@ fn remove_leftover(dir: &Path, options: &StoreOptions) -> Result<(), ImportError
     std::fs::remove_dir_all(dir).map_err(io("removing", dir))
 }
 
-/// Whether `dir` may receive an import: absent, an empty directory, or an empty store.
+/// Whether a directory entry is one the store (sled) makes: `conf`, `db`, `blobs`,
+/// `snap.*`.
+fn is_store_entry(name: &std::ffi::OsStr) -> bool {
+    let n = name.to_string_lossy();
+    matches!(n.as_ref(), "conf" | "db" | "blobs") || n.starts_with("snap.")
+}
+
+/// Whether `dir` may receive an import: absent, an empty directory, or an empty store
+/// (nothing else in it, since it is replaced as a whole).
 fn check_target(dir: &Path, options: &StoreOptions) -> Result<(), ImportError> {
     if !dir.exists() {
         return Ok(());
     }
-    let mut entries = std::fs::read_dir(dir).map_err(io("reading", dir))?;
-    if entries.next().is_none() {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io("reading", dir))? {
+        names.push(entry.map_err(io("reading", dir))?.file_name());
+    }
+    if names.is_empty() {
         return Ok(());
+    }
+    if !names.iter().all(|n| is_store_entry(n)) {
+        return Err(ImportError::NotAStore(dir.to_path_buf()));
     }
     let store = Store::open(dir, options.clone())?;
     if !is_empty(&store)? {
@@ -380,5 +397,11 @@ mod tests {
         let s = sibling(Path::new("/var/lib/imis/data"), "importing").unwrap();
         assert_eq!(s, Path::new("/var/lib/imis/data.importing"));
         assert!(sibling(Path::new("/"), "importing").is_err());
+        for ours in ["conf", "db", "blobs", "snap.00000000000123AB"] {
+            assert!(is_store_entry(std::ffi::OsStr::new(ours)), "{ours}");
+        }
+        for theirs in ["notes.txt", "db.bak", "config.toml"] {
+            assert!(!is_store_entry(std::ffi::OsStr::new(theirs)), "{theirs}");
+        }
     }
 }
