@@ -1,10 +1,11 @@
-//! Mirror benchmark against a real PostgreSQL (a throwaway cluster, as the tests start).
+//! Mirror benchmark against a real PostgreSQL (a throwaway cluster, as the tests start)
+//! holding the REAL openIMIS schema (upstream's scripts, tests/third_party/openimis-db/).
 //!
 //! 1. **Import**: `--families N` (default 1,000,000) families of `--members M` (default 3)
 //!    are generated in the central database with SQL (each: M insurees, one policy, M
-//!    member rows, one premium), then `pull::import` loads them into an empty store.
+//!    member rows, one premium), then `import::import` loads them into an empty store.
 //!    Reports rows/s and the process's peak RSS, against a baseline measured in the same
-//!    run: streaming the same rows from PostgreSQL without storing them.
+//!    run: the import's own SELECTs streamed from PostgreSQL without decoding or storing.
 //! 2. **Throughput**: `--backlog B` (default 20,000) policy updates queued while the writer
 //!    is stopped, then drained: rows/s (one write = one history row + one in-place update).
 //! 3. **Lag**: a steady `--rate R` (default 500) writes/s for `--seconds S` (default 20) with
@@ -19,11 +20,15 @@ mod openimis_db;
 #[path = "../tests/common/pg.rs"]
 mod pg;
 
+use openimis_db::{Data, OpenImisPg};
+
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
 use imis_gateway::domain::{Id, PolicyStatus};
-use imis_gateway::mirror::{pull, MirrorWriter, WriterOptions};
+use imis_gateway::mirror::schema::Select;
+use imis_gateway::mirror::spelling::Spellings;
+use imis_gateway::mirror::{import, tables, MirrorWriter, WriterOptions};
 use imis_gateway::shutdown::Shutdown;
 use imis_gateway::store::{Store, TxResult, MIRROR_TOPIC};
 
@@ -69,21 +74,23 @@ fn peak_rss_mib() -> f64 {
         / 1024.0
 }
 
-/// Lookups (keys past the 4 locations the real scripts ship) plus `families` generated families, with FK triggers off while loading (the
-/// rows are consistent by construction) and the sequences moved past the generated keys.
-fn generate(pg: &pg::Pg, families: u64, members: u64) {
+/// Lookups plus `families` generated families in database `db` (the real schema, which
+/// holds a few locations of its own: ours take keys above them), with FK triggers off
+/// while loading (the rows are consistent by construction) and the sequences moved past
+/// the generated keys.
+fn generate(pg: &pg::Pg, db: &str, families: u64, members: u64) {
     let (n, m) = (families, members);
     let sql = format!(
         r#"
 SET session_replication_role = replica;
 INSERT INTO "tblLocations" ("LocationId","LocationUUID","LocationCode","LocationName","LocationType","ParentLocationId","ValidityFrom","AuditUserId") VALUES
- (101, gen_random_uuid()::text, 'R01', 'Dodoma', 'R', NULL, now(), 1),
- (102, gen_random_uuid()::text, 'D01', 'Kongwa', 'D', 101, now(), 1),
- (103, gen_random_uuid()::text, 'V0111', 'Mlali', 'V', 102, now(), 1);
+ (900001, gen_random_uuid()::text, 'BR01', 'Dodoma', 'R', NULL, now(), 1),
+ (900002, gen_random_uuid()::text, 'BD01', 'Kongwa', 'D', 900001, now(), 1),
+ (900003, gen_random_uuid()::text, 'BV0111', 'Mlali', 'V', 900002, now(), 1);
 INSERT INTO "tblProduct" ("ProdID","ProdUUID","ProductCode","ProductName","DateFrom","DateTo","InsurancePeriod","LumpSum","MemberCount","GracePeriod","ValidityFrom","AuditUserID","AccCodePremiums")
  VALUES (1, gen_random_uuid()::text, 'CHF01', 'CHF Iliyoboreshwa', '2020-01-01', '2030-12-31', 12, 30000, 6, 1, now(), 1, 'SP111');
 INSERT INTO "tblFamilies" ("FamilyID","FamilyUUID","InsureeID","LocationId","Poverty","ValidityFrom","AuditUserID")
- SELECT g, gen_random_uuid()::text, (g - 1) * {m} + 1, 103, false, now(), 1 FROM generate_series(1, {n}) g;
+ SELECT g, gen_random_uuid()::text, (g - 1) * {m} + 1, 900003, false, now(), 1 FROM generate_series(1, {n}) g;
 INSERT INTO "tblInsuree" ("InsureeID","InsureeUUID","FamilyID","CHFID","LastName","OtherNames","DOB","Gender","IsHead","CardIssued","Relationship","ValidityFrom","AuditUserID")
  SELECT i, gen_random_uuid()::text, (i - 1) / {m} + 1,
         lpad(((10000000 + i) * 10 + (10000000 + i) % 7)::text, 9, '0'),
@@ -98,7 +105,7 @@ INSERT INTO "tblInsureePolicy" ("InsureePolicyID","InsureeID","PolicyId","Enroll
  FROM generate_series(1, {n} * {m}) i;
 INSERT INTO "tblPremium" ("PremiumId","PremiumUUID","PolicyID","Amount","Receipt","PayDate","PayType","isPhotoFee","ValidityFrom","AuditUserID")
  SELECT g, gen_random_uuid()::text, g, 30000, 'R' || g, date '2024-01-10', 'M', false, now(), 1 FROM generate_series(1, {n}) g;
-SELECT setval('"tblLocations_LocationId_seq"', 103), setval('"tblProduct_ProdID_seq"', 1),
+SELECT setval('"tblLocations_LocationId_seq"', 900003), setval('"tblProduct_ProdID_seq"', 1),
        setval('"tblFamilies_FamilyID_seq"', {n}), setval('"tblInsuree_InsureeID_seq"', {n} * {m}),
        setval('"tblPolicy_PolicyID_seq"', {n}), setval('"tblInsureePolicy_InsureePolicyID_seq"', {n} * {m}),
        setval('"tblPremium_PremiumId_seq"', {n});
@@ -107,24 +114,23 @@ ANALYZE;
     );
     let file = std::env::temp_dir().join(format!("imis-mirror-bench-{}.sql", std::process::id()));
     std::fs::write(&file, sql).expect("write the generator SQL");
-    pg.psql_file(&file);
+    if let Err(e) = pg.try_psql_file_in(db, &file) {
+        panic!("generating the central data: {e}");
+    }
     let _ = std::fs::remove_file(&file);
 }
 
-/// The baseline: the import's SELECTs streamed and decoded to nothing.
+/// The baseline: the import's own SELECTs (as the import spells them) streamed, each row
+/// received and dropped undecoded.
 async fn stream_only(client: &tokio_postgres::Client) -> u64 {
     use futures_util::TryStreamExt;
+    let mut spellings = Spellings::default();
     let mut n = 0;
-    for table in [
-        "tblLocations",
-        "tblProduct",
-        "tblFamilies",
-        "tblInsuree",
-        "tblPolicy",
-        "tblInsureePolicy",
-        "tblPremium",
-    ] {
-        let sql = format!("SELECT * FROM \"{table}\" WHERE \"ValidityTo\" IS NULL");
+    for desc in tables::ALL.iter().filter(|d| d.pull.is_some()) {
+        let sql = spellings
+            .apply(client, desc.select(Select::Pull))
+            .await
+            .expect("catalogue");
         let stream = client
             .query_raw(&sql, std::iter::empty::<i32>())
             .await
@@ -175,15 +181,17 @@ fn main() {
     );
 
     // 1. Import.
-    let pg = pg::Pg::start();
+    let cluster = OpenImisPg::start();
+    let dsn = cluster.create("bench", Data::Empty);
+    let pg = &cluster.pg;
     let t = Instant::now();
-    generate(&pg, a.families, a.members);
+    generate(pg, "bench", a.families, a.members);
     println!(
         "central data generated in {:.1}s",
         t.elapsed().as_secs_f64()
     );
     let client = rt
-        .block_on(imis_gateway::mirror::connect(&pg.dsn()))
+        .block_on(imis_gateway::mirror::connect(&dsn))
         .expect("connect");
     let t = Instant::now();
     let baseline_rows = rt.block_on(stream_only(&client));
@@ -197,7 +205,7 @@ fn main() {
     let rss_before = peak_rss_mib();
     let t = Instant::now();
     let counts = rt
-        .block_on(pull::import(&client, &store, |_, _| {}))
+        .block_on(import::import(&client, &store, |_, _| {}))
         .expect("import");
     let secs = t.elapsed().as_secs_f64();
     let rows: u64 = counts.iter().map(|(_, n)| n).sum();
@@ -247,7 +255,7 @@ fn main() {
         ..WriterOptions::default()
     };
     let shutdown = Shutdown::new();
-    let writer = MirrorWriter::new(store.clone(), pg.dsn(), opts);
+    let writer = MirrorWriter::new(store.clone(), dsn.clone(), opts);
     let t = Instant::now();
     let task = rt.spawn(writer.run(shutdown.signal()));
     while store.pending_count(MIRROR_TOPIC).expect("pending") > 0 {

@@ -271,10 +271,6 @@ fn import(dsn: &str) -> Result<Vec<(String, i64)>, String> {
 }
 
 #[test]
-#[ignore = "import fails on both variants alike, before comparing them: on main it reads \
-            tblFamilySMS as s.\"ApprovalOfSMS\" (42703; its columns are lower case: fixed on \
-            branch pull), then refuses demo CHFID 111111119's check digit (branch chfid); \
-            with pull merged and the CHFIDs made valid it passes"]
 fn import_reads_the_migrated_demo_database_as_it_reads_the_scripts_one() {
     let (cluster, rt) = both_variants();
     let mut imported = Vec::new();

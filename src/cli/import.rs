@@ -1,12 +1,12 @@
 //! `imis-gateway import --from postgres://… --data-dir DIR`: load the central database's
-//! current rows into an empty store (progress on stderr, final count on stdout).
+//! current rows into a new store, all or nothing (progress on stderr; per-table counts,
+//! what our input rules would have flagged, and the total on stdout).
 
 use std::io::Write;
 
 use anyhow::Context;
 
 use super::StoreArgs;
-use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
@@ -19,23 +19,34 @@ pub struct ImportArgs {
 
 pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
     let config = args.store.load()?;
-    let store = Store::open(&config.store.data_dir, config.store.store_options())
-        .with_context(|| format!("opening store at {}", config.store.data_dir.display()))?;
+    let dir = &config.store.data_dir;
     let client = crate::mirror::connect(&args.from)
         .await
         .context("connecting to the central database")?;
     let started = std::time::Instant::now();
-    let counts = crate::mirror::pull::import(&client, &store, |table, n| {
+    let progress = |table: &str, n: u64| {
         let mut err = std::io::stderr();
         let _ = write!(err, "\rimporting {table}: {n} rows   ");
         let _ = err.flush();
-    })
+    };
+    let imported = crate::mirror::import::into_dir(
+        &client,
+        dir,
+        config.store.store_options(),
+        config.domain.chfid_rule(),
+        progress,
+    )
     .await
-    .context("import")?;
+    .with_context(|| format!("import into {} (left as it was)", dir.display()))?;
+    let counts = imported.counts;
     eprintln!();
     let total: u64 = counts.iter().map(|(_, n)| n).sum();
     for (table, n) in &counts {
         println!("{table}: {n}");
+    }
+    // Kept as openIMIS holds them; counted so an operator knows what the data carries.
+    for (rule, n) in imported.flagged.named() {
+        println!("kept, would be refused if typed: {rule}: {n}");
     }
     let secs = started.elapsed().as_secs_f64();
     println!(

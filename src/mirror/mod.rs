@@ -2,7 +2,7 @@
 //!
 //! Owns: turning this store's records into openIMIS rows (and back), the mirror writer that
 //! drains the outbox topic [`crate::store::MIRROR_TOPIC`] into the central database, the
-//! one-off [`import`](pull::import) and the incremental [`pull`](pull::Puller), the
+//! one-off [`import`] (all or nothing) and the incremental [`pull`], the
 //! local ↔ central id map ([`idmap`]) and the status shown by `/health` and
 //! `imis-gateway mirror status`.
 //! Must never: hard-delete a central row, choose a central integer key itself where the
@@ -29,6 +29,7 @@
 
 pub mod catalogue;
 pub mod idmap;
+pub mod import;
 pub mod live;
 pub mod options;
 pub mod progress;
@@ -36,6 +37,7 @@ pub mod pull;
 pub mod rows;
 pub mod schema;
 pub mod sides;
+pub mod spelling;
 pub mod sql;
 pub mod status;
 pub mod tables;
@@ -88,7 +90,8 @@ pub enum MirrorError {
     /// and column): the writer does not start.
     #[error("refused: {0}")]
     Refused(String),
-    #[error(transparent)]
+    /// The live catalogue of a table the mirror reads could not be read, or lacks a column.
+    #[error("central catalogue: {0}")]
     Catalogue(#[from] catalogue::CatalogueError),
     #[error("the store is not empty; import only into an empty store")]
     NotEmpty,

@@ -1,16 +1,25 @@
-//! Central → local: the one-off import into an empty store and the incremental pull.
+//! Central → local: the incremental pull (the one-off import is [`super::import`]).
 //!
-//! Owns: reading the current openIMIS rows (`ValidityTo IS NULL`) of every table the pull
-//! reads (the SELECT and the mapping to our records are each table's description, in
-//! [`super::tables`]), loading them into the store, and the per-table pull watermarks
-//! (aux `mirror.pull`: table → last `ValidityFrom` seen, in µs).
+//! Owns: reading the current openIMIS rows (`ValidityTo IS NULL`) changed since each
+//! table's watermark (the SELECT and the mapping to our records are each table's
+//! description, in [`super::tables`]; the columns of the child tables its extras read are
+//! spelled as the live catalogue spells them, [`super::spelling`]), applying them to the
+//! store, and the per-table pull watermarks (aux `mirror.pull`: table → last
+//! `ValidityFrom` seen, in µs).
 //! Must never: write through a mirroring transaction (pulled rows use
-//! [`Store::write_from_central`] or a bulk load, so they are not echoed back), or overwrite
-//! an entity that has an unmirrored local write (the conflict rule in [`super`]).
+//! [`Store::write_from_central`] or a bulk load, so they are not echoed back), overwrite
+//! an entity that has an unmirrored local write (the conflict rule in [`super`]), or break
+//! a local link the central row cannot carry (a payment line's policy, premium and paid
+//! amount, a payment's control number, an officer's PIN, a policy's self-renewal mark).
 //!
 //! The pull re-reads a small overlap before its watermark, because `ValidityFrom` is the
 //! writing transaction's start time and a long transaction may commit after a later one;
-//! rows that did not change are recognised and skipped.
+//! rows that did not change are recognised and skipped. The rows the gateway's own mirror
+//! writer wrote come back this way: they are recognised by the id map (the writer maps a
+//! central key to its local record right after its commit) and, being what the store
+//! holds, skipped. The periodic pull ([`run_puller`]) leaves rows younger than
+//! [`SETTLE`] for its next round, so it never reads a row of ours before the writer has
+//! mapped it (it would take it for a new central record).
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -21,16 +30,28 @@ use tokio_postgres::{Client, Row as PgRow};
 use super::idmap::LocalIds;
 use super::rows::{self, Entity};
 use super::schema::{Desc, Named, Select, VALIDITY_FROM};
+use super::spelling::Spellings;
 use super::MirrorError;
+use crate::domain::Payment;
 use crate::shutdown::Signal;
 use crate::store::{mirror_entity_key, Store, TxResult, MIRROR_PENDING_NS};
+
+pub use super::import::{import, ImportCounts};
 
 const NS_WATERMARK: &str = "mirror.pull";
 /// How far before the watermark each pull looks again (see the module doc).
 const OVERLAP: Duration = Duration::from_secs(60);
+/// How old a central row must be before the periodic pull applies it (see the module doc).
+pub const SETTLE: Duration = Duration::from_secs(10);
+
+/// The watermark of a table never pulled: the start of PostgreSQL's era (chrono's own
+/// minimum is outside the range of a `timestamptz`, which the server refuses).
+fn floor() -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp(-62_135_596_800, 0).unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
 
 /// The tables the pull reads, in dependency order.
-fn pulled() -> impl Iterator<Item = &'static Desc> {
+pub(super) fn pulled() -> impl Iterator<Item = &'static Desc> {
     rows::all().into_iter().filter(|d| d.pull.is_some())
 }
 
@@ -40,25 +61,11 @@ fn decode(desc: &Desc, r: &PgRow, ids: &mut LocalIds<'_>) -> Result<Entity, Mirr
     Entity::read(desc, &named, ids)?.ok_or_else(|| MirrorError::UnknownKind(desc.kind.to_string()))
 }
 
-fn put_bulk(
-    b: &mut crate::store::BulkWriter<'_>,
-    p: &Entity,
-) -> Result<(), crate::store::StoreError> {
-    match p {
-        Entity::Location(r) => b.put_location(r),
-        Entity::Product(r) => b.put_product(r),
-        Entity::Officer(r) => b.put_officer(r),
-        Entity::Family(r) => b.put_family(r),
-        Entity::Insuree(r) => b.put_insuree(r),
-        Entity::Policy(r) => b.put_policy(r),
-        Entity::InsureePolicy(r) => b.put_insuree_policy(r),
-        Entity::Premium(r) => b.put_premium(r),
-        Entity::Payment(r) => b.put_payment(r),
-        Entity::ControlNumber(r) => b.put_control_number(r),
-    }
-}
-
-fn watermark_set(store: &Store, table: &str, t: DateTime<Utc>) -> Result<(), MirrorError> {
+pub(super) fn watermark_set(
+    store: &Store,
+    table: &str,
+    t: DateTime<Utc>,
+) -> Result<(), MirrorError> {
     store.aux_put(
         NS_WATERMARK,
         table.as_bytes(),
@@ -74,81 +81,6 @@ fn watermark(store: &Store, table: &str) -> Result<Option<DateTime<Utc>>, Mirror
         .and_then(|b| DateTime::<Utc>::from_timestamp_micros(i64::from_be_bytes(b))))
 }
 
-/// What an import loaded, per table.
-pub type ImportCounts = Vec<(&'static str, u64)>;
-
-/// Loads the current central rows into an empty store, streaming in chunks. `progress` is
-/// called every chunk with (table, rows so far).
-pub async fn import(
-    client: &Client,
-    store: &Store,
-    mut progress: impl FnMut(&str, u64),
-) -> Result<ImportCounts, MirrorError> {
-    let c = store.counts()?;
-    if c.families + c.insurees + c.policies + c.products + c.locations + c.officers > 0 {
-        return Err(MirrorError::NotEmpty);
-    }
-    let mut ids = LocalIds::new(store);
-    let mut out = Vec::new();
-    let started = client
-        .query_one("SELECT now()", &[])
-        .await?
-        .get::<_, DateTime<Utc>>(0);
-    for q in pulled() {
-        let table = q.table.name;
-        let sql = q.select(Select::Pull);
-        let stream = client.query_raw(&sql, std::iter::empty::<i32>()).await?;
-        stream_chunks(
-            stream,
-            |rows| -> Result<(), MirrorError> {
-                let mut chunk = Vec::with_capacity(rows.len());
-                for r in rows {
-                    chunk.push(decode(q, r, &mut ids)?);
-                }
-                store.bulk(|b| chunk.iter().try_for_each(|p| put_bulk(b, p)))??;
-                Ok(())
-            },
-            |n| progress(table, n),
-        )
-        .await
-        .map(|n| out.push((table, n)))?;
-        watermark_set(store, table, started)?;
-    }
-    store.flush()?;
-    Ok(out)
-}
-
-/// Rows per import chunk: each chunk is one bulk load, which ends with a flush of the store,
-/// so chunks are large (a few MB of records) to keep flushes rare.
-const CHUNK: usize = 25_000;
-
-/// Drives a row stream in chunks of [`CHUNK`] rows; returns the row count.
-async fn stream_chunks(
-    stream: tokio_postgres::RowStream,
-    mut each: impl FnMut(&[PgRow]) -> Result<(), MirrorError>,
-    mut progress: impl FnMut(u64),
-) -> Result<u64, MirrorError> {
-    use futures_util::TryStreamExt;
-    let mut stream = std::pin::pin!(stream);
-    let mut buf = Vec::with_capacity(CHUNK);
-    let mut n = 0u64;
-    while let Some(row) = stream.try_next().await? {
-        buf.push(row);
-        if buf.len() == CHUNK {
-            each(&buf)?;
-            n += buf.len() as u64;
-            buf.clear();
-            progress(n);
-        }
-    }
-    if !buf.is_empty() {
-        each(&buf)?;
-        n += buf.len() as u64;
-        progress(n);
-    }
-    Ok(n)
-}
-
 /// What one pull did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PullReport {
@@ -160,19 +92,34 @@ pub struct PullReport {
 
 /// Applies central rows changed since each table's watermark.
 pub async fn pull_once(client: &Client, store: &Store) -> Result<PullReport, MirrorError> {
+    pull_settled(client, store, Duration::ZERO).await
+}
+
+/// [`pull_once`], leaving rows whose `ValidityFrom` is less than `settle` old for a later
+/// pull (the watermark stops before them).
+pub async fn pull_settled(
+    client: &Client,
+    store: &Store,
+    settle: Duration,
+) -> Result<PullReport, MirrorError> {
     let mut ids = LocalIds::new(store);
+    let mut spellings = Spellings::default();
     let mut report = PullReport::default();
+    let cutoff = Utc::now() - chrono::Duration::from_std(settle).unwrap_or_default();
     for q in pulled() {
         let table = q.table.name;
         let since = watermark(store, table)?
             .map(|t| t - chrono::Duration::from_std(OVERLAP).unwrap_or_default())
-            .unwrap_or(DateTime::<Utc>::MIN_UTC);
-        let rows = client
-            .query(&q.select(Select::PullSince), &[&since])
-            .await?;
+            .unwrap_or_else(floor)
+            .max(floor());
+        let sql = spellings.apply(client, q.select(Select::PullSince)).await?;
+        let rows = client.query(&sql, &[&since]).await?;
         let mut newest = None;
         for r in &rows {
             let vf: DateTime<Utc> = r.try_get(VALIDITY_FROM)?;
+            if !settle.is_zero() && vf > cutoff {
+                break; // oldest first: the rest are younger still
+            }
             newest = Some(newest.map_or(vf, |n: DateTime<Utc>| n.max(vf)));
             let p = decode(q, r, &mut ids)?;
             let key = mirror_entity_key(q.kind, p.id());
@@ -198,6 +145,43 @@ pub async fn pull_once(client: &Client, store: &Store) -> Result<PullReport, Mir
         }
     }
     Ok(report)
+}
+
+/// Keeps in a pulled payment what its central rows cannot carry (see the module doc): the
+/// lines' policy, premium and paid amount, the control number until its row is mirrored,
+/// and timestamps that differ from ours only below PostgreSQL's microsecond.
+fn keep_local(pulled: &mut Payment, old: &Payment) {
+    for d in &mut pulled.details {
+        let same = |o: &&crate::domain::PaymentDetail| {
+            o.product_code == d.product_code && o.chfid == d.chfid
+        };
+        if let Some(o) = old.details.iter().find(same) {
+            d.policy = d.policy.or(o.policy);
+            d.premium = d.premium.or(o.premium);
+            d.amount = d.amount.or(o.amount);
+        }
+    }
+    if pulled.control_number.is_none() {
+        pulled.control_number.clone_from(&old.control_number);
+    }
+    // Below a microsecond: the writer sends whole microseconds, a SQL literal rounds.
+    let same = |a: &DateTime<Utc>, b: &DateTime<Utc>| {
+        (*a - *b).num_nanoseconds().is_some_and(|n| n.abs() < 1_000)
+    };
+    if same(&pulled.request_date, &old.request_date) {
+        pulled.request_date = old.request_date;
+    }
+    for (p, o) in [
+        (&mut pulled.received_date, old.received_date),
+        (&mut pulled.payment_date, old.payment_date),
+        (&mut pulled.matched_date, old.matched_date),
+    ] {
+        if let (Some(a), Some(b)) = (p.as_ref(), o.as_ref()) {
+            if same(a, b) {
+                *p = o;
+            }
+        }
+    }
 }
 
 /// Writes a pulled record unless the store already holds exactly it, keeping local-only
@@ -236,7 +220,13 @@ fn apply(store: &Store, p: &Entity) -> Result<bool, MirrorError> {
         }
         Entity::InsureePolicy(r) => put_if_changed!(insuree_policy, put_insuree_policy, r),
         Entity::Premium(r) => put_if_changed!(premium, put_premium, r),
-        Entity::Payment(r) => put_if_changed!(payment, put_payment, r),
+        Entity::Payment(r) => {
+            let mut r = r.clone();
+            if let Some(old) = store.payment(r.id)? {
+                keep_local(&mut r, &old);
+            }
+            put_if_changed!(payment, put_payment, &r)
+        }
         Entity::ControlNumber(r) => {
             put_if_changed!(control_number, put_control_number, r)
         }
@@ -262,7 +252,7 @@ pub async fn run_puller(store: Store, dsn: String, interval: Duration, mut signa
             }
         }
         let Some(c) = client.as_ref() else { continue };
-        match pull_once(c, &store).await {
+        match pull_settled(c, &store, SETTLE).await {
             Ok(r) if r.applied + r.conflicts > 0 => {
                 tracing::info!(
                     applied = r.applied,
@@ -273,5 +263,62 @@ pub async fn run_puller(store: Store, dsn: String, interval: Duration, mut signa
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "pull failed; will retry next interval"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Money, PaymentDetail, PaymentStatus, PolicyStage};
+    use crate::store::fixtures as fx;
+
+    fn line(policy: Option<u64>) -> PaymentDetail {
+        PaymentDetail {
+            product_code: "PRD".into(),
+            chfid: fx::chfid(1),
+            stage: PolicyStage::Renewal,
+            policy,
+            expected_amount: Money::tzs(30_000),
+            amount: None,
+            premium: None,
+        }
+    }
+
+    /// Our payment read back from its central rows: what they carry is taken (the
+    /// status), what they cannot carry is kept (the policy link, a control number not
+    /// mirrored yet, nanoseconds).
+    #[test]
+    fn a_pulled_payment_keeps_the_links_its_rows_cannot_carry() {
+        let mut ours = fx::payment(8, Some("991"));
+        ours.details = vec![line(Some(5))];
+        ours.request_date += chrono::Duration::nanoseconds(123_456_789);
+        let mut pulled = ours.clone();
+        pulled.details = vec![line(None)];
+        pulled.control_number = None;
+        pulled.request_date =
+            DateTime::<Utc>::from_timestamp_micros(ours.request_date.timestamp_micros()).unwrap();
+        pulled.status = PaymentStatus::Received;
+        keep_local(&mut pulled, &ours);
+        assert_eq!(pulled.details[0].policy, Some(5));
+        assert_eq!(pulled.control_number.as_deref(), Some("991"));
+        assert_eq!(pulled.request_date, ours.request_date);
+        assert_eq!(pulled.status, PaymentStatus::Received);
+        let mut back = pulled.clone();
+        back.status = ours.status;
+        assert_eq!(back, ours, "nothing else differs");
+
+        // A line for another insuree gains nothing; a central control number wins.
+        let mut other = ours.clone();
+        other.details[0].chfid = fx::chfid(2);
+        other.details[0].policy = None;
+        other.control_number = Some("992".into());
+        keep_local(&mut other, &ours);
+        assert_eq!(other.details[0].policy, None);
+        assert_eq!(other.control_number.as_deref(), Some("992"));
+    }
+
+    #[test]
+    fn the_first_pull_starts_where_postgresql_can() {
+        assert_eq!(floor().to_rfc3339(), "0001-01-01T00:00:00+00:00");
     }
 }

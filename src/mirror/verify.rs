@@ -66,11 +66,25 @@ fn canon(v: &Val) -> Canon {
     }
 }
 
-/// Equal, or a central NULL where the store holds 0: the store has no NULL for amounts,
-/// periods and percentages, and the import reads a NULL one as 0 (tblProduct's optional
-/// numeric columns), so that is the same value.
+/// Equal by openIMIS's own equivalences, which the import follows when it reads a row:
+/// - an amount, period or percentage: a central NULL is the store's 0 (the store has no
+///   NULL for them; tblProduct's optional numeric columns);
+/// - text: NULL and '' are both "none" (openIMIS writes '' where a value is absent, e.g.
+///   `Phone`; the store keeps no empty phone);
+/// - a flag: NULL and false are both "no" (openIMIS reads `Poverty` NULL as false).
+///
+/// Anything else that differs is a real difference.
 fn same(ours: &Canon, theirs: &Canon) -> bool {
-    ours == theirs || matches!((ours, theirs), (Canon::Int(Some(0)), Canon::Int(None)))
+    fn none_text(v: &Option<String>) -> bool {
+        v.as_deref().is_none_or(str::is_empty)
+    }
+    ours == theirs
+        || match (ours, theirs) {
+            (Canon::Int(Some(0)), Canon::Int(None)) => true,
+            (Canon::Text(a), Canon::Text(b)) => none_text(a) && none_text(b),
+            (Canon::Bool(a), Canon::Bool(b)) => !a.unwrap_or(false) && !b.unwrap_or(false),
+            _ => false,
+        }
 }
 
 /// The SELECT expression that reads column `col` back in the form of `v` (the SELECT
@@ -336,7 +350,19 @@ mod tests {
         assert!(same(&Canon::Int(Some(0)), &Canon::Int(None)));
         assert!(!same(&Canon::Int(Some(2)), &Canon::Int(None)));
         assert!(!same(&Canon::Int(None), &Canon::Int(Some(0))));
-        assert!(!same(&Canon::Text(Some(String::new())), &Canon::Text(None)));
+        // openIMIS's own equivalences, both ways: '' is no text, NULL is no flag.
+        assert!(same(&Canon::Text(Some(String::new())), &Canon::Text(None)));
+        assert!(same(&Canon::Text(None), &Canon::Text(Some(String::new()))));
+        assert!(same(&Canon::Bool(Some(false)), &Canon::Bool(None)));
+        assert!(same(&Canon::Bool(None), &Canon::Bool(Some(false))));
+        // ...and nothing more: a value is never "none".
+        assert!(!same(&Canon::Text(Some(" ".into())), &Canon::Text(None)));
+        assert!(!same(
+            &Canon::Text(Some("a".into())),
+            &Canon::Text(Some("A".into()))
+        ));
+        assert!(!same(&Canon::Bool(Some(true)), &Canon::Bool(None)));
+        assert!(!same(&Canon::Bool(None), &Canon::Bool(Some(true))));
         let t = DateTime::<Utc>::from_timestamp(1_700_000_000, 123_456_789).unwrap();
         assert_eq!(
             canon(&Val::Ts(Some(t))),

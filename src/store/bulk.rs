@@ -81,6 +81,17 @@ impl<'a> BulkWriter<'a> {
         self.store.next_id()
     }
 
+    /// Puts an aux value with the load (a bulk load's bookkeeping, e.g. the mirror's id
+    /// map): buffered and applied in key order with the records.
+    pub fn aux_put(&mut self, namespace: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        let k = super::keys::aux_key(namespace, key)?;
+        self.insert(TreeId::Aux, &k, value)?;
+        if self.pending_ops >= self.chunk_ops {
+            self.apply()?;
+        }
+        Ok(())
+    }
+
     /// Records put so far.
     pub fn records(&self) -> u64 {
         self.records

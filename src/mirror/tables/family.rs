@@ -26,7 +26,8 @@ pub const SMS_FAMILY: &str = "FamilyID";
 pub const SMS_APPROVAL: &str = "ApprovalOfSMS";
 pub const SMS_LANG: &str = "LanguageOfSMS";
 
-/// The pull's names for the family's SMS preference (`tblFamilySMS`).
+/// The pull's names for the family's SMS preference (`tblFamilySMS`; its columns are
+/// spelled as the live catalogue spells them: lower case in the real scripts).
 const SMS_APPROVED: &str = "sms_approved";
 const SMS_LANGUAGE: &str = "sms_language";
 

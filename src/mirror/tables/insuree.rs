@@ -1,6 +1,7 @@
 //! `tblInsuree` ↔ [`Insuree`].
 
 use super::prelude::*;
+use super::Flagged;
 use super::{phone, phone_text};
 use crate::domain::{Chfid, Gender, Insuree, Relationship};
 
@@ -65,6 +66,15 @@ pub(super) fn chfid(r: &Named<'_>, col: &str, s: &str) -> Result<Chfid, MirrorEr
     Chfid::from_central(s).map_err(|e| r.invalid(col, s, e))
 }
 
+/// What our input rules would have refused in a central insuree row (counted, kept).
+pub(super) fn flag(r: &Named<'_>, f: &mut Flagged) -> Result<(), MirrorError> {
+    f.chfid(r.text(CHFID)?.as_deref().unwrap_or(""));
+    f.phone(r.text(PHONE)?.as_deref());
+    f.name(r.text(LAST_NAME)?.as_deref());
+    f.name(r.text(OTHER_NAMES)?.as_deref());
+    Ok(())
+}
+
 impl Mapped for Insuree {
     const DESC: &'static Desc = &DESC;
 
@@ -95,8 +105,9 @@ impl Mapped for Insuree {
             uuid: r.uuid()?,
             chfid,
             family: ids.get("family", r.required(FAMILY, r.int(FAMILY)?)?)?,
-            last_name: r.required(LAST_NAME, r.text(LAST_NAME)?)?,
-            other_names: r.required(OTHER_NAMES, r.text(OTHER_NAMES)?)?,
+            // Kept as openIMIS holds them, even empty (counted by `flag`).
+            last_name: r.text(LAST_NAME)?.unwrap_or_default(),
+            other_names: r.text(OTHER_NAMES)?.unwrap_or_default(),
             dob: r.required(DOB, r.date(DOB)?)?,
             gender: r
                 .text(GENDER)?

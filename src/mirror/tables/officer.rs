@@ -1,6 +1,7 @@
 //! `tblOfficer` (with its `tblOfficerVillages` rows on the pull) ↔ [`Officer`].
 
 use super::prelude::*;
+use super::Flagged;
 use super::{midnight, phone, phone_text};
 use crate::domain::{Language, Officer};
 use crate::mirror::schema::{Side, VALIDITY_FROM, VALIDITY_TO};
@@ -78,6 +79,14 @@ pub const DESC: Desc = Desc {
     }),
 };
 
+/// What our input rules would have refused in a central officer row (counted, kept).
+pub(super) fn flag(r: &Named<'_>, f: &mut Flagged) -> Result<(), MirrorError> {
+    f.phone(r.text(PHONE)?.as_deref());
+    f.name(r.text(LAST_NAME)?.as_deref());
+    f.name(r.text(OTHER_NAMES)?.as_deref());
+    Ok(())
+}
+
 impl Mapped for Officer {
     const DESC: &'static Desc = &DESC;
 
@@ -113,8 +122,9 @@ impl Mapped for Officer {
             id,
             uuid: r.uuid()?,
             code: r.required(CODE, r.text(CODE)?)?,
-            last_name: r.required(LAST_NAME, r.text(LAST_NAME)?)?,
-            other_names: r.required(OTHER_NAMES, r.text(OTHER_NAMES)?)?,
+            // Kept as openIMIS holds them, even empty (counted by `flag`).
+            last_name: r.text(LAST_NAME)?.unwrap_or_default(),
+            other_names: r.text(OTHER_NAMES)?.unwrap_or_default(),
             phone: phone(r.text(PHONE)?),
             district: ids.opt("location", r.int(DISTRICT)?)?,
             villages,

@@ -4,6 +4,7 @@
 use super::insuree::chfid;
 use super::policy::stage;
 use super::prelude::*;
+use super::Flagged;
 use super::{cents, money, phone, phone_text};
 use crate::domain::{Language, Money, Payment, PaymentDetail, PaymentStatus};
 
@@ -151,6 +152,12 @@ fn details(r: &Named<'_>) -> Result<Vec<PaymentDetail>, MirrorError> {
         });
     }
     Ok(out)
+}
+
+/// What our input rules would have refused in a central payment row (counted, kept).
+pub(super) fn flag(r: &Named<'_>, f: &mut Flagged) -> Result<(), MirrorError> {
+    f.phone(r.text(PHONE_NUMBER)?.as_deref());
+    Ok(())
 }
 
 impl Mapped for Payment {
