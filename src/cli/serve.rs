@@ -82,7 +82,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let store = Store::open(&config.store.data_dir, config.store.store_options())
         .with_context(|| format!("opening store at {}", config.store.data_dir.display()))?;
     if args.demo {
-        seed_demo(&store)?;
+        if config.mirror.enabled {
+            demo_with_mirror(&store, &config.mirror.dsn).await?;
+        } else {
+            seed_demo(&store)?;
+        }
     }
     let parts = Parts::build(&config, &store)?;
     let listener = tokio::net::TcpListener::bind(config.server.listen)
@@ -127,6 +131,54 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     store.flush().context("final flush of the store")?;
     tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// Aux marker: the demo world is seeded and not yet all queued for the central database.
+const DEMO_QUEUE_NS: &str = "demo.mirror";
+const DEMO_QUEUE_KEY: &[u8] = b"queue-pending";
+
+/// `--demo` with the mirror on: the demo world must exist centrally too, or `mirror verify`
+/// and every mirrored write would meet rows the central database never had. An empty
+/// central database gets our demo world (queued for the mirror); one that has families
+/// already is imported instead, so the store starts as a copy of it.
+async fn demo_with_mirror(store: &Store, dsn: &str) -> anyhow::Result<()> {
+    let pending = store.aux_get(DEMO_QUEUE_NS, DEMO_QUEUE_KEY)?.is_some();
+    if !pending && !store.products()?.is_empty() {
+        tracing::info!("store already has data; demo seeding skipped");
+        return Ok(());
+    }
+    if !pending {
+        let client = crate::mirror::connect(dsn).await.context(
+            "--demo with the mirror on reads the central database at start (to import the \
+             demo world from it, or to seed it there): it is unreachable",
+        )?;
+        let families = crate::mirror::central::current_families(&client)
+            .await
+            .context("counting the central database's families")?;
+        if families > 0 {
+            let counts = crate::mirror::pull::import(&client, store, |_, _| {})
+                .await
+                .context("importing the central database as the demo world")?;
+            let rows: u64 = counts.iter().map(|(_, n)| n).sum();
+            tracing::info!(
+                families,
+                rows,
+                "demo: the central database's world imported"
+            );
+            return Ok(());
+        }
+        // Marked before seeding: a crash from here on finishes the queueing at next start.
+        store.aux_put(DEMO_QUEUE_NS, DEMO_QUEUE_KEY, b"1")?;
+        store.flush()?;
+        seed_demo(store)?;
+    }
+    let queued = store
+        .queue_all_for_mirror()
+        .context("queueing the demo world for the central database")?;
+    store.aux_remove(DEMO_QUEUE_NS, DEMO_QUEUE_KEY)?;
+    store.flush()?;
+    tracing::info!(queued, "demo: world queued for the empty central database");
     Ok(())
 }
 

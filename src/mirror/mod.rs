@@ -28,6 +28,7 @@
 //!   change survives as a history row. Otherwise the central row wins.
 
 pub mod catalogue;
+pub mod central;
 pub mod idmap;
 pub mod import;
 pub mod live;

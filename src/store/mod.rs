@@ -4,7 +4,8 @@
 //! secondary indexes (kept in the same transaction as their record, see [`tx`]), multi-tree
 //! business transactions ([`Store::write`]), the durable [`outbox`] of work that must follow
 //! a write and the one loop every outbox consumer runs on ([`consumer`]), group-committed
-//! flushes ([`commit`]) and bulk loading ([`bulk`]).
+//! flushes ([`commit`]), bulk loading ([`bulk`]) and queueing a bulk-loaded store for the
+//! mirror once ([`Store::queue_all_for_mirror`]).
 //! Must never: apply a business rule (callers decide; the store only refuses to give one
 //! unique key to two records), let an index disagree with its record, read a clock on the
 //! consumer side of the outbox (`now` is passed in), or report a write as durable before it
@@ -27,6 +28,7 @@ mod family_payments;
 pub mod keys;
 pub mod outbox;
 mod read;
+mod remirror;
 pub mod space;
 pub mod tx;
 

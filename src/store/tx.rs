@@ -476,6 +476,13 @@ impl<'a> WriteTx<'a> {
         }
     }
 
+    /// Puts any entity record (and queues its mirror write): for whole-store passes
+    /// ([`super::remirror`]); business code uses the typed `put_*`.
+    pub(crate) fn put_mirrored<R: Record>(&mut self, record: &R) -> Result<(), TxError> {
+        put_record(&mut self.sink, record)?;
+        self.queue_mirror(record)
+    }
+
     /// Queues the record's new state for the central database (see the module doc).
     fn queue_mirror<R: Record>(&mut self, record: &R) -> Result<(), TxError> {
         if !self.mirror {

@@ -14,10 +14,14 @@ use super::Server;
 /// `serve --demo` with the mirror to `pg` enabled (no pull: the central side starts empty),
 /// plus `extra` environment.
 pub fn mirrored_server(pg: &Pg, dir: &Path, extra: &[(&str, &str)]) -> Server {
-    let dsn = pg.dsn();
+    mirrored_server_to(&pg.dsn(), dir, extra)
+}
+
+/// [`mirrored_server`] to the database at `dsn`.
+pub fn mirrored_server_to(dsn: &str, dir: &Path, extra: &[(&str, &str)]) -> Server {
     let mut env = vec![
         ("IMIS_GATEWAY_MIRROR__ENABLED", "true"),
-        ("IMIS_GATEWAY_MIRROR__DSN", dsn.as_str()),
+        ("IMIS_GATEWAY_MIRROR__DSN", dsn),
         ("IMIS_GATEWAY_MIRROR__LEASE_SECS", "1"),
         ("IMIS_GATEWAY_MIRROR__PULL_INTERVAL_SECS", "0"),
     ];
