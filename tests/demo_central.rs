@@ -82,7 +82,9 @@ fn the_demo_world_is_seeded_into_an_empty_openimis_database_and_renew_pay_verify
                    JOIN "tblControlNumber" c ON c."PaymentID" = pay."PaymentID"
                    JOIN "tblPaymentDetails" d ON d."PaymentID" = pay."PaymentID"
                    JOIN "tblInsuree" i ON i."CHFID" = d."InsuranceNumber" AND i."ValidityTo" IS NULL
-                   WHERE c."ControlNumber" = '{cn}' AND p."FamilyID" = i."FamilyID"
+                   WHERE c."ControlNumber" = '{cn}' AND c."ValidityTo" IS NULL
+                     AND pay."ValidityTo" IS NULL AND d."ValidityTo" IS NULL
+                     AND p."FamilyID" = i."FamilyID"
                      AND p."ValidityTo" IS NULL AND p."PolicyStage" = 'R'"#
             )
         ),
@@ -115,7 +117,8 @@ fn a_central_database_with_a_world_is_imported_as_the_demo_and_not_written_over(
     let store = Store::open(dir.path(), Default::default()).unwrap();
     assert_eq!(store.counts().unwrap().families.to_string(), before);
     // None of our demo CHFIDs exists: the store is a copy of the central world.
-    let ours = imis_gateway::domain::Chfid::parse("070707070").unwrap();
+    // (070707070 is in both worlds: the wiki's sample number.)
+    let ours = imis_gateway::domain::Chfid::parse("100000014").unwrap();
     assert!(store.insuree_by_chfid(ours).unwrap().is_none());
     drop(store);
     assert_eq!(oi.pg.query_in("demo_real", CURRENT_FAMILIES), before);

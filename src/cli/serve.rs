@@ -148,11 +148,11 @@ async fn demo_with_mirror(store: &Store, dsn: &str) -> anyhow::Result<()> {
         tracing::info!("store already has data; demo seeding skipped");
         return Ok(());
     }
+    let client = crate::mirror::connect(dsn).await.context(
+        "--demo with the mirror on reads the central database at start (to import the \
+         demo world from it, or to seed it there): it is unreachable",
+    )?;
     if !pending {
-        let client = crate::mirror::connect(dsn).await.context(
-            "--demo with the mirror on reads the central database at start (to import the \
-             demo world from it, or to seed it there): it is unreachable",
-        )?;
         let families = crate::mirror::central::current_families(&client)
             .await
             .context("counting the central database's families")?;
@@ -176,9 +176,18 @@ async fn demo_with_mirror(store: &Store, dsn: &str) -> anyhow::Result<()> {
     let queued = store
         .queue_all_for_mirror()
         .context("queueing the demo world for the central database")?;
+    // What the empty schema ships (a few sample locations) joins the store as pulled rows,
+    // never queued back, so the two sides hold the same world.
+    let pulled = crate::mirror::pull::pull_once(&client, store)
+        .await
+        .context("reading the central database's own rows")?;
     store.aux_remove(DEMO_QUEUE_NS, DEMO_QUEUE_KEY)?;
     store.flush()?;
-    tracing::info!(queued, "demo: world queued for the empty central database");
+    tracing::info!(
+        queued,
+        central_rows = pulled.applied,
+        "demo: world queued for the empty central database"
+    );
     Ok(())
 }
 
