@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::mirror::{mirror_health, mirrored_server_to, wait_mirrored_within};
 use common::openimis_db::{Data, OpenImisPg};
-use common::ussd::{walk, Dialog, Gw, Ussd};
+use common::ussd::Ussd;
 use imis_gateway::store::Store;
 
 fn verify(dir: &std::path::Path, dsn: &str) -> (Option<i32>, String) {
@@ -44,22 +44,7 @@ fn the_demo_world_is_seeded_into_an_empty_openimis_database_and_renew_pay_verify
     let seeded_applied = seeded["applied_total"].as_u64().unwrap();
     assert!(seeded_applied > 1000, "{seeded}");
 
-    let (mut s, _) = Dialog::dial(&u, Gw::Json, "central-renew", "255754100002");
-    walk(&mut s, &["2", "1", "100000014", "1"]);
-    let (end, done) = s.send("1");
-    assert!(end, "{done}");
-    let cn = common::ussd::control_number(&done);
-    let (status, body) = u.rt.block_on(async {
-        let r = u
-            .client
-            .post(format!("{}/gepg-sim/pay", u.base))
-            .json(&serde_json::json!({ "control_number": cn }))
-            .send()
-            .await
-            .expect("POST /gepg-sim/pay");
-        (r.status().as_u16(), r.text().await.expect("body"))
-    });
-    assert_eq!(status, 200, "{body}");
+    let cn = common::ussd::renew_and_pay(&u, "central-renew", "255754100002", "100000014");
     // Renewal (policy, member rows, payment, detail, control number) and payment
     // (premium, policy, member rows, payment): well past a handful of writes more.
     wait_mirrored_within(&u, seeded_applied + 5, Duration::from_secs(60));

@@ -609,11 +609,13 @@ fn a_ussd_renewal_produces_the_policy_payment_and_control_number_rows() {
         "3|30000.00|t|t|255754100002|-1|t"
     );
     assert_eq!(
-        pg.query(
+        pg.query(&format!(
             r#"SELECT d."InsuranceNumber", d."ProductCode", d."PolicyStage", d."ExpectedAmount",
                       d."PremiumID" IS NULL, d."AuditedUserId", d."PaymentID" = p."PaymentID"
-               FROM "tblPaymentDetails" d JOIN "tblPayment" p ON p."PaymentID" = d."PaymentID""#
-        ),
+               FROM "tblPaymentDetails" d JOIN "tblPayment" p ON p."PaymentID" = d."PaymentID"
+               WHERE p."PaymentUUID" = '{}'"#,
+            payment.uuid
+        )),
         "100000014|CHF01|R|30000.00|t|-1|t"
     );
     // The control number: its key allocated by the writer (the real tblControlNumber has no
@@ -947,9 +949,12 @@ fn an_sms_enrolment_produces_the_family_head_policy_and_member_rows() {
         )
     );
     assert_eq!(
-        pg.query(
-            r#"SELECT approvalofsms, languageofsms FROM "tblFamilySMS" WHERE validityto IS NULL"#
-        ),
+        pg.query(&format!(
+            r#"SELECT s.approvalofsms, s.languageofsms FROM "tblFamilySMS" s
+                   JOIN "tblFamilies" f ON f."FamilyID" = s.familyid
+                   WHERE s.validityto IS NULL AND f."FamilyUUID" = '{}'"#,
+            family.uuid
+        )),
         "t|sw"
     );
     // The preference row belongs to the central family.

@@ -47,6 +47,16 @@ fn read_node(store: &Store) -> Result<Option<Uuid>, MirrorError> {
 
 /// Creates the table when missing (a race with another store creating it is fine).
 pub async fn ensure_table(client: &Client) -> Result<(), MirrorError> {
+    // Looked up first: a gateway login without CREATE on the schema may use a table the
+    // administrator made (README: the database rights), and CREATE ... IF NOT EXISTS would
+    // still be refused it.
+    let exists: bool = client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&TABLE])
+        .await?
+        .get(0);
+    if exists {
+        return Ok(());
+    }
     let ddl = format!(
         "CREATE TABLE IF NOT EXISTS {TABLE} (node text PRIMARY KEY, last_seq bigint NOT NULL, \
          updated timestamptz NOT NULL DEFAULT now())"

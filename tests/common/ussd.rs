@@ -395,3 +395,26 @@ pub fn metric(text: &str, series: &str) -> u64 {
         .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
         .unwrap_or(0)
 }
+
+/// Renews CHFID `chfid` by USSD from `phone` (renew → by CHFID → first product → confirm)
+/// and pays the control number through the GePG simulator (`POST /gepg-sim/pay`, a signed
+/// notification back to the server); returns the control number.
+pub fn renew_and_pay(u: &Ussd, session: &str, phone: &str, chfid: &str) -> String {
+    let (mut s, _) = Dialog::dial(u, Gw::Json, session, phone);
+    walk(&mut s, &["2", "1", chfid, "1"]);
+    let (end, done) = s.send("1");
+    assert!(end, "{done}");
+    let cn = control_number(&done);
+    let (status, body) = u.rt.block_on(async {
+        let r = u
+            .client
+            .post(format!("{}/gepg-sim/pay", u.base))
+            .json(&serde_json::json!({ "control_number": cn }))
+            .send()
+            .await
+            .expect("POST /gepg-sim/pay");
+        (r.status().as_u16(), r.text().await.expect("body"))
+    });
+    assert_eq!(status, 200, "{body}");
+    cn
+}
