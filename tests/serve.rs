@@ -125,3 +125,43 @@ fn demo_data_command_fills_an_empty_store_deterministically() {
         "same seed and date, same data"
     );
 }
+
+/// The README's start command from another directory than the repository: the menus, SMS
+/// texts and officer grammar it ships are still found, and the server becomes ready.
+#[test]
+fn serve_starts_from_any_working_directory() {
+    use std::io::{BufRead, BufReader};
+    let elsewhere = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(common::BIN)
+        .args([
+            "serve",
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            "data",
+        ])
+        .current_dir(elsewhere.path())
+        .env("RUST_BACKTRACE", "0")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn imis-gateway");
+    let stdout = child.stdout.take().expect("stdout");
+    let ready = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.starts_with("imis-gateway ready on "));
+    common::signal(child.id(), "TERM");
+    let out = child.wait_with_output().expect("wait");
+    assert!(ready, "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        elsewhere.path().join("data").exists(),
+        "the data dir is the caller's"
+    );
+}

@@ -16,7 +16,7 @@ pub mod serve;
 pub mod simulate;
 pub mod sms;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
@@ -76,8 +76,34 @@ impl StoreArgs {
         if let Some(dir) = &self.data_dir {
             config.store.data_dir = dir.clone();
         }
+        let sources = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let beside = self.config.as_deref().and_then(Path::parent);
+        for path in [
+            &mut config.ussd.menus_dir,
+            &mut config.sms.templates_dir,
+            &mut config.officer.grammar_file,
+        ] {
+            *path = locate_shipped(path, beside, sources);
+        }
         Ok(config)
     }
+}
+
+/// Menus, SMS texts and the officer grammar ship with the gateway, named by relative paths
+/// (`menus`, `sms-templates`): one that does not exist from the working directory is looked
+/// up beside the configuration file, then in the source tree the binary was built from, so
+/// the README's commands work from any directory. An absolute path, or one found nowhere,
+/// is kept as given (the error then names it).
+fn locate_shipped(path: &Path, beside_config: Option<&Path>, sources: &Path) -> PathBuf {
+    if path.is_absolute() || path.exists() {
+        return path.to_path_buf();
+    }
+    beside_config
+        .into_iter()
+        .chain([sources])
+        .map(|dir| dir.join(path))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| path.to_path_buf())
 }
 
 /// The SMS templates `[sms] templates_dir` names; a bad directory is one clear error.
@@ -113,4 +139,42 @@ pub(crate) fn post_json(
         anyhow::ensure!(status.is_success(), "{who} answered {status}: {v}");
         Ok(v)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_files_are_found_from_any_directory() {
+        let sources = tempfile::tempdir().unwrap();
+        std::fs::create_dir(sources.path().join("shipped-menus")).unwrap();
+        let config_dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(config_dir.path().join("shipped-texts")).unwrap();
+        // Not under the working directory: beside the config, else in the sources.
+        let menus = Path::new("no-such-dir-here/menus");
+        assert_eq!(
+            locate_shipped(menus, Some(config_dir.path()), sources.path()),
+            menus,
+            "found nowhere: kept, so the error names it"
+        );
+        assert_eq!(
+            locate_shipped(
+                Path::new("shipped-menus"),
+                Some(config_dir.path()),
+                sources.path()
+            ),
+            sources.path().join("shipped-menus")
+        );
+        assert_eq!(
+            locate_shipped(
+                Path::new("shipped-texts"),
+                Some(config_dir.path()),
+                sources.path()
+            ),
+            config_dir.path().join("shipped-texts")
+        );
+        let abs = config_dir.path().join("elsewhere");
+        assert_eq!(locate_shipped(&abs, None, sources.path()), abs);
+    }
 }
