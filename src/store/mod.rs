@@ -73,7 +73,11 @@ pub enum StoreError {
         #[source]
         source: CodecError,
     },
-    #[error("store schema version {found} is not this build's {expected}; use a matching gateway or migrate")]
+    #[error(
+        "store schema version {found} is not this build's {expected}: run the gateway that \
+         wrote it, or import the central database into a new data directory with this one \
+         (imis-gateway import --from DSN --data-dir NEW_DIR)"
+    )]
     SchemaVersion { found: u32, expected: u32 },
     #[error("malformed key or index value in tree {tree}")]
     CorruptKey { tree: &'static str },
@@ -839,6 +843,9 @@ mod tests {
             ),
             "{err:?}"
         );
+        // The refusal says what to do about it.
+        let said = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(said.contains("imis-gateway import --from"), "{said}");
     }
 
     #[test]
