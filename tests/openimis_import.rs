@@ -59,6 +59,22 @@ fn current_count(cluster: &OpenImisPg, db: &str, table: &str, filter: &str) -> u
         .unwrap_or_else(|e| panic!("count of {table}: {n:?}: {e}"))
 }
 
+/// `into_dir` with the default store options and CHFID rule; panics on a failed import.
+fn import_default(
+    rt: &tokio::runtime::Runtime,
+    client: &tokio_postgres::Client,
+    dir: &Path,
+) -> imis_gateway::mirror::import::Imported {
+    rt.block_on(into_dir(
+        client,
+        dir,
+        StoreOptions::default(),
+        ChfidRule::default(),
+        |_, _| {},
+    ))
+    .expect("import")
+}
+
 fn open(dir: &Path) -> Store {
     Store::open(dir, StoreOptions::default()).expect("open store")
 }
@@ -163,15 +179,7 @@ fn the_unmodified_demo_imports_every_insuree_and_counts_the_chfids_we_would_refu
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = tmp.path().join("store");
     let (rt, client) = connect(&dsn);
-    let imported = rt
-        .block_on(into_dir(
-            &client,
-            &dir,
-            StoreOptions::default(),
-            ChfidRule::default(),
-            |_, _| {},
-        ))
-        .expect("import");
+    let imported = import_default(&rt, &client, &dir);
     let insurees = imported
         .counts
         .iter()
@@ -286,14 +294,7 @@ fn the_pull_keeps_a_mirrored_payment_linked_to_its_policy() {
     let (cluster, rt, client) = demo("pay");
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = tmp.path().join("store");
-    rt.block_on(into_dir(
-        &client,
-        &dir,
-        StoreOptions::default(),
-        ChfidRule::default(),
-        |_, _| {},
-    ))
-    .expect("import");
+    import_default(&rt, &client, &dir);
     let store = open(&dir);
 
     // Family 1's policy and head, as imported.
