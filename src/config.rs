@@ -49,6 +49,7 @@ pub struct Config {
     pub officer: OfficerConfig,
     pub limits: LimitsConfig,
     pub domain: DomainConfig,
+    pub privacy: crate::domain::privacy::Privacy,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -159,7 +159,12 @@ fn an_idle_session_times_out_and_a_redial_may_resume_it() {
     let server = Server::start(
         dir.path(),
         &["--demo"],
-        &[("IMIS_GATEWAY_USSD__SESSION_TTL_SECS", "1")],
+        &[
+            ("IMIS_GATEWAY_USSD__SESSION_TTL_SECS", "1"),
+            // These callers look up a family that is not theirs: names are shown to any
+            // phone here (the default, linked phones only, is tests/security_ussd.rs's).
+            ("IMIS_GATEWAY_PRIVACY__NAMES_TO", "anyone"),
+        ],
     );
     let u = Ussd::new(&server);
     let phone = |gw: Gw| if gw == Gw::At { STRANGER } else { OTHER };
@@ -208,6 +213,9 @@ fn a_slow_action_gets_a_holding_screen_and_its_result_by_sms() {
             ("IMIS_GATEWAY_USSD__FAULT_ACTION", "coverage"),
             ("IMIS_GATEWAY_USSD__FAULT_ACTION_DELAY_MS", "1500"),
             ("IMIS_GATEWAY_USSD__HOP_BUDGET_MS", "200"),
+            // These callers look up a family that is not theirs: names are shown to any
+            // phone here (the default, linked phones only, is tests/security_ussd.rs's).
+            ("IMIS_GATEWAY_PRIVACY__NAMES_TO", "anyone"),
         ],
     );
     let u = Ussd::new(&server);
@@ -305,7 +313,12 @@ fn sighup_reloads_menus_and_live_sessions_survive() {
     let server = Server::start(
         &store,
         &["--demo"],
-        &[("IMIS_GATEWAY_USSD__MENUS_DIR", menus.to_str().unwrap())],
+        &[
+            ("IMIS_GATEWAY_USSD__MENUS_DIR", menus.to_str().unwrap()),
+            // These callers look up a family that is not theirs: names are shown to any
+            // phone here (the default, linked phones only, is tests/security_ussd.rs's).
+            ("IMIS_GATEWAY_PRIVACY__NAMES_TO", "anyone"),
+        ],
     );
     let u = Ussd::new(&server);
     let mut on_gone_screen = Vec::new();
@@ -387,6 +400,10 @@ fault_action_delay_ms = 800
 
 [ussd.gateway_budget_ms]
 json = 150
+
+# A caller looks up a family that is not theirs (the default is tests/security_ussd.rs's).
+[privacy]
+names_to = "anyone"
 "#,
     )
     .unwrap();

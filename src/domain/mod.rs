@@ -15,6 +15,7 @@ pub mod money;
 pub mod period;
 pub mod phone;
 pub mod pin;
+pub mod privacy;
 pub mod product;
 pub mod renewal;
 pub mod value;

@@ -105,7 +105,7 @@ async fn hop(state: &AppState, form: FormBody) -> Result<Response, BadRequest> {
     };
     let hop = u32::try_from(inputs.len()).unwrap_or(u32::MAX);
     let engine = &state.ussd;
-    let known = match engine.has_session(GATEWAY, session_id) {
+    let known = match engine.has_session(GATEWAY, session_id, &msisdn) {
         Ok(k) => k,
         Err(e) => {
             // The engine meets the same failure and answers the member with an END screen

@@ -1,7 +1,7 @@
 //! Session state in the store's `aux` tree, and the per-phone records that outlive a session.
 //!
 //! Owns: the [`Session`] record (screen, history stack, variables, lists, retry count, the
-//! cached reply of the last hop), its key per (gateway, session id), the pointer from a
+//! cached reply of the last hop), its key per (gateway, session id, msisdn), the pointer from a
 //! phone to its latest session (for resume), the language a phone chose, and the journal of
 //! committed actions (written by the action in its own transaction, see [`JOURNAL_NS`]).
 //! Must never: flush per hop (a session lost in a crash only restarts it), or hold anything a
@@ -79,37 +79,54 @@ pub enum SessionError {
     Codec(#[from] codec::CodecError),
 }
 
-pub fn session_key(gateway: &str, session_id: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(gateway.len() + session_id.len() + 1);
+/// A session is bound to its phone: the key is (gateway, session id, msisdn), so a hop that
+/// carries someone else's session id with another msisdn finds no session (it starts its
+/// own), and an end event from another phone ends nothing. Gateways reuse ids too.
+pub fn session_key(gateway: &str, session_id: &str, msisdn: &Msisdn) -> Vec<u8> {
+    let phone = msisdn.as_str();
+    let mut k = Vec::with_capacity(gateway.len() + session_id.len() + phone.len() + 2);
     k.extend_from_slice(gateway.as_bytes());
     k.push(0);
     k.extend_from_slice(session_id.as_bytes());
+    k.push(0);
+    k.extend_from_slice(phone.as_bytes());
     k
 }
 
-pub fn load(store: &Store, gateway: &str, id: &str) -> Result<Option<Session>, SessionError> {
-    match store.aux_get(SESSION_NS, &session_key(gateway, id))? {
+/// The session `id` of `msisdn` on `gateway`.
+pub fn load(
+    store: &Store,
+    gateway: &str,
+    id: &str,
+    msisdn: &Msisdn,
+) -> Result<Option<Session>, SessionError> {
+    match store.aux_get(SESSION_NS, &session_key(gateway, id, msisdn))? {
         Some(bytes) => Ok(Some(codec::decode(&bytes)?)),
         None => Ok(None),
     }
 }
 
 /// Whether a session record exists, without decoding it.
-pub fn exists(store: &Store, gateway: &str, id: &str) -> Result<bool, SessionError> {
+pub fn exists(
+    store: &Store,
+    gateway: &str,
+    id: &str,
+    msisdn: &Msisdn,
+) -> Result<bool, SessionError> {
     Ok(store
-        .aux_get(SESSION_NS, &session_key(gateway, id))?
+        .aux_get(SESSION_NS, &session_key(gateway, id, msisdn))?
         .is_some())
 }
 
 pub fn save(store: &Store, s: &Session) -> Result<(), SessionError> {
     let bytes = codec::encode(s)?;
-    store.aux_put(SESSION_NS, &session_key(&s.gateway, &s.id), &bytes)?;
+    store.aux_put(SESSION_NS, &key_of(s), &bytes)?;
     Ok(())
 }
 
-pub fn remove(store: &Store, gateway: &str, id: &str) -> Result<(), SessionError> {
-    store.aux_remove(SESSION_NS, &session_key(gateway, id))?;
-    Ok(())
+/// The key `s` is stored under.
+pub fn key_of(s: &Session) -> Vec<u8> {
+    session_key(&s.gateway, &s.id, &s.msisdn)
 }
 
 pub fn last_of_phone(store: &Store, msisdn: &Msisdn) -> Result<Option<Session>, SessionError> {
@@ -117,7 +134,7 @@ pub fn last_of_phone(store: &Store, msisdn: &Msisdn) -> Result<Option<Session>, 
         return Ok(None);
     };
     let p: PhonePointer = codec::decode(&bytes)?;
-    load(store, &p.gateway, &p.session_id)
+    load(store, &p.gateway, &p.session_id, msisdn)
 }
 
 pub fn set_last_of_phone(store: &Store, s: &Session) -> Result<(), SessionError> {

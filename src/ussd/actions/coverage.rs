@@ -1,5 +1,11 @@
 //! Check coverage: a family's products, expiry and per-member status letter; and the
 //! families whose head has the caller's phone.
+//!
+//! Privacy (`[privacy] names_to`, issue 14): a caller whose phone is not linked to the
+//! family sees, by default, no name at all: the family is named by the CHFID they typed,
+//! and of the members only that CHFID's own letter is shown (so not even the family's size
+//! leaks). Product codes and expiry dates are still told: a facility checking a patient's
+//! card needs exactly that.
 
 use super::{masked_name, ActionCtx, ActionError, Outcome};
 use crate::domain::show_date;
@@ -13,8 +19,14 @@ pub fn coverage(ctx: &ActionCtx) -> Result<Outcome, ActionError> {
     let Some(insuree) = store.insuree_by_chfid(chfid)? else {
         return Ok(Outcome::named("not_found"));
     };
+    let names = ctx.privacy.names_to.allows(ctx.linked_to(insuree.family)?);
+    let name = if names {
+        masked_name(&insuree)
+    } else {
+        insuree.chfid.to_string()
+    };
     let Some(cover) = crate::app::inquiry::family_cover(store, insuree.family, ctx.today)? else {
-        return Ok(Outcome::named("no_policy").var("name", masked_name(&insuree)));
+        return Ok(Outcome::named("no_policy").var("name", name));
     };
     let mut text = Vec::new();
     for product in cover {
@@ -25,11 +37,15 @@ pub fn coverage(ctx: &ActionCtx) -> Result<Outcome, ActionError> {
             product
                 .members
                 .iter()
-                .map(|(m, letter)| format!("{} {}", masked_name(m), letter.letter())),
+                .filter(|(m, _)| names || m.id == insuree.id)
+                .map(|(m, letter)| {
+                    let who = if names { masked_name(m) } else { name.clone() };
+                    format!("{who} {}", letter.letter())
+                }),
         );
     }
     Ok(Outcome::named("ok")
-        .var("name", masked_name(&insuree))
+        .var("name", name)
         .var("coverage", text.join("\n")))
 }
 

@@ -18,7 +18,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::GepgMode;
-use crate::domain::{Insuree, Language, Msisdn};
+use crate::domain::privacy::{phone_linked, Privacy};
+use crate::domain::{Id, Insuree, Language, Msisdn};
 use crate::sms::Templates;
 use crate::store::{Store, StoreError};
 
@@ -50,6 +51,8 @@ pub struct ActionCtx {
     pub store: Store,
     pub templates: Arc<Templates>,
     pub gepg: GepgMode,
+    /// What a caller not linked to the family may see (`[privacy]`).
+    pub privacy: Privacy,
     pub msisdn: Msisdn,
     pub lang: Language,
     pub today: NaiveDate,
@@ -62,6 +65,17 @@ pub struct ActionCtx {
 impl ActionCtx {
     pub fn var(&self, name: &str) -> &str {
         self.vars.get(name).map(String::as_str).unwrap_or("")
+    }
+
+    /// Whether the caller's phone is linked to `family` (the head's or a member's phone on
+    /// file). Only as strong as the gateway's msisdn: a gateway that lets callers spoof it
+    /// must be closed at the route (see the README's threat model).
+    pub fn linked_to(&self, family: Id) -> Result<bool, StoreError> {
+        let members = self.store.family_members(family)?;
+        Ok(phone_linked(
+            &self.msisdn,
+            members.iter().filter_map(|m| m.phone.as_ref()),
+        ))
     }
 }
 

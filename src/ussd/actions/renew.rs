@@ -205,6 +205,7 @@ mod tests {
             store: store.clone(),
             templates: std::sync::Arc::new(templates),
             gepg: GepgMode::Simulator,
+            privacy: Default::default(),
             msisdn: Msisdn::parse("255754100002").unwrap(),
             lang: Language::Sw,
             today,

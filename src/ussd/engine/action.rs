@@ -48,6 +48,7 @@ impl Engine {
             store: self.store.clone(),
             templates: self.templates.clone(),
             gepg: self.settings.gepg,
+            privacy: self.settings.privacy,
             msisdn: s.msisdn.clone(),
             lang: s.lang,
             today: crate::domain::eat_date(now),

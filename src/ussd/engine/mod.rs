@@ -34,6 +34,7 @@ use super::menu::{Kind, MenuError, Menus, NavKeys, HOME};
 use super::metrics::{inc, GatewayMetrics, Metrics};
 use super::session::{self, Ended, Place, Session, SessionError};
 use crate::config::{Config, GepgMode};
+use crate::domain::Msisdn;
 use crate::ratelimit::{Decision, Limiter};
 use crate::sms::{TemplateError, Templates};
 use crate::store::Store;
@@ -80,6 +81,8 @@ pub struct Settings {
     /// The rule a typed CHFID is held to (`[domain]`); texts name its length as
     /// `{chfid_length}`.
     pub chfid_rule: crate::domain::ChfidRule,
+    /// What a caller not linked to a family may see of it (`[privacy]`).
+    pub privacy: crate::domain::privacy::Privacy,
 }
 
 impl Settings {
@@ -109,6 +112,7 @@ impl Settings {
             ),
             max_tracked_phones: c.limits.max_tracked_phones,
             chfid_rule: c.domain.chfid_rule(),
+            privacy: c.privacy,
         }
     }
 }
@@ -186,26 +190,37 @@ impl Engine {
         Ok(n)
     }
 
-    pub fn has_session(&self, gateway: &str, id: &str) -> Result<bool, UssdError> {
-        if self.live.contains(&session::session_key(gateway, id)) {
+    /// Whether `msisdn` has a session `id` on `gateway` (another phone's session with the
+    /// same id does not count: sessions are bound to their msisdn).
+    pub fn has_session(&self, gateway: &str, id: &str, msisdn: &Msisdn) -> Result<bool, UssdError> {
+        if self
+            .live
+            .contains(&session::session_key(gateway, id, msisdn))
+        {
             return Ok(true);
         }
-        Ok(session::exists(&self.store, gateway, id)?)
+        Ok(session::exists(&self.store, gateway, id, msisdn)?)
     }
 
     /// Reads a session: from memory while it runs, else from the store. Call it only under
     /// the session's hop lock.
-    fn load_session(&self, gateway: &str, id: &str) -> Result<Option<Session>, UssdError> {
-        if let Some(s) = self.live.get(&session::session_key(gateway, id)) {
+    fn load_session(&self, ev: &HopEvent) -> Result<Option<Session>, UssdError> {
+        let key = session::session_key(&ev.gateway, &ev.session_id, &ev.msisdn);
+        if let Some(s) = self.live.get(&key) {
             return Ok(Some(s));
         }
-        Ok(session::load(&self.store, gateway, id)?)
+        Ok(session::load(
+            &self.store,
+            &ev.gateway,
+            &ev.session_id,
+            &ev.msisdn,
+        )?)
     }
 
     /// Writes a session to the store (unflushed, see the module doc) and to memory.
     fn save_session(&self, s: &Session) -> Result<(), UssdError> {
         session::save(&self.store, s)?;
-        self.live.put(session::session_key(&s.gateway, &s.id), s);
+        self.live.put(session::key_of(s), s);
         Ok(())
     }
 
@@ -245,7 +260,11 @@ impl Engine {
         let reply = async {
             let _one_at_a_time = self
                 .inflight
-                .enter(session::session_key(&ev.gateway, &ev.session_id))
+                .enter(session::session_key(
+                    &ev.gateway,
+                    &ev.session_id,
+                    &ev.msisdn,
+                ))
                 .await;
             self.hop(ev, now, &gm).await
         }
@@ -264,7 +283,7 @@ impl Engine {
         let menus = self.menus();
         let now_ms = now.timestamp_millis();
         let ttl_ms = millis(self.settings.ttl);
-        let existing = self.load_session(&ev.gateway, &ev.session_id)?;
+        let existing = self.load_session(&ev)?;
         if matches!(ev.kind, HopKind::End | HopKind::Abort) {
             if let Some(mut s) = existing.filter(|s| s.ended.is_none()) {
                 s.ended = Some(Ended::Abandoned);
