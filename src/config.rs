@@ -49,6 +49,8 @@ pub struct Config {
     pub officer: OfficerConfig,
     pub limits: LimitsConfig,
     pub domain: DomainConfig,
+    #[serde(default)]
+    pub sms_guard: crate::sms::cost_guard::CostGuardSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -63,7 +63,11 @@ impl Parts {
             handlers.push(Arc::new(crate::officer::SmsCommands));
         }
         let mo = MoPipeline::new(templates.clone(), handlers)
-            .with_limit(crate::ratelimit::sms_mo(&config.limits));
+            .with_limit(crate::ratelimit::sms_mo(&config.limits))
+            .with_cost_guard(Arc::new(crate::sms::cost_guard::CostGuard::new(
+                store.clone(),
+                &config.sms_guard,
+            )));
         Ok(Parts {
             templates,
             ussd,

@@ -445,27 +445,28 @@ impl Grammar {
     /// Renders text `key` with `vars`. An unknown placeholder is left out rather than sent
     /// raw (the file was checked at load, so this only happens to a typo in a new text).
     pub fn text(&self, key: &str, lang: Language, vars: &[(&str, &str)]) -> String {
-        let Some(t) = self.texts.get(key) else {
-            return key.to_string();
-        };
-        let body = match lang {
+        match self.body(key, lang) {
+            Some(body) => fill(body, vars),
+            None => key.to_string(),
+        }
+    }
+
+    /// Text `key` as written in `lang`.
+    fn body(&self, key: &str, lang: Language) -> Option<&str> {
+        let t = self.texts.get(key)?;
+        Some(match lang {
             Language::Sw => &t.sw,
             Language::En => &t.en,
-        };
-        fill(body, vars)
+        })
     }
 
     /// Renders text `key` with `vars` so that it fits in the SMS limit without shortening
     /// an essential value ([`compose::compose`] with the file's `[fit]` marking).
     pub fn compose(&self, key: &str, lang: Language, vars: &[(&str, &str)]) -> String {
-        let Some(t) = self.texts.get(key) else {
-            return key.to_string();
-        };
-        let body = match lang {
-            Language::Sw => &t.sw,
-            Language::En => &t.en,
-        };
-        compose::compose(body, vars, &self.fit)
+        match self.body(key, lang) {
+            Some(body) => compose::compose(body, vars, &self.fit),
+            None => key.to_string(),
+        }
     }
 
     /// Every reply text that might not fit (see [`compose::check`]): `(key, language,

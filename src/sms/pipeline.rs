@@ -10,6 +10,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use super::cost_guard::CostGuard;
 use super::router::{Help, MoHandler};
 use super::templates::Templates;
 use crate::ratelimit::Limiter;
@@ -19,6 +20,8 @@ use crate::ratelimit::Limiter;
 pub struct MoCounters {
     /// MO over the per-phone rate limit (kept and acknowledged, not processed).
     pub rate_limited: AtomicU64,
+    /// The SMS cost guard's counters, when there is one.
+    pub cost_guard: Option<Arc<CostGuard>>,
 }
 
 impl MoCounters {
@@ -28,7 +31,11 @@ impl MoCounters {
         format!(
             "# HELP imis_sms_mo_rate_limited MO SMS over the per-phone rate limit (kept and \
              acknowledged, not processed)\n# TYPE imis_sms_mo_rate_limited counter\n\
-             imis_sms_mo_rate_limited {n}\n"
+             imis_sms_mo_rate_limited {n}\n{}",
+            self.cost_guard
+                .as_ref()
+                .map(|g| g.prometheus())
+                .unwrap_or_default()
         )
     }
 }
@@ -45,7 +52,7 @@ impl MoPipeline {
     /// A pipeline that offers each MO to `handlers` in order, then answers HELP; no limit.
     pub fn new(templates: Arc<Templates>, handlers: Vec<Arc<dyn MoHandler>>) -> MoPipeline {
         let mut handlers = handlers;
-        handlers.push(Arc::new(Help));
+        handlers.push(Arc::new(Help::default()));
         MoPipeline {
             templates,
             handlers,
@@ -57,6 +64,18 @@ impl MoPipeline {
     /// The same pipeline under a per-phone MO limit (`None`: unlimited).
     pub fn with_limit(mut self, limiter: Option<Limiter>) -> MoPipeline {
         self.limiter = limiter;
+        self
+    }
+
+    /// The same pipeline with HELP to unknown phones under `guard` (the cost guard).
+    pub fn with_cost_guard(mut self, guard: Arc<CostGuard>) -> MoPipeline {
+        // HELP is always the last handler (see `new`).
+        if let Some(last) = self.handlers.last_mut() {
+            *last = Arc::new(Help {
+                guard: Some(guard.clone()),
+            });
+        }
+        self.counters.cost_guard = Some(guard);
         self
     }
 
