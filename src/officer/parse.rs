@@ -94,12 +94,23 @@ impl Command {
     }
 
     /// The command with its PINs blanked: what resend detection compares, so that the
-    /// same command typed with other spacing, case or date format is the same command.
+    /// same command typed with other spacing, case or date format is the same command
+    /// (names are kept as written, so they are compared here in lower case).
     pub fn without_pins(&self) -> Command {
         let mut c = self.clone();
+        let fold = |p: &mut Person| {
+            p.last_name = p.last_name.to_lowercase();
+            p.other_names = p.other_names.to_lowercase();
+        };
         match &mut c {
-            Command::Register(r) => r.pin.clear(),
-            Command::Add(a) => a.pin.clear(),
+            Command::Register(r) => {
+                r.pin.clear();
+                fold(&mut r.head);
+            }
+            Command::Add(a) => {
+                a.pin.clear();
+                fold(&mut a.member);
+            }
             Command::Renew { pin, .. } => pin.clear(),
             Command::ChangePin { old, new, repeat } => {
                 old.clear();

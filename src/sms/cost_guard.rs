@@ -12,6 +12,7 @@
 //! unknown phones), count one event twice when its transaction is retried (decisions are
 //! idempotent per token), or log a phone number.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -26,6 +27,10 @@ use crate::store::{Store, StoreError};
 const MAX_TRACKED: usize = 100_000;
 /// The "cap reached" warning is logged at most this often.
 const LOG_EVERY: Duration = Duration::from_secs(60);
+/// How long a looked-up "known phone" answer serves the transaction that follows.
+const KNOWN_FOR: Duration = Duration::from_secs(60);
+/// Answers kept at most (beyond, the table starts again: a miss only means "unknown").
+const MAX_KNOWN: usize = 10_000;
 
 /// `[sms_guard]`. A value of 0 turns that cap off.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +63,8 @@ pub struct CostGuard {
     sent: AtomicU64,
     suppressed: AtomicU64,
     last_log: Mutex<Option<Instant>>,
+    /// Phones looked up before their MO's transaction: known or not, and when.
+    known: Mutex<HashMap<Box<str>, (bool, Instant)>>,
 }
 
 impl CostGuard {
@@ -86,13 +93,39 @@ impl CostGuard {
             sent: AtomicU64::new(0),
             suppressed: AtomicU64::new(0),
             last_log: Mutex::new(None),
+            known: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Whether `phone` is known: an officer's, or the phone of a family's head.
-    pub fn is_known(&self, phone: &Msisdn) -> Result<bool, StoreError> {
-        Ok(self.store.officer_by_phone(phone)?.is_some()
-            || !self.store.families_by_phone(phone)?.is_empty())
+    /// Looks up whether `phone` is known (an officer's, or the phone of a family's head),
+    /// for [`CostGuard::known`] a moment later. Call it outside any store transaction
+    /// (a family is found by a prefix scan, which a transaction cannot run) before storing
+    /// the MO from `phone`.
+    pub fn look_up(&self, phone: &Msisdn, now: Instant) -> Result<bool, StoreError> {
+        let known = self.store.officer_by_phone(phone)?.is_some()
+            || !self.store.families_by_phone(phone)?.is_empty();
+        if let Ok(mut table) = self.known.lock() {
+            if table.len() >= MAX_KNOWN {
+                table.retain(|_, (_, at)| now.saturating_duration_since(*at) < KNOWN_FOR);
+                if table.len() >= MAX_KNOWN {
+                    table.clear();
+                }
+            }
+            table.insert(phone.as_str().into(), (known, now));
+        }
+        Ok(known)
+    }
+
+    /// Whether [`CostGuard::look_up`] found `phone` known within the last minute. A phone
+    /// not looked up (a multipart MO reassembled in its own transaction) counts as unknown:
+    /// it is capped, never refused outright.
+    pub fn known(&self, phone: &Msisdn, now: Instant) -> bool {
+        let Ok(table) = self.known.lock() else {
+            return false;
+        };
+        table
+            .get(phone.as_str())
+            .is_some_and(|(k, at)| *k && now.saturating_duration_since(*at) < KNOWN_FOR)
     }
 
     /// Whether one SMS may go to the unknown phone `to` now (true: queue it). `token` names
@@ -207,6 +240,21 @@ mod tests {
             "another phone is not held back"
         );
         assert_eq!(g.suppressed(), 1);
+    }
+
+    #[test]
+    fn a_family_s_phone_is_known_once_looked_up_and_only_for_a_minute() {
+        let store = Store::open_temporary().unwrap();
+        crate::demo::seed_if_empty(&store, &crate::demo::DemoOptions::default()).unwrap();
+        let g = CostGuard::new(store, &CostGuardSettings::default());
+        let now = Instant::now();
+        let head = Msisdn::parse("255754100001").unwrap();
+        assert!(!g.known(&head, now), "not looked up yet");
+        assert!(g.look_up(&head, now).unwrap());
+        assert!(g.known(&head, now));
+        assert!(!g.known(&head, now + KNOWN_FOR));
+        assert!(!g.look_up(&phone(5), now).unwrap());
+        assert!(!g.known(&phone(5), now));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use super::cost_guard::CostGuard;
 use super::router::{Help, MoHandler};
 use super::templates::Templates;
+use crate::domain::Msisdn;
 use crate::ratelimit::Limiter;
 
 /// Counters the pipeline keeps, for `/sms/metrics` and `/health`.
@@ -77,6 +78,18 @@ impl MoPipeline {
         }
         self.counters.cost_guard = Some(guard);
         self
+    }
+
+    /// What the pipeline needs to know before the transaction that stores an MO from
+    /// `from`: whether the sender is known to the cost guard (a lookup a transaction cannot
+    /// make). A failed lookup leaves the sender unknown: capped, not refused.
+    pub fn before_store(&self, from: &str) {
+        let (Some(guard), Ok(phone)) = (&self.counters.cost_guard, Msisdn::parse(from)) else {
+            return;
+        };
+        if let Err(e) = guard.look_up(&phone, std::time::Instant::now()) {
+            tracing::warn!(error = %e, "SMS cost guard: looking up a sender failed");
+        }
     }
 
     pub fn templates(&self) -> &Templates {

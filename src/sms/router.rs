@@ -76,7 +76,13 @@ impl MoHandler for Help {
         let officer = tx.officer_by_phone(from)?;
         if let (None, Some(guard)) = (&officer, &self.guard) {
             let now = std::time::Instant::now();
-            if !guard.is_known(from)? && !guard.allow_unknown(from, mo.id, now) {
+            // Stable across re-runs of this transaction (the MO id is not).
+            let token = super::inbound::fnv64(&[
+                from.as_str().as_bytes(),
+                &mo.received_ms.to_be_bytes(),
+                mo.text.as_bytes(),
+            ]);
+            if !guard.known(from, now) && !guard.allow_unknown(from, token, now) {
                 // Over the cap: the MO is kept, the paid reply is not queued.
                 return Ok(Some(Vec::new()));
             }
