@@ -49,8 +49,7 @@ pub struct Config {
     pub officer: OfficerConfig,
     pub limits: LimitsConfig,
     pub domain: DomainConfig,
-    #[serde(default)]
-    pub sms_guard: crate::sms::cost_guard::CostGuardSettings,
+    pub sms_guard: crate::domain::sms_caps::CostGuardSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -17,6 +17,7 @@ pub mod phone;
 pub mod pin;
 pub mod product;
 pub mod renewal;
+pub mod sms_caps;
 pub mod value;
 
 #[cfg(test)]

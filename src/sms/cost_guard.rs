@@ -17,8 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
+pub use crate::domain::sms_caps::CostGuardSettings;
 use crate::domain::Msisdn;
 use crate::ratelimit::{Limiter, Rate};
 use crate::store::{Store, StoreError};
@@ -31,28 +30,6 @@ const LOG_EVERY: Duration = Duration::from_secs(60);
 const KNOWN_FOR: Duration = Duration::from_secs(60);
 /// Answers kept at most (beyond, the table starts again: a miss only means "unknown").
 const MAX_KNOWN: usize = 10_000;
-
-/// `[sms_guard]`. A value of 0 turns that cap off.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CostGuardSettings {
-    /// SMS to unknown phones, all together, per hour.
-    pub unknown_per_hour: u32,
-    /// SMS to unknown phones, all together, per day.
-    pub unknown_per_day: u32,
-    /// SMS to any one unknown phone, per day.
-    pub per_destination_per_day: u32,
-}
-
-impl Default for CostGuardSettings {
-    fn default() -> CostGuardSettings {
-        CostGuardSettings {
-            unknown_per_hour: 100,
-            unknown_per_day: 500,
-            per_destination_per_day: 3,
-        }
-    }
-}
 
 /// See the module doc. Shared behind an `Arc` by everything that may SMS an unknown phone.
 #[derive(Debug)]
