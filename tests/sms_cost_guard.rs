@@ -3,7 +3,8 @@
 //!
 //! 25 spoofed unknown senders send HELP with `[sms_guard] unknown_per_hour = 10`: 10 HELP
 //! SMS reach the SMSC peer, `/sms/metrics` counts 15 suppressed, one warning is logged, and
-//! an officer and a family's phone still get their HELP.
+//! an officer and a family's phone still get their HELP. A USSD renewal from a phone not
+//! linked to the family, over the cap, shows the control number on screen and queues no SMS.
 
 mod common;
 mod smsc;
@@ -34,14 +35,7 @@ fn to_spoofed(smsc: &Smsc) -> usize {
 fn help_to_unknown_senders_stops_at_the_cap_and_the_metric_counts_the_rest() {
     let smsc = Smsc::start(&[]);
     let dir = seeded_dir();
-    let mut env = smsc.gateway_env();
-    env.push((
-        "IMIS_GATEWAY_SMS_GUARD__UNKNOWN_PER_HOUR".into(),
-        "10".into(),
-    ));
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let server = Server::start(dir.path(), &[], &env);
-    smsc.wait("bound", Duration::from_secs(30), |s| s.bound() > 0);
+    let server = start(&smsc, dir.path(), "10");
     for n in 0..25 {
         post_inbound(&server, &spoofed(n), "HELP", &format!("spoof-{n}"));
     }
@@ -85,6 +79,53 @@ fn help_to_unknown_senders_stops_at_the_cap_and_the_metric_counts_the_rest() {
         "no phone number in the log: {}",
         warnings[0]
     );
+    server.terminate();
+    smsc.kill();
+}
+
+/// Starts the demo world with `[sms_guard] unknown_per_hour = cap`, bound to the peer.
+fn start(smsc: &Smsc, dir: &std::path::Path, cap: &str) -> Server {
+    let mut env = smsc.gateway_env();
+    env.push((
+        "IMIS_GATEWAY_SMS_GUARD__UNKNOWN_PER_HOUR".into(),
+        cap.into(),
+    ));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let server = Server::start(dir, &[], &env);
+    smsc.wait("bound", Duration::from_secs(30), |s| s.bound() > 0);
+    server
+}
+
+#[test]
+fn a_ussd_renewal_from_a_phone_not_of_the_family_shows_the_number_but_sends_no_sms_over_the_cap() {
+    let smsc = Smsc::start(&[]);
+    let dir = seeded_dir();
+    let server = start(&smsc, dir.path(), "1");
+    // The one SMS the hour allows goes to the first unknown phone.
+    post_inbound(&server, &spoofed(1), "HELP", "first");
+    smsc.wait("HELP", Duration::from_secs(30), |s| to_spoofed(s) == 1);
+    let u = common::ussd::Ussd::new(&server);
+    let stranger = spoofed(2);
+    let mut screen = String::new();
+    for text in [
+        "",
+        "2",
+        "2*1",
+        "2*1*100000014",
+        "2*1*100000014*1",
+        "2*1*100000014*1*1",
+    ] {
+        screen = u.at("guard-renew", &stranger, "*152*00#", text).1;
+    }
+    let cn = common::ussd::control_number(&screen);
+    assert!(cn.len() >= 10, "{screen}");
+    let (_, metrics) = smsc::http_raw(server.addr.port(), "GET", "/sms/metrics", "text/plain", "");
+    assert!(
+        metrics.contains("imis_sms_cost_guard_suppressed_total 1\n"),
+        "{metrics}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(to_spoofed(&smsc), 1, "no SMS to the stranger");
     server.terminate();
     smsc.kill();
 }
