@@ -44,9 +44,15 @@ struct Parts {
 impl Parts {
     fn build(config: &Config, store: &Store) -> anyhow::Result<Parts> {
         let templates = Arc::new(super::load_templates(config)?);
+        // One guard for every channel: the caps count SMS to unknown phones in all.
+        let guard = Arc::new(crate::sms::cost_guard::CostGuard::new(
+            store.clone(),
+            &config.sms_guard,
+        ));
         let ussd = Arc::new(
             crate::ussd::Engine::new(store.clone(), config, templates.clone())
-                .context("starting the USSD engine")?,
+                .context("starting the USSD engine")?
+                .with_cost_guard(guard.clone()),
         );
         let officers = if config.officer.enabled {
             Some(
@@ -63,7 +69,8 @@ impl Parts {
             handlers.push(Arc::new(crate::officer::SmsCommands));
         }
         let mo = MoPipeline::new(templates.clone(), handlers)
-            .with_limit(crate::ratelimit::sms_mo(&config.limits));
+            .with_limit(crate::ratelimit::sms_mo(&config.limits))
+            .with_cost_guard(guard);
         Ok(Parts {
             templates,
             ussd,

@@ -3,7 +3,9 @@
 //! Owns: the commands' arguments and output. `send` renders a template and puts the SMS on
 //! the durable outbox of a stopped server's store (the server sends it when it runs; with
 //! `--key`, running the command twice owes one SMS). `check-templates` renders every
-//! template with its sample values and reports GSM-7 vs UCS2 and the segment count.
+//! template with its sample values and reports GSM-7 vs UCS2 and the segment count, and
+//! rejects an officer reply text that could need more than the reply limit with its
+//! essential values at their longest (the grammar's `[fit]` marking).
 //! Must never: talk SMPP itself (every SMS goes through the outbox), or change a template.
 
 use std::collections::HashMap;
@@ -64,7 +66,29 @@ pub fn run(args: SmsArgs) -> anyhow::Result<bool> {
             for line in &report {
                 println!("{line}");
             }
-            let problems = report.iter().filter(|c| !c.ok()).count();
+            let mut problems = report.iter().filter(|c| !c.ok()).count();
+            // The officer replies: the grammar beside the templates (or [officer]
+            // grammar_file), each text checked to fit with its essential values at their
+            // longest.
+            let beside = dir.join("officer").join("commands.toml");
+            let grammar_file = if beside.exists() {
+                beside
+            } else {
+                config.officer.grammar_file.clone()
+            };
+            let grammar = crate::officer::Grammar::load(&grammar_file)?;
+            let unfit = grammar.check_fit();
+            for (key, lang, problem) in &unfit {
+                println!("officer/{key} ({}): PROBLEM: {problem}", lang.code());
+            }
+            if unfit.is_empty() {
+                println!(
+                    "officer replies in {}: every one fits in {} SMS",
+                    grammar_file.display(),
+                    crate::officer::MAX_SEGMENTS
+                );
+            }
+            problems += unfit.len();
             if problems == 0 {
                 eprintln!("SMS templates in {}: OK", dir.display());
             } else {

@@ -18,6 +18,7 @@ pub mod pin;
 pub mod privacy;
 pub mod product;
 pub mod renewal;
+pub mod sms_caps;
 pub mod value;
 
 #[cfg(test)]

@@ -95,7 +95,7 @@ pub fn run(ctx: &Ctx<'_>, a: &AddMember) -> Result<Plan, OfficerError> {
     };
     let summary = joined.cover(ctx, &mut plan, current.values().copied())?;
     plan.reply = match summary {
-        Some((product, amount, extra)) => g.text(
+        Some((product, amount, extra)) => g.compose(
             "added",
             lang,
             &[
@@ -108,7 +108,7 @@ pub fn run(ctx: &Ctx<'_>, a: &AddMember) -> Result<Plan, OfficerError> {
                 ("extra", &extra),
             ],
         ),
-        None => g.text(
+        None => g.compose(
             "added_no_policy",
             lang,
             &[
@@ -185,7 +185,9 @@ impl Joining<'_> {
                 }
             } else if !covered_now {
                 let due = (value - p.value).to_string();
-                extra = g.text("added_due", lang, &[("due", &due), ("name", self.name)]);
+                // The name here is part of an essential sentence: short from the start.
+                let name = super::compose::cut(&super::compose::initials(self.name), 20);
+                extra = g.text("added_due", lang, &[("due", &due), ("name", &name)]);
             }
             // The Idle (unpaid) policy is the one the officer needs to hear about first.
             if summary.is_none() || p.status == PolicyStatus::Idle {

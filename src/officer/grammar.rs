@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::compose::{self, FitRules};
 use crate::domain::{ChfidRule, Gender, Language, Relationship};
 
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +134,7 @@ const TEXTS: &[&str] = &[
     "missing_field",
     "extra_words",
     "dob_future",
+    "bad_char",
     "help",
     "not_active",
     "no_pin",
@@ -215,6 +217,9 @@ struct GrammarFile {
     relations: BTreeMap<String, Vec<String>>,
     fields: BTreeMap<String, FieldFile>,
     texts: BTreeMap<String, TextFile>,
+    /// Which placeholders are essential, shortenable or optional (see `compose`).
+    #[serde(default)]
+    fit: FitRules,
 }
 
 #[derive(Debug, Clone)]
@@ -234,6 +239,7 @@ pub struct Grammar {
     relations: HashMap<String, Relationship>,
     fields: HashMap<&'static str, (FieldText, FieldText)>,
     texts: HashMap<String, TextFile>,
+    fit: FitRules,
     chfid_rule: ChfidRule,
 }
 
@@ -343,6 +349,7 @@ impl Grammar {
                 return Err(format!("[texts] {t} needs sw and en"));
             }
         }
+        file.fit.validate()?;
         Ok(Grammar {
             keywords,
             usage,
@@ -351,6 +358,7 @@ impl Grammar {
             relations,
             fields,
             texts: file.texts.into_iter().collect(),
+            fit: file.fit,
             chfid_rule: ChfidRule::default(),
         })
     }
@@ -437,18 +445,50 @@ impl Grammar {
     /// Renders text `key` with `vars`. An unknown placeholder is left out rather than sent
     /// raw (the file was checked at load, so this only happens to a typo in a new text).
     pub fn text(&self, key: &str, lang: Language, vars: &[(&str, &str)]) -> String {
-        let Some(t) = self.texts.get(key) else {
-            return key.to_string();
-        };
-        let body = match lang {
+        match self.body(key, lang) {
+            Some(body) => fill(body, vars),
+            None => key.to_string(),
+        }
+    }
+
+    /// Text `key` as written in `lang`.
+    fn body(&self, key: &str, lang: Language) -> Option<&str> {
+        let t = self.texts.get(key)?;
+        Some(match lang {
             Language::Sw => &t.sw,
             Language::En => &t.en,
-        };
-        fill(body, vars)
+        })
+    }
+
+    /// Renders text `key` with `vars` so that it fits in the SMS limit without shortening
+    /// an essential value ([`compose::compose`] with the file's `[fit]` marking).
+    pub fn compose(&self, key: &str, lang: Language, vars: &[(&str, &str)]) -> String {
+        match self.body(key, lang) {
+            Some(body) => compose::compose(body, vars, &self.fit),
+            None => key.to_string(),
+        }
+    }
+
+    /// Every reply text that might not fit (see [`compose::check`]): `(key, language,
+    /// problem)`, sorted by key.
+    pub fn check_fit(&self) -> Vec<(String, Language, String)> {
+        let mut out = Vec::new();
+        let mut keys: Vec<&String> = self.texts.keys().collect();
+        keys.sort();
+        for key in keys {
+            let t = &self.texts[key];
+            for (lang, body) in [(Language::Sw, &t.sw), (Language::En, &t.en)] {
+                if let Some(problem) = compose::check(body, &self.fit) {
+                    out.push((key.clone(), lang, problem));
+                }
+            }
+        }
+        out
     }
 }
 
-fn fill(text: &str, vars: &[(&str, &str)]) -> String {
+/// Fills each `{name}` of `text` from `vars` (an unknown one is left out).
+pub(super) fn fill(text: &str, vars: &[(&str, &str)]) -> String {
     let mut out = String::with_capacity(text.len() + 32);
     let mut rest = text;
     while let Some(i) = rest.find('{') {

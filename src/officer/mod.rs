@@ -23,6 +23,7 @@ pub mod add_member;
 pub mod audit;
 pub mod auth;
 pub mod change_pin;
+pub mod compose;
 pub mod grammar;
 pub mod help;
 pub mod intent;
@@ -274,6 +275,15 @@ pub fn error_reply(g: &Grammar, lang: Language, e: &ParseError) -> String {
             )
         }
         ParseError::Bad { field, got } => bad_field_text(g, lang, *field, got),
+        ParseError::BadChar { field, got, ch } => g.text(
+            "bad_char",
+            lang,
+            &[
+                ("field", &g.field(*field, lang).name),
+                ("got", got),
+                ("char", &ch.to_string()),
+            ],
+        ),
         ParseError::DobInFuture { got } => g.text("dob_future", lang, &[("got", got)]),
         ParseError::Extra { command, got } => g.text(
             "extra_words",

@@ -6,7 +6,9 @@
 //! `DD.MM.YYYY`, `YYYY-MM-DD` or `DDMMYYYY` (one-digit days and months too).
 //! Names may have several words: with spaces only, the last name is one word and the other
 //! names run up to the date of birth (the first word with a digit); with separators, each
-//! separated part is one name.
+//! separated part is one name. Names are kept as written (case, apostrophes, hyphens), only
+//! trimmed and length-checked; a character that cannot be stored ([`name_char_ok`]) is an
+//! error that names it.
 //! CHFIDs: the CHFID of a NEW member must pass the configured rule ([`Grammar::chfid_rule`]);
 //! a CHFID that names an existing member (STATUS, RENEW, ADD's family) is taken as typed,
 //! because a number the central database holds is found even when it fails the rule (the
@@ -92,12 +94,23 @@ impl Command {
     }
 
     /// The command with its PINs blanked: what resend detection compares, so that the
-    /// same command typed with other spacing, case or date format is the same command.
+    /// same command typed with other spacing, case or date format is the same command
+    /// (names are kept as written, so they are compared here in lower case).
     pub fn without_pins(&self) -> Command {
         let mut c = self.clone();
+        let fold = |p: &mut Person| {
+            p.last_name = p.last_name.to_lowercase();
+            p.other_names = p.other_names.to_lowercase();
+        };
         match &mut c {
-            Command::Register(r) => r.pin.clear(),
-            Command::Add(a) => a.pin.clear(),
+            Command::Register(r) => {
+                r.pin.clear();
+                fold(&mut r.head);
+            }
+            Command::Add(a) => {
+                a.pin.clear();
+                fold(&mut a.member);
+            }
             Command::Renew { pin, .. } => pin.clear(),
             Command::ChangePin { old, new, repeat } => {
                 old.clear();
@@ -136,6 +149,12 @@ pub enum ParseError {
         field: Field,
         got: String,
     },
+    /// A name with a character that cannot be stored (see [`name_char_ok`]).
+    BadChar {
+        field: Field,
+        got: String,
+        ch: char,
+    },
     DobInFuture {
         got: String,
     },
@@ -159,6 +178,8 @@ fn echo(s: &str) -> String {
 #[derive(Debug, Clone)]
 struct Tok {
     text: String,
+    /// The word exactly as sent (names are kept as written).
+    raw: String,
     group: usize,
 }
 
@@ -174,6 +195,7 @@ fn tokenize(text: &str) -> Vec<Tok> {
             if !w.is_empty() {
                 out.push(Tok {
                     text: w.to_string(),
+                    raw: word.to_string(),
                     group,
                 });
             }
@@ -384,25 +406,25 @@ fn chfid(c: &mut Cursor<'_>, field: Field) -> Result<Chfid, ParseError> {
     Chfid::from_central(&t.text).map_err(|_| bad(field, &t.text))
 }
 
-fn is_name_word(w: &str) -> bool {
-    w.chars()
-        .all(|c| c.is_alphabetic() || c == '\'' || c == '-' || c == '.')
-        && w.chars().any(char::is_alphabetic)
+/// Characters a name may hold: letters (accented ones too), the apostrophe (' and ’), the
+/// hyphen and the full stop; words are separated by spaces. Anything else cannot be stored.
+pub fn name_char_ok(c: char) -> bool {
+    c.is_alphabetic() || matches!(c, '\'' | '’' | '-' | '.')
 }
 
-/// "MUSHI" or "mushi" → "Mushi"; "o'neil" → "O'neil".
-fn title(w: &str) -> String {
-    let mut out = String::with_capacity(w.len());
-    let mut start = true;
-    for ch in w.chars() {
-        if start {
-            out.extend(ch.to_uppercase());
-        } else {
-            out.extend(ch.to_lowercase());
-        }
-        start = ch == '-' || ch == ' ';
+/// A name word as written, or the error naming the first character that cannot be stored.
+fn name_word(field: Field, w: &str) -> Result<(), ParseError> {
+    if let Some(ch) = w.chars().find(|c| !name_char_ok(*c)) {
+        return Err(ParseError::BadChar {
+            field,
+            got: echo(w),
+            ch,
+        });
     }
-    out
+    if !w.chars().any(char::is_alphabetic) {
+        return Err(bad(field, w));
+    }
+    Ok(())
 }
 
 fn person(
@@ -442,9 +464,7 @@ fn person(
     };
     let (last, other) = names.split_at(last_len);
     for t in last {
-        if !is_name_word(&t.text) {
-            return Err(bad(Field::LastName, &t.text));
-        }
+        name_word(Field::LastName, &t.raw)?;
     }
     if other.is_empty() {
         return Err(ParseError::Missing {
@@ -453,13 +473,12 @@ fn person(
         });
     }
     for t in other {
-        if !is_name_word(&t.text) {
-            return Err(bad(Field::OtherNames, &t.text));
-        }
+        name_word(Field::OtherNames, &t.raw)?;
     }
+    // Kept as written: case, apostrophes and hyphens are the person's (O'Brien, McDonald).
     let join = |ts: &[Tok]| {
         ts.iter()
-            .map(|t| title(&t.text))
+            .map(|t| t.raw.as_str())
             .collect::<Vec<_>>()
             .join(" ")
     };
@@ -627,7 +646,7 @@ mod tests {
         };
         for text in [
             "REG 1234 NEW Mushi Neema Juma 12/03/1990 F V0111 0754111222",
-            "  reg   1234 new MUSHI neema   juma 12-03-1990 f v0111 0754111222.",
+            "  reg   1234 new Mushi Neema   Juma 12-03-1990 f v0111 0754111222.",
             "REG,1234,NEW,Mushi,Neema Juma,1990-03-12,F,V0111,0754111222",
             "sajili 1234 mpya Mushi Neema Juma 12031990 KE V0111 +255754111222",
             "REG*1234*NEW*Mushi*Neema Juma*12/03/1990*F*V0111*0754111222",
@@ -649,6 +668,59 @@ mod tests {
     }
 
     #[test]
+    fn names_are_kept_as_written_and_a_character_that_cannot_be_stored_is_named() {
+        let head = |text: &str| match p(text) {
+            Ok(Command::Register(r)) => (r.head.last_name, r.head.other_names),
+            other => panic!("{text}: {other:?}"),
+        };
+        // Issue 15 item 7: O'Brien became O'brien; case is the person's, not ours. And
+        // `';` was dropped silently: the quote is kept, the separator splits fields.
+        for (text, last, other) in [
+            (
+                "REG 1234 NEW O'Brien Mary-Jane 12/03/1990 F V0111",
+                "O'Brien",
+                "Mary-Jane",
+            ),
+            (
+                "REG 1234 NEW MCDONALD amélie St. Zoë 12/03/1990 F V0111",
+                "MCDONALD",
+                "amélie St. Zoë",
+            ),
+            (
+                "REG 1234 NEW N’Diaye Awa 12/03/1990 F V0111",
+                "N’Diaye",
+                "Awa",
+            ),
+            (
+                "REG,1234,NEW,O'Neil';Awa,12/03/1990,F,V0111",
+                "O'Neil'",
+                "Awa",
+            ),
+        ] {
+            assert_eq!(head(text), (last.to_string(), other.to_string()), "{text}");
+        }
+        for (text, ch) in [
+            ("REG 1234 NEW Mushi Ne\"ema 12/03/1990 F V0111", '"'),
+            ("REG 1234 NEW (Mushi) Neema 12/03/1990 F V0111", '('),
+            ("REG 1234 NEW Mushi Neema😀 12/03/1990 F V0111", '😀'),
+        ] {
+            assert!(
+                matches!(p(text), Err(ParseError::BadChar { ch: c, .. }) if c == ch),
+                "{text}: {:?}",
+                p(text)
+            );
+        }
+        let long = format!("REG 1234 NEW {} Neema 12/03/1990 F V0111", "a".repeat(101));
+        assert!(matches!(
+            p(&long),
+            Err(ParseError::Bad {
+                field: Field::LastName,
+                ..
+            })
+        ));
+    }
+
+    #[test]
     fn every_field_error_names_the_field_and_what_was_received() {
         let cases: &[(&str, Field, &str)] = &[
             (
@@ -665,16 +737,6 @@ mod tests {
                 "REG 1234 070707071 Mushi Neema 12/03/1990 F V0111",
                 Field::Chfid,
                 "070707071",
-            ),
-            (
-                "REG 1234 NEW Mu$hi Neema 12/03/1990 F V0111",
-                Field::LastName,
-                "Mu$hi",
-            ),
-            (
-                "REG 1234 NEW Mushi Ne_ema 12/03/1990 F V0111",
-                Field::OtherNames,
-                "Ne_ema",
             ),
             (
                 "REG 1234 NEW Mushi Neema 31/02/1990 F V0111",
@@ -727,6 +789,28 @@ mod tests {
                     field: *field,
                     got: got.to_string()
                 }),
+                "{text}"
+            );
+        }
+        // Issue 15 item 7: a name's bad character is named (was a generic "not letters").
+        for (text, field, got, ch) in [
+            (
+                "REG 1234 NEW Mu$hi Neema 12/03/1990 F V0111",
+                Field::LastName,
+                "Mu$hi",
+                '$',
+            ),
+            (
+                "REG 1234 NEW Mushi Ne_ema 12/03/1990 F V0111",
+                Field::OtherNames,
+                "Ne_ema",
+                '_',
+            ),
+        ] {
+            let got = got.to_string();
+            assert_eq!(
+                p(text),
+                Err(ParseError::BadChar { field, got, ch }),
                 "{text}"
             );
         }

@@ -64,6 +64,31 @@ pub struct Plan {
     pub intent: Option<super::intent::Intent>,
     /// Resend-detection key under which the reply is remembered on success.
     pub remember: Option<Vec<u8>>,
+    /// The reply as a text key and its values, composed again in the transaction once the
+    /// control number is known, so that fitting it never cuts the number (`reply` holds
+    /// it composed with [`super::intent::CN_MARK`] until then).
+    pub compose: Option<Composed>,
+}
+
+/// A reply still to be composed: grammar text `key` with `vars`.
+#[derive(Debug, Clone)]
+pub struct Composed {
+    pub key: &'static str,
+    pub vars: Vec<(&'static str, String)>,
+}
+
+impl Composed {
+    /// The reply, with [`super::intent::CN_MARK`] in any value replaced by `number` (or
+    /// "to follow by SMS"), fitted to the SMS limit by shortening only what may be.
+    pub fn render(&self, ctx: &Ctx<'_>, number: Option<&str>) -> String {
+        let filled: Vec<(&str, String)> = self
+            .vars
+            .iter()
+            .map(|(k, v)| (*k, intent::fill(ctx, v, number)))
+            .collect();
+        let refs: Vec<(&str, &str)> = filled.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        ctx.grammar.compose(self.key, ctx.lang, &refs)
+    }
 }
 
 impl Plan {
@@ -80,6 +105,20 @@ impl Plan {
         Plan {
             reply,
             ok: true,
+            ..Plan::default()
+        }
+    }
+
+    /// A successful reply composed from grammar text `key` (see [`Plan::compose`]).
+    pub fn composed(ctx: &Ctx<'_>, key: &'static str, vars: &[(&'static str, &str)]) -> Plan {
+        let c = Composed {
+            key,
+            vars: vars.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+        };
+        Plan {
+            reply: c.render(ctx, None),
+            ok: true,
+            compose: Some(c),
             ..Plan::default()
         }
     }
@@ -176,7 +215,10 @@ pub fn commit(
                     };
                     number = create_in(tx, &i.payment, &i.product, &assign)?;
                 }
-                reply = intent::fill(ctx, &reply, number.as_deref());
+                reply = match &plan.compose {
+                    Some(c) => c.render(ctx, number.as_deref()),
+                    None => intent::fill(ctx, &reply, number.as_deref()),
+                };
                 for (ns, key, value) in &plan.indexes {
                     tx.aux_put(ns, key, value)?;
                 }

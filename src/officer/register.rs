@@ -115,9 +115,9 @@ pub fn run(ctx: &Ctx<'_>, r: &Register) -> Result<Plan, OfficerError> {
     let shown = chfid.to_string();
     let amount = value.to_string();
     let name = full_name(&head);
-    let reply = g.text(
+    let mut plan = Plan::composed(
+        ctx,
         "registered",
-        lang,
         &[
             ("chfid", &shown),
             ("name", &name),
@@ -128,7 +128,6 @@ pub fn run(ctx: &Ctx<'_>, r: &Register) -> Result<Plan, OfficerError> {
             ("cn", &cn),
         ],
     );
-    let mut plan = Plan::answer(reply);
     let text = g.text(
         "head_registered",
         family.sms.language,

@@ -45,7 +45,7 @@ pub fn run(ctx: &Ctx<'_>, chfid: Chfid, wanted: Option<&str>) -> Result<Plan, Of
     // Already renewed and waiting for payment: say so, create nothing.
     if let Some(existing) = file.waiting(target.id, Some(previous.expiry_date)) {
         let cn = control_number_of_policy(store, file.family.id, existing.id)?;
-        let reply = g.text(
+        let reply = g.compose(
             "renew_waiting",
             lang,
             &[
@@ -68,9 +68,9 @@ pub fn run(ctx: &Ctx<'_>, chfid: Chfid, wanted: Option<&str>) -> Result<Plan, Of
     let renewal = file.renewal(&q, &by, (ctx.today, ctx.now), || store.next_id())?;
     let cn = intent::CN_MARK;
     let amount = q.value.to_string();
-    let mut plan = Plan::answer(g.text(
+    let mut plan = Plan::composed(
+        ctx,
         "renewed",
-        lang,
         &[
             ("chfid", &head_chfid),
             ("product", &target.code),
@@ -78,7 +78,7 @@ pub fn run(ctx: &Ctx<'_>, chfid: Chfid, wanted: Option<&str>) -> Result<Plan, Of
             ("cn", cn),
             ("start", &show_date(q.start)),
         ],
-    ));
+    );
     let text = g.text(
         "head_renewed",
         file.family.sms.language,

@@ -139,6 +139,7 @@ pub async fn accept(
     mo: &Mo,
     now: DateTime<Utc>,
 ) -> Result<Accepted, InboundError> {
+    pipeline.before_store(&mo.from);
     let r = store.write_at(now, |tx| store_in(tx, pipeline, mo))?;
     store.flushed().await?;
     Ok(r)

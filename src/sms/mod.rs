@@ -9,8 +9,10 @@
 //! outside the transaction of the write that causes it.
 //!
 //! Also here, channel-neutral: the text codecs ([`gsm7`], [`segment`], [`mo_text`]), the
-//! inbound pipeline ([`inbound`], [`reassembly`], [`router`]) and delivery [`status`].
+//! inbound pipeline ([`inbound`], [`reassembly`], [`router`]) and delivery [`status`]; the
+//! [`cost_guard`] on SMS to phones we do not know.
 
+pub mod cost_guard;
 pub mod gsm7;
 pub mod inbound;
 pub mod mo_text;

@@ -10,8 +10,10 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use super::cost_guard::CostGuard;
 use super::router::{Help, MoHandler};
 use super::templates::Templates;
+use crate::domain::Msisdn;
 use crate::ratelimit::Limiter;
 
 /// Counters the pipeline keeps, for `/sms/metrics` and `/health`.
@@ -19,6 +21,8 @@ use crate::ratelimit::Limiter;
 pub struct MoCounters {
     /// MO over the per-phone rate limit (kept and acknowledged, not processed).
     pub rate_limited: AtomicU64,
+    /// The SMS cost guard's counters, when there is one.
+    pub cost_guard: Option<Arc<CostGuard>>,
 }
 
 impl MoCounters {
@@ -28,7 +32,11 @@ impl MoCounters {
         format!(
             "# HELP imis_sms_mo_rate_limited MO SMS over the per-phone rate limit (kept and \
              acknowledged, not processed)\n# TYPE imis_sms_mo_rate_limited counter\n\
-             imis_sms_mo_rate_limited {n}\n"
+             imis_sms_mo_rate_limited {n}\n{}",
+            self.cost_guard
+                .as_ref()
+                .map(|g| g.prometheus())
+                .unwrap_or_default()
         )
     }
 }
@@ -45,7 +53,7 @@ impl MoPipeline {
     /// A pipeline that offers each MO to `handlers` in order, then answers HELP; no limit.
     pub fn new(templates: Arc<Templates>, handlers: Vec<Arc<dyn MoHandler>>) -> MoPipeline {
         let mut handlers = handlers;
-        handlers.push(Arc::new(Help));
+        handlers.push(Arc::new(Help::default()));
         MoPipeline {
             templates,
             handlers,
@@ -58,6 +66,30 @@ impl MoPipeline {
     pub fn with_limit(mut self, limiter: Option<Limiter>) -> MoPipeline {
         self.limiter = limiter;
         self
+    }
+
+    /// The same pipeline with HELP to unknown phones under `guard` (the cost guard).
+    pub fn with_cost_guard(mut self, guard: Arc<CostGuard>) -> MoPipeline {
+        // HELP is always the last handler (see `new`).
+        if let Some(last) = self.handlers.last_mut() {
+            *last = Arc::new(Help {
+                guard: Some(guard.clone()),
+            });
+        }
+        self.counters.cost_guard = Some(guard);
+        self
+    }
+
+    /// What the pipeline needs to know before the transaction that stores an MO from
+    /// `from`: whether the sender is known to the cost guard (a lookup a transaction cannot
+    /// make). A failed lookup leaves the sender unknown: capped, not refused.
+    pub fn before_store(&self, from: &str) {
+        let (Some(guard), Ok(phone)) = (&self.counters.cost_guard, Msisdn::parse(from)) else {
+            return;
+        };
+        if let Err(e) = guard.look_up(&phone, std::time::Instant::now()) {
+            tracing::warn!(error = %e, "SMS cost guard: looking up a sender failed");
+        }
     }
 
     pub fn templates(&self) -> &Templates {

@@ -58,21 +58,36 @@ pub trait MoHandler: Send + Sync {
     ) -> TxResult<Option<Vec<Reply>>>;
 }
 
-/// The fallback: the HELP text for every MO.
-pub struct Help;
+/// The fallback: the HELP text for every MO; to a phone that is neither an officer's nor a
+/// family's, only within the SMS cost guard (`[sms_guard]`), when there is one.
+#[derive(Default)]
+pub struct Help {
+    pub guard: Option<Arc<super::cost_guard::CostGuard>>,
+}
 
 impl MoHandler for Help {
     fn handle(
         &self,
         tx: &mut WriteTx<'_>,
         templates: &Templates,
-        _mo: &StoredMo,
+        mo: &StoredMo,
         from: &Msisdn,
     ) -> TxResult<Option<Vec<Reply>>> {
-        let language = tx
-            .officer_by_phone(from)?
-            .map(|o| o.language)
-            .unwrap_or(Language::Sw);
+        let officer = tx.officer_by_phone(from)?;
+        if let (None, Some(guard)) = (&officer, &self.guard) {
+            let now = std::time::Instant::now();
+            // Stable across re-runs of this transaction (the MO id is not).
+            let token = super::inbound::fnv64(&[
+                from.as_str().as_bytes(),
+                &mo.received_ms.to_be_bytes(),
+                mo.text.as_bytes(),
+            ]);
+            if !guard.known(from, now) && !guard.allow_unknown(from, token, now) {
+                // Over the cap: the MO is kept, the paid reply is not queued.
+                return Ok(Some(Vec::new()));
+            }
+        }
+        let language = officer.map(|o| o.language).unwrap_or(Language::Sw);
         let Ok(text) = templates.render(HELP_TEMPLATE, language, &HashMap::new()) else {
             // No HELP template configured: storing the MO matters more than the reply.
             return Ok(Some(Vec::new()));
@@ -175,7 +190,7 @@ mod tests {
         let store = Store::open_temporary().unwrap();
         let tpl =
             Templates::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("sms-templates")).unwrap();
-        let handlers: Vec<Arc<dyn MoHandler>> = vec![Arc::new(Reg), Arc::new(Help)];
+        let handlers: Vec<Arc<dyn MoHandler>> = vec![Arc::new(Reg), Arc::new(Help::default())];
         let route = |m: &StoredMo| store.write(|tx| route(&handlers, tx, &tpl, m)).unwrap();
         assert_eq!(route(&mo(1, "255754000001", "REG 1")).len(), 1);
         assert_eq!(route(&mo(2, "255754000001", "hello")).len(), 1);

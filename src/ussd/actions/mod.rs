@@ -60,6 +60,8 @@ pub struct ActionCtx {
     pub vars: BTreeMap<String, String>,
     /// `msisdn/journey/step`: the key an action with side effects journals under.
     pub journal_key: String,
+    /// The SMS cost guard for SMS to a phone not linked to the family (`None`: no cap).
+    pub sms_guard: Option<Arc<crate::sms::cost_guard::CostGuard>>,
 }
 
 impl ActionCtx {

@@ -107,6 +107,19 @@ pub fn confirm(ctx: &ActionCtx) -> Result<Outcome, ActionError> {
     write_renewal(ctx, &view.file, q, base)
 }
 
+/// Whether the control number SMS may go to the caller: always to a phone of the family,
+/// else within the SMS cost guard (the screen shows the number either way).
+fn sms_allowed(ctx: &ActionCtx, file: &FamilyFile) -> bool {
+    let mine = |p: &Option<crate::domain::Msisdn>| p.as_ref() == Some(&ctx.msisdn);
+    if mine(&file.head.phone) || file.members.iter().any(|m| mine(&m.phone)) {
+        return true;
+    }
+    let token = crate::sms::inbound::fnv64(&[ctx.journal_key.as_bytes()]);
+    ctx.sms_guard
+        .as_ref()
+        .is_none_or(|g| g.allow_unknown(&ctx.msisdn, token, std::time::Instant::now()))
+}
+
 fn codec_abort(e: codec::CodecError) -> Abort<crate::sms::TemplateError> {
     Abort::Store(
         StoreError::Codec {
@@ -146,6 +159,7 @@ fn write_renewal(
         let number = renewal.write_in(tx, &q.product, &assign)?;
         let payment_id = renewal.payment.id;
         let outcome = match &number {
+            Some(cn) if !sms_allowed(ctx, file) => base.clone().var("control_number", cn.clone()),
             Some(cn) => {
                 let vars = HashMap::from([
                     ("control_number", cn.clone()),
@@ -212,6 +226,7 @@ mod tests {
             now: chrono::Utc::now(),
             vars: [("chfid".to_string(), chfid.to_string())].into(),
             journal_key: "255754100002/test/renew_do".into(),
+            sms_guard: None,
         }
     }
 

@@ -55,6 +55,7 @@ impl Engine {
             now,
             vars: s.place.vars.clone(),
             journal_key: format!("{}/{journey}/{}", s.msisdn, screen.id),
+            sms_guard: self.sms_guard.clone(),
         };
         let delay = (self.settings.fault_delay > Duration::ZERO
             && (self.settings.fault_action.is_empty() || self.settings.fault_action == name))

@@ -129,6 +129,8 @@ pub struct Engine {
     live: LiveSessions,
     /// Hops per phone (`[limits]`), over every gateway.
     hop_limit: Option<Limiter>,
+    /// Caps SMS an action sends to a phone not linked to the family (`[sms_guard]`).
+    sms_guard: Option<Arc<crate::sms::cost_guard::CostGuard>>,
 }
 
 impl Engine {
@@ -160,7 +162,14 @@ impl Engine {
             inflight: InFlight::default(),
             live: LiveSessions::default(),
             hop_limit,
+            sms_guard: None,
         })
+    }
+
+    /// The same engine with SMS to phones not linked to the family under `guard`.
+    pub fn with_cost_guard(mut self, guard: Arc<crate::sms::cost_guard::CostGuard>) -> Engine {
+        self.sms_guard = Some(guard);
+        self
     }
 
     pub fn metrics(&self) -> &Metrics {
