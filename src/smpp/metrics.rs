@@ -50,6 +50,7 @@ counters! {
     mo_temp_failures: "deliver_sm answered ESME_RX_T_APPN",
     receipts: "delivery receipts received",
     generic_nacks_sent: "undecodable PDUs answered with generic_nack",
+    field_errors: "deliver_sm / data_sm refused with a field's status (e.g. ESME_RINVSRCADR)",
     dlr_latency_ms_sum: "sum of submit-to-final-receipt latency, ms",
     dlr_latency_count: "receipts in dlr_latency_ms_sum",
 }

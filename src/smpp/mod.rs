@@ -2,7 +2,8 @@
 //!
 //! Owns: the binds to the SMSC ([`session`]: connect, bind 3.4, keepalive, window,
 //! throttle pause, reconnect with backoff and jitter, generic_nack for what cannot be
-//! decoded), the PDU adapter ([`pdu`], the only file that sees rusmpp), the shared
+//! framed, the field's status for a deliver_sm with one bad field via [`fields`]), the
+//! PDU adapter ([`pdu`], the only file that sees rusmpp), the shared
 //! [`bucket`] at the contracted TPS, the MT drain of the durable outbox ([`mt`]), inbound
 //! deliver_sm ([`mo`]: MO, receipts via [`receipt`], USSD via [`ussd`]) and [`metrics`].
 //! Must never: acknowledge an MO before it is durable, ack an outbox entry before its
@@ -12,6 +13,7 @@
 //! slow or dropped bind never holds messages that another could send.
 
 pub mod bucket;
+pub mod fields;
 pub mod metrics;
 pub mod mo;
 pub mod mt;

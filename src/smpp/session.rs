@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 use super::metrics::{inc, BindInfo};
 use super::pdu::{self, status, BindKind, Inbound, Outbound};
-use super::{mo, Job, Shared, SubmitOutcome};
+use super::{fields, mo, Job, Shared, SubmitOutcome};
 use crate::shutdown::Signal;
 
 #[derive(Debug, thiserror::Error)]
@@ -377,6 +377,24 @@ impl Bound {
                 if let Some(job) = self.take(seq) {
                     let _ = job.reply.send(SubmitOutcome::Rejected(status));
                 }
+            }
+            Inbound::Undecodable {
+                seq,
+                command_id,
+                error,
+            } if command_id == fields::DELIVER_SM || command_id == fields::DATA_SM => {
+                // Framed, but a field is wrong: the PDU's own response with that field's
+                // status, so the SMSC neither redelivers it for ever nor loses it unseen.
+                let bad =
+                    fields::field_error(command_id, f.get(pdu::HEADER_LEN..).unwrap_or_default());
+                inc(&self.shared.metrics.field_errors);
+                tracing::warn!(bind = self.index, seq, command_id, field = bad.field, status = bad.status, %error, "PDU with an invalid field; refused with its status");
+                let out = if command_id == fields::DATA_SM {
+                    Outbound::DataResp { status: bad.status }
+                } else {
+                    Outbound::DeliverResp { status: bad.status }
+                };
+                self.link.send(&out, seq).await?;
             }
             Inbound::Undecodable {
                 seq,
