@@ -54,6 +54,7 @@ pub struct Settings {
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
     pub throttle_pause: Duration,
+    pub throttle_pause_max: Duration,
     pub registered_delivery: bool,
     pub validity_secs: u64,
     pub lease: Duration,
@@ -83,6 +84,9 @@ impl Settings {
             reconnect_min: Duration::from_millis(s.reconnect_min_ms.max(1)),
             reconnect_max: Duration::from_millis(s.reconnect_max_ms.max(s.reconnect_min_ms)),
             throttle_pause: Duration::from_millis(s.throttle_pause_ms),
+            throttle_pause_max: Duration::from_millis(
+                s.throttle_pause_max_ms.max(s.throttle_pause_ms),
+            ),
             registered_delivery: s.registered_delivery,
             validity_secs: s.validity_secs,
             lease: Duration::from_secs(s.lease_secs.max(1)),
