@@ -11,6 +11,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    cli::private_files();
     if !matches!(cli.command, Command::Serve(_)) {
         cli::quiet_on_closed_pipe();
     }

@@ -37,6 +37,17 @@ pub fn quiet_on_closed_pipe() {
     }
 }
 
+/// Files this process creates are its user's alone (umask 077): the store holds phone
+/// numbers, names and payments, and sled creates files (snapshots, blobs) as it runs.
+/// `Store::open` narrows what an older store left wider.
+pub fn private_files() {
+    #[cfg(unix)]
+    // SAFETY: umask only sets the process's file-creation mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "imis-gateway",
