@@ -14,7 +14,7 @@ recorded with its command, status and sequence number.
 
 Control API
   GET  /stats      {"bound", "binds", "submit_sm", "dlr_sent", "responses": [{command_id,
-                   status, seq}]}
+                   status, seq}], "mo_resp_status": [status of each response to a /mo]}
   GET  /submits    every submit_sm: id, to, from, text, data_coding, esm_class, udh (hex),
                    ussd_service_op, its_session_info [a, b]
   POST /mo         {"from","to","text","data_coding","udh":"hex","ussd_service_op",
@@ -37,7 +37,7 @@ PASS = os.environ.get("SMSC_PASS", "secret")
 lock = threading.Lock()
 sessions = []
 submits = []
-stats = {"binds": 0, "submit_sm": 0, "dlr_sent": 0, "responses": []}
+stats = {"binds": 0, "submit_sm": 0, "dlr_sent": 0, "responses": [], "mo_resp_status": []}
 next_id = [1000]
 
 
@@ -63,10 +63,13 @@ class Session:
         self.bound = None
         self.seq = 0
         self.wlock = threading.Lock()
+        self.mo_seqs = set()
 
-    def next_seq(self):
+    def next_seq(self, mo=False):
         with self.wlock:
             self.seq += 1
+            if mo:  # known as an MO's before its response can come
+                self.mo_seqs.add(self.seq)
             return self.seq
 
     def write(self, data):
@@ -84,9 +87,9 @@ class Session:
         resp.status = status
         self.send(resp)
 
-    def deliver(self, extra_tlvs=b"", **fields):
+    def deliver(self, extra_tlvs=b"", mo=False, **fields):
         pdu = smpp.make_pdu("deliver_sm", client=self.client, **fields)
-        pdu.sequence = self.next_seq()
+        pdu.sequence = self.next_seq(mo)
         self.send(pdu, extra_tlvs)
         return pdu.sequence
 
@@ -145,6 +148,8 @@ def on_pdu(s, data):
     if command_id & 0x80000000:
         with lock:
             stats["responses"].append({"command_id": command_id, "status": status, "seq": seq})
+            if command_id == 0x80000005 and seq in s.mo_seqs:
+                stats["mo_resp_status"].append(status)
         return
     pdu = smpp.parse_pdu(data, client=s.client, allow_unknown_opt_params=True)
     name = pdu.command
@@ -210,7 +215,7 @@ def mo(req):
     with lock:
         targets = [s for s in sessions if s.bound in ("bind_transceiver", "bind_receiver")]
     for s in targets:
-        seqs.append(s.deliver(extra, **fields))
+        seqs.append(s.deliver(extra, mo=True, **fields))
     return {"delivered_to_sessions": len(seqs), "seqs": seqs}
 
 
