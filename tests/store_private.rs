@@ -27,8 +27,10 @@ fn serve_and_the_commands_keep_the_data_directory_private() {
     // serve creates the data directory itself.
     let data = t.path().join("data");
     let server = common::Server::start(&data, &[], &[]);
-    let (st, _) = server.terminate();
-    assert!(st.success());
+    // Let start-up finish (the store opened, the signal handler in place) before SIGTERM.
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let (st, logs) = server.terminate();
+    assert!(st.success(), "{st:?}\n{}", logs.join("\n"));
     assert!(data.join("db").exists(), "sled's files are there");
     assert_eq!(open_to_others(&data), Vec::<String>::new());
 

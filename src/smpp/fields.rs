@@ -250,6 +250,30 @@ mod tests {
     }
 
     #[test]
+    fn never_panics_on_random_bodies() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(15);
+        for _ in 0..20_000 {
+            let len = rng.gen_range(0..120);
+            // Mostly small bytes, so NULs (field ends) and short lengths are common.
+            let body: Vec<u8> = (0..len)
+                .map(|_| {
+                    let b: u8 = rng.gen();
+                    if rng.gen_bool(0.5) {
+                        b % 4
+                    } else {
+                        b
+                    }
+                })
+                .collect();
+            for id in [DELIVER_SM, DATA_SM] {
+                let e = field_error(id, &body);
+                assert!(e.status != status::OK, "{body:?}");
+            }
+        }
+    }
+
+    #[test]
     fn a_body_that_ends_inside_the_mandatory_fields_is_a_length_error() {
         assert_eq!(deliver(&[0, 1, 1, b'1']), ("source_addr", INVCMDLEN));
         assert_eq!(deliver(&[]), ("service_type", INVCMDLEN));

@@ -203,19 +203,20 @@ impl Store {
         // sled's background threads can hold the directory lock for a moment after the last
         // handle of an earlier open is dropped (a restart within one process): wait that out
         // briefly instead of failing. A store held by another live process still fails.
-        let private = |r: std::io::Result<()>| {
-            r.map_err(|source| StoreError::Permissions {
-                dir: dir.to_path_buf(),
-                source,
-            })
-        };
-        private(private::prepare(dir))?;
+        private::prepare(dir).map_err(|source| StoreError::Permissions {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
         let mut tries = 0;
         loop {
             let config = sled::Config::new().path(dir);
             match Store::from_config(config, Some(dir), options.clone()) {
                 Ok(store) => {
-                    private(private::restrict(dir))?;
+                    // Narrowing is hardening, not a precondition: a store this user cannot
+                    // chmod (another owner's, opened read-mostly) still opens, with a warning.
+                    if let Err(e) = private::restrict(dir) {
+                        tracing::warn!(dir = %dir.display(), error = %e, "could not make the data directory private (0700/0600)");
+                    }
                     return Ok(store);
                 }
                 Err(StoreError::Sled(sled::Error::Io(e)))
