@@ -207,11 +207,11 @@ pub struct SmppConfig {
     pub enquire_link_secs: u64,
     /// Seconds to wait for a response (bind, submit_sm, enquire_link) before giving up on it.
     pub response_timeout_secs: u64,
-    /// Reconnect backoff: first delay and cap, ms (doubling, plus jitter).
+    /// Reconnect backoff, and a bind's pause after ESME_RTHROTTLED/RMSGQFUL: first, cap, ms.
     pub reconnect_min_ms: u64,
     pub reconnect_max_ms: u64,
-    /// How long a bind pauses after ESME_RTHROTTLED / ESME_RMSGQFUL, ms.
     pub throttle_pause_ms: u64,
+    pub throttle_pause_max_ms: u64,
     /// Ask the SMSC for delivery receipts.
     pub registered_delivery: bool,
     /// Validity period of MT SMS, seconds (0 = the SMSC's default).
@@ -256,6 +256,7 @@ impl Default for SmppConfig {
             reconnect_min_ms: 500,
             reconnect_max_ms: 30_000,
             throttle_pause_ms: 1000,
+            throttle_pause_max_ms: 30_000,
             registered_delivery: true,
             validity_secs: 172_800,
             lease_secs: 60,

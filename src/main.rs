@@ -10,6 +10,11 @@ use tracing_subscriber::EnvFilter;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    cli::private_files();
+    if !matches!(cli.command, Command::Serve(_)) {
+        cli::quiet_on_closed_pipe();
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("IMIS_GATEWAY_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
@@ -18,7 +23,7 @@ fn main() -> anyhow::Result<()> {
         // Colour codes only for a person at a terminal, not in log files and journals.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    match Cli::parse().command {
+    match cli.command {
         Command::Serve(args) => tokio::runtime::Runtime::new()?.block_on(cli::serve::run(args)),
         Command::DemoData(args) => cli::demo_data::run(args),
         Command::Import(args) => tokio::runtime::Runtime::new()?.block_on(cli::import::run(args)),

@@ -27,8 +27,9 @@ fn post(http: &Poster, body: &str, sig: Option<&str>) -> (u16, serde_json::Value
     })
 }
 
-#[test]
-fn hmac_signed_callbacks_apply_once_and_forgeries_are_refused() {
+/// A store with one payment waiting, and a server that takes callbacks signed with
+/// "s3cret".
+fn start_with_secret() -> (TestKeys, tempfile::TempDir, Waiting, Server) {
     let keys = TestKeys::new();
     let dir = tempfile::tempdir().unwrap();
     let w = seed_waiting(dir.path(), 1).remove(0);
@@ -39,6 +40,12 @@ fn hmac_signed_callbacks_apply_once_and_forgeries_are_refused() {
         "s3cret".into(),
     ));
     let server = Server::start(dir.path(), &[], &env_refs(&env));
+    (keys, dir, w, server)
+}
+
+#[test]
+fn hmac_signed_callbacks_apply_once_and_forgeries_are_refused() {
+    let (keys, dir, w, server) = start_with_secret();
     let http = Poster::new(server.url(""));
     let body = format!(
         r#"{{"provider":"tigopesa","transaction_id":"MFS-1","control_number":"{}","amount":"30000","phone":"{}"}}"#,
@@ -101,4 +108,51 @@ fn hmac_signed_callbacks_apply_once_and_forgeries_are_refused() {
     let server = Server::start(dir.path(), &[], &env_refs(&keys.env()));
     let (status, _) = post(&Poster::new(server.url("")), &body, Some(&sig));
     assert_eq!(status, 404);
+}
+
+/// Issue 14: a validly signed callback in USD is kept but not applied, and the payment's
+/// bookkeeping never counts it as TZS received (`payments show` used to print "received
+/// TZS 1,000,000,060,004" for TZS payments plus a USD amount).
+#[test]
+fn a_signed_usd_callback_is_not_applied_and_not_counted_as_tzs_received() {
+    let (_keys, dir, w, server) = start_with_secret();
+    let http = Poster::new(server.url(""));
+    let body = format!(
+        r#"{{"provider":"mpesa","transaction_id":"USD-1","control_number":"{}","amount":"1000000000000","currency":"USD","phone":"{}"}}"#,
+        w.control_number, w.phone
+    );
+    let (status, v) = post(
+        &http,
+        &body,
+        Some(&hmac_hex(b"s3cret", body.as_bytes()).unwrap()),
+    );
+    assert_eq!(status, 200, "{v}");
+    // Recorded once (status "applied" means the notice was taken), with outcome NotApplied.
+    assert!(
+        v["outcome"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("NotApplied"),
+        "{v}"
+    );
+    let (status, _) = server.terminate();
+    assert!(status.success());
+    let out = common::run(
+        &[
+            "payments",
+            "show",
+            "--control-number",
+            &w.control_number,
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("received TZS -"), "{text}");
+    assert!(!text.contains("received TZS 1,"), "{text}");
+    assert!(text.contains("not applied: currency USD"), "{text}");
+    let store = Store::open(dir.path(), Default::default()).unwrap();
+    assert!(store.premiums_of_policy(w.policy).unwrap().is_empty());
 }

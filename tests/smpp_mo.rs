@@ -1,6 +1,7 @@
 //! MO over SMPP and HTTP against a real peer (npm `smpp` 0.5.1): stored durably, then
 //! acknowledged, then answered with HELP once; multipart reassembly (UDH and SAR);
-//! decoding by data_coding; an undecodable PDU gets a generic_nack and the bind stays up.
+//! decoding by data_coding; a deliver_sm with a bad field gets its status, an unknown
+//! command a generic_nack, and the bind stays up.
 
 mod common;
 mod smsc;
@@ -122,30 +123,47 @@ fn multipart_mo_is_reassembled_from_udh_and_from_sar_tlvs() {
     );
 }
 
-/// A deliver_sm whose source_addr is 30 octets (the limit is 21): rusmpp cannot decode it.
-fn bad_deliver_sm(seq: u32) -> String {
-    let mut body = vec![0u8, 0, 0];
-    body.extend(std::iter::repeat_n(b'1', 30));
-    body.extend([0, 0, 0, b'1', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+/// A frame with `command_id`, sequence number `seq` and `body`, as hex for `/raw`.
+fn raw_pdu(command_id: u32, seq: u32, body: &[u8]) -> String {
     let mut f = ((16 + body.len()) as u32).to_be_bytes().to_vec();
-    f.extend(5u32.to_be_bytes());
+    f.extend(command_id.to_be_bytes());
     f.extend(0u32.to_be_bytes());
     f.extend(seq.to_be_bytes());
     f.extend(body);
     f.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A deliver_sm whose source_addr is 30 octets (the limit is 21): rusmpp cannot decode it.
+fn bad_deliver_sm(seq: u32) -> String {
+    let mut body = vec![0u8, 0, 0];
+    body.extend(std::iter::repeat_n(b'1', 30));
+    body.extend([0, 0, 0, b'1', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    raw_pdu(5, seq, &body)
+}
+
+/// Issue 15 item 5 (the behaviour changed: this PDU used to get generic_nack
+/// ESME_RINVCMDLEN): a well-framed deliver_sm with one bad field gets its own
+/// deliver_sm_resp with the field's status; only what cannot be framed or is not a known
+/// command gets generic_nack; the bind stays up throughout.
 #[test]
-fn an_undecodable_pdu_gets_a_generic_nack_and_the_bind_stays_up() {
+fn a_bad_field_gets_its_status_an_unknown_command_a_generic_nack_and_the_bind_stays_up() {
     let smsc = Smsc::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), &smsc);
     smsc.wait("bound", Duration::from_secs(20), |s| s.bound() == 1);
     assert_eq!(smsc.raw(&bad_deliver_sm(0x1234)), 1);
+    smsc.wait("deliver_sm_resp", Duration::from_secs(10), |s| {
+        s.stats()["deliver_sm_resp"] == 1
+    });
+    // ESME_RINVSRCADR.
+    assert_eq!(smsc.stats()["deliver_sm_resp_status"], json!([0x0A]));
+    assert_eq!(smsc.stats()["generic_nack"], 0);
+    // A command id SMPP does not define: generic_nack ESME_RINVCMDID with its sequence.
+    assert_eq!(smsc.raw(&raw_pdu(0x0000_0077, 0x1235, &[])), 1);
     smsc.wait("generic_nack", Duration::from_secs(10), |s| {
         s.stats()["generic_nack"] == 1
     });
-    assert_eq!(smsc.stats()["generic_nack_seq"], json!([0x1234]));
+    assert_eq!(smsc.stats()["generic_nack_seq"], json!([0x1235]));
     // Same session: an MO still goes through, no rebind happened.
     smsc.mo(json!({"from": "255754000009", "text": "HELP"}));
     smsc.wait("resp", Duration::from_secs(10), |s| {

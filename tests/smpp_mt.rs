@@ -281,3 +281,73 @@ fn receipts_without_tlvs_are_read_from_the_text_and_decimal_ids_meet_hex_ones() 
         assert_eq!(s.state, SmsState::Failed, "UNDELIV: {s:?}");
     }
 }
+
+/// Issue 15 item 6: throttled again and again, the bind's pause doubles up to the cap
+/// (jitter only shortens it, by at most a quarter), `/health` shows the pause in force and
+/// the throttled count, and an accepted submit resets the pause to the first one.
+#[test]
+fn throttle_backoff_grows_to_the_cap_shows_in_metrics_and_resets_on_success() {
+    let smsc = Smsc::start(&[]);
+    smsc.config(json!({"throttle_next": 6}));
+    let dir = tempfile::tempdir().unwrap();
+    queue(
+        dir.path(),
+        &[("255754100100".into(), "Subiri kidogo".into())],
+    );
+    let server = start(
+        dir.path(),
+        &env_of(
+            &smsc,
+            &[
+                ("IMIS_GATEWAY_SMPP__THROTTLE_PAUSE_MS", "100"),
+                ("IMIS_GATEWAY_SMPP__THROTTLE_PAUSE_MAX_MS", "800"),
+            ],
+        ),
+    );
+    let health = || smsc::http(server.addr.port(), "GET", "/health", None).1;
+    // While the bind backs off at the cap, the gauge says so.
+    let mut seen_cap = false;
+    let start = std::time::Instant::now();
+    while smsc.submits().is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{}",
+            smsc.stats()
+        );
+        seen_cap |= health()["smpp"]["counters"]["throttle_pause_ms"] == 800;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(seen_cap, "the pause gauge reached the cap: {}", health());
+    let at: Vec<i64> = smsc.stats()["throttled_at_ms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    assert_eq!(at.len(), 6);
+    let gaps: Vec<i64> = at.windows(2).map(|w| w[1] - w[0]).collect();
+    // Pauses 100, 200, 400, 800, 800 (each at least 3/4 of that): growing, then capped.
+    for (gap, base) in gaps.iter().zip([100, 200, 400, 800, 800]) {
+        assert!(
+            *gap >= base * 3 / 4 && *gap <= base + 400,
+            "gaps {gaps:?} against pauses 100, 200, 400, 800, 800"
+        );
+    }
+    smsc.wait("accepted", Duration::from_secs(10), |s| {
+        s.submits().len() == 1
+    });
+    let h = health();
+    assert!(h["smpp"]["counters"]["throttled"] == 6, "{h}");
+    // Reset by the accepted submit: the next throttle pauses for the first pause again.
+    let wait_reset = std::time::Instant::now();
+    while health()["smpp"]["counters"]["throttle_pause_ms"] != 0 {
+        assert!(
+            wait_reset.elapsed() < Duration::from_secs(5),
+            "{}",
+            health()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (st, logs) = server.terminate();
+    assert!(st.success(), "{}", logs.join("\n"));
+}

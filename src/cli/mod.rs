@@ -22,6 +22,32 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigError};
 
+/// Lets a one-shot command whose output goes to a pipe closed early (`… | head`) end
+/// quietly, as Unix tools do, instead of panicking in `println!` with "Broken pipe".
+///
+/// Rust ignores SIGPIPE so that writes fail with EPIPE; for a command that only prints,
+/// the default action (end the process) is the right one. Not for `serve`: a server must
+/// never die because a peer went away.
+pub fn quiet_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: called at the start of main, before any thread exists; SIG_DFL is a valid
+    // disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// Files this process creates are its user's alone (umask 077): the store holds phone
+/// numbers, names and payments, and sled creates files (snapshots, blobs) as it runs.
+/// `Store::open` narrows what an older store left wider.
+pub fn private_files() {
+    #[cfg(unix)]
+    // SAFETY: umask only sets the process's file-creation mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "imis-gateway",

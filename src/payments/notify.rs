@@ -313,10 +313,15 @@ pub fn apply(
             tx,
             p,
             &format!(
-                "{:?} payment TrxId {} PayRefId {} TZS {} via {} {}: {}",
+                "{:?} payment TrxId {} PayRefId {} {} {} via {} {}: {}",
                 n.source,
                 n.trx_id,
                 n.pay_ref_id,
+                if n.currency.is_empty() {
+                    "TZS"
+                } else {
+                    &n.currency
+                },
                 n.paid,
                 n.psp_name,
                 n.channel,
@@ -342,8 +347,13 @@ fn apply_to_payment(
         Some(id) => tx.policy(id)?,
         None => None,
     };
-    // Record the money on the payment whatever happens next.
-    payment.received_amount = Some(payment.received_amount.unwrap_or(Money::ZERO) + n.paid);
+    // Record the money on the payment whatever happens next, but only TZS: the payment's
+    // amounts are TZS, and a foreign amount added to them is a wrong number (the amount
+    // stays in the notice, the transaction record and the payment's reason and story).
+    let currency_ok = n.currency.is_empty() || n.currency.eq_ignore_ascii_case("TZS");
+    if currency_ok {
+        payment.received_amount = Some(payment.received_amount.unwrap_or(Money::ZERO) + n.paid);
+    }
     payment.received_date = Some(now);
     // GePG's timestamps are East Africa time (UTC+3) without a zone.
     payment.payment_date = parse_timestamp(&n.paid_at).map(crate::domain::utc_from_eat);
@@ -362,12 +372,14 @@ fn apply_to_payment(
             reason,
         }
     };
-    let currency_ok = n.currency.is_empty() || n.currency.eq_ignore_ascii_case("TZS");
     let (outcome, premium) = match (policy, currency_ok) {
-        (_, false) => (
-            not_applied(&mut payment, format!("currency {}", n.currency)),
-            None,
-        ),
+        (_, false) => {
+            let why = format!(
+                "currency {} (paid {} {}, not counted as received)",
+                n.currency, n.currency, n.paid
+            );
+            (not_applied(&mut payment, why), None)
+        }
         (None, _) => (not_applied(&mut payment, "no policy to pay".into()), None),
         (Some(mut policy), true) => {
             let before = paid_before(tx, policy.id)?;
@@ -772,9 +784,10 @@ mod tests {
             PolicyStatus::Idle
         );
         assert!(store.premiums_of_policy(20).unwrap().is_empty());
-        assert_eq!(
-            store.payment(30).unwrap().unwrap().status,
-            PaymentStatus::Received
-        );
+        let pay = store.payment(30).unwrap().unwrap();
+        assert_eq!(pay.status, PaymentStatus::Received);
+        // Issue 14: a USD amount is never added to the TZS received.
+        assert_eq!(pay.received_amount, None, "{pay:?}");
+        assert!(pay.rejected_reason.unwrap().contains("USD 30,000"));
     }
 }

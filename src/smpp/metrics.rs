@@ -24,6 +24,9 @@ macro_rules! counters {
             pub tps: AtomicI64,
             /// SMS waiting on the outbox (sampled every few seconds; a scan).
             pub queue_depth: AtomicI64,
+            /// The throttle pause (before jitter) a bind last started, ms; 0 once an
+            /// accepted submit_sm ended the backoff.
+            pub throttle_pause_ms: AtomicI64,
             /// Each bind's state, by index.
             binds: Mutex<Vec<BindInfo>>,
         }
@@ -50,6 +53,7 @@ counters! {
     mo_temp_failures: "deliver_sm answered ESME_RX_T_APPN",
     receipts: "delivery receipts received",
     generic_nacks_sent: "undecodable PDUs answered with generic_nack",
+    field_errors: "deliver_sm / data_sm refused with a field's status (e.g. ESME_RINVSRCADR)",
     dlr_latency_ms_sum: "sum of submit-to-final-receipt latency, ms",
     dlr_latency_count: "receipts in dlr_latency_ms_sum",
 }
@@ -129,6 +133,10 @@ impl Metrics {
         v.insert("binds_up".into(), json!(m.binds_up.load(Ordering::Relaxed)));
         v.insert("tps".into(), json!(m.tps.load(Ordering::Relaxed)));
         v.insert(
+            "throttle_pause_ms".into(),
+            json!(m.throttle_pause_ms.load(Ordering::Relaxed)),
+        );
+        v.insert(
             "queue_depth".into(),
             json!(m.queue_depth.load(Ordering::Relaxed)),
         );
@@ -156,6 +164,10 @@ impl Metrics {
             ("in_flight", m.in_flight.load(Ordering::Relaxed)),
             ("binds_up", m.binds_up.load(Ordering::Relaxed)),
             ("tps", m.tps.load(Ordering::Relaxed)),
+            (
+                "throttle_pause_ms",
+                m.throttle_pause_ms.load(Ordering::Relaxed),
+            ),
         ] {
             out.push_str(&format!(
                 "# TYPE imis_sms_{name} gauge\nimis_sms_{name} {n}\n"

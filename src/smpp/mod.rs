@@ -2,7 +2,8 @@
 //!
 //! Owns: the binds to the SMSC ([`session`]: connect, bind 3.4, keepalive, window,
 //! throttle pause, reconnect with backoff and jitter, generic_nack for what cannot be
-//! decoded), the PDU adapter ([`pdu`], the only file that sees rusmpp), the shared
+//! framed, the field's status for a deliver_sm with one bad field via [`fields`]), the
+//! PDU adapter ([`pdu`], the only file that sees rusmpp), the shared
 //! [`bucket`] at the contracted TPS, the MT drain of the durable outbox ([`mt`]), inbound
 //! deliver_sm ([`mo`]: MO, receipts via [`receipt`], USSD via [`ussd`]) and [`metrics`].
 //! Must never: acknowledge an MO before it is durable, ack an outbox entry before its
@@ -12,6 +13,7 @@
 //! slow or dropped bind never holds messages that another could send.
 
 pub mod bucket;
+pub mod fields;
 pub mod metrics;
 pub mod mo;
 pub mod mt;
@@ -52,6 +54,7 @@ pub struct Settings {
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
     pub throttle_pause: Duration,
+    pub throttle_pause_max: Duration,
     pub registered_delivery: bool,
     pub validity_secs: u64,
     pub lease: Duration,
@@ -81,6 +84,9 @@ impl Settings {
             reconnect_min: Duration::from_millis(s.reconnect_min_ms.max(1)),
             reconnect_max: Duration::from_millis(s.reconnect_max_ms.max(s.reconnect_min_ms)),
             throttle_pause: Duration::from_millis(s.throttle_pause_ms),
+            throttle_pause_max: Duration::from_millis(
+                s.throttle_pause_max_ms.max(s.throttle_pause_ms),
+            ),
             registered_delivery: s.registered_delivery,
             validity_secs: s.validity_secs,
             lease: Duration::from_secs(s.lease_secs.max(1)),

@@ -29,6 +29,7 @@ pub const GENERIC_NACK: u32 = 0x8000_0000;
 /// Command status values the session acts on.
 pub mod status {
     pub const OK: u32 = 0x00;
+    pub const INVMSGLEN: u32 = 0x01;
     pub const INVCMDLEN: u32 = 0x02;
     pub const INVBNDSTS: u32 = 0x04;
     pub const SYSERR: u32 = 0x08;
@@ -36,6 +37,15 @@ pub mod status {
     pub const THROTTLED: u32 = 0x58;
     pub const RX_T_APPN: u32 = 0x64;
     pub const RX_P_APPN: u32 = 0x65;
+    // Field errors a deliver_sm / data_sm is refused with (see `fields`).
+    pub const INVSRCADR: u32 = 0x0A;
+    pub const INVDSTADR: u32 = 0x0B;
+    pub const INVSERTYP: u32 = 0x15;
+    pub const INVSCHED: u32 = 0x61;
+    pub const INVEXPIRY: u32 = 0x62;
+    pub const INVOPTPARSTREAM: u32 = 0xC0;
+    pub const INVPARLEN: u32 = 0xC2;
+    pub const INVOPTPARAMVAL: u32 = 0xC4;
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -3,7 +3,8 @@
 //! exponential backoff and jitter when the link drops.
 //!
 //! Owns: the TCP connection, sequence numbers, the in-flight table (the window), the
-//! throttle pause, enquire_link keepalive and timeout.
+//! throttle pause (exponential with jitter, capped, reset by an accepted submit),
+//! enquire_link keepalive and timeout.
 //! Must never: lose a submit (every job leaves with Accepted, Rejected, Invalid or Requeue),
 //! block on the store (MO handling runs in its own task and answers through a channel), or
 //! drop the bind for one undecodable PDU.
@@ -22,7 +23,7 @@ use tokio::time::Instant;
 
 use super::metrics::{inc, BindInfo};
 use super::pdu::{self, status, BindKind, Inbound, Outbound};
-use super::{mo, Job, Shared, SubmitOutcome};
+use super::{fields, mo, Job, Shared, SubmitOutcome};
 use crate::shutdown::Signal;
 
 #[derive(Debug, thiserror::Error)]
@@ -185,6 +186,7 @@ async fn serve(
         in_flight: HashMap::new(),
         retry: VecDeque::new(),
         paused_until: None,
+        throttle_streak: 0,
         enquire_sent: None,
     };
     let end = st.run(&mut frames, stop).await;
@@ -210,6 +212,8 @@ struct Bound {
     /// Throttled jobs, sent again before anything new.
     retry: VecDeque<Job>,
     paused_until: Option<Instant>,
+    /// Throttled answers in a row (each after the previous pause ended).
+    throttle_streak: u32,
     enquire_sent: Option<Instant>,
 }
 
@@ -277,6 +281,41 @@ impl Bound {
         }
     }
 
+    fn paused(&self) -> bool {
+        self.paused_until.is_some_and(|t| t > Instant::now())
+    }
+
+    /// An ESME_RTHROTTLED / ESME_RMSGQFUL: pause the bind, longer with each one in a row.
+    /// Answers to submits sent before the pause began are the same episode, not a new one.
+    fn throttled(&mut self, status: u32) {
+        if self.paused() {
+            return;
+        }
+        let s = &self.shared.settings;
+        self.throttle_streak = self.throttle_streak.saturating_add(1);
+        let base = throttle_base(s.throttle_pause, s.throttle_pause_max, self.throttle_streak);
+        let pause = with_jitter(base, rand::thread_rng().gen_range(0.0..1.0));
+        let gauge = &self.shared.metrics.throttle_pause_ms;
+        gauge.store(base.as_millis() as i64, Ordering::Relaxed);
+        tracing::info!(
+            bind = self.index,
+            status,
+            ?pause,
+            streak = self.throttle_streak,
+            "SMSC throttling; pausing bind"
+        );
+        self.paused_until = Some(Instant::now() + pause);
+    }
+
+    /// An accepted submit after the pause: the next throttle starts from the first pause.
+    fn throttle_ended(&mut self) {
+        if self.throttle_streak > 0 && !self.paused() {
+            self.throttle_streak = 0;
+            let gauge = &self.shared.metrics.throttle_pause_ms;
+            gauge.store(0, Ordering::Relaxed);
+        }
+    }
+
     async fn submit(&mut self, job: Job) -> Result<(), SessionError> {
         let seq = self.link.seq();
         let bytes = match pdu::encode(&Outbound::Submit(job.req.clone()), seq) {
@@ -328,18 +367,12 @@ impl Bound {
                 };
                 match status {
                     status::OK => {
+                        self.throttle_ended();
                         let _ = job.reply.send(SubmitOutcome::Accepted(message_id));
                     }
                     status::THROTTLED | status::MSGQFUL => {
                         inc(&self.shared.metrics.throttled);
-                        let pause = self.shared.settings.throttle_pause;
-                        tracing::info!(
-                            bind = self.index,
-                            status,
-                            ?pause,
-                            "SMSC throttling; pausing bind"
-                        );
-                        self.paused_until = Some(Instant::now() + pause);
+                        self.throttled(status);
                         self.retry.push_back(job);
                     }
                     status::INVBNDSTS => {
@@ -377,6 +410,24 @@ impl Bound {
                 if let Some(job) = self.take(seq) {
                     let _ = job.reply.send(SubmitOutcome::Rejected(status));
                 }
+            }
+            Inbound::Undecodable {
+                seq,
+                command_id,
+                error,
+            } if command_id == fields::DELIVER_SM || command_id == fields::DATA_SM => {
+                // Framed, but a field is wrong: the PDU's own response with that field's
+                // status, so the SMSC neither redelivers it for ever nor loses it unseen.
+                let bad =
+                    fields::field_error(command_id, f.get(pdu::HEADER_LEN..).unwrap_or_default());
+                inc(&self.shared.metrics.field_errors);
+                tracing::warn!(bind = self.index, seq, command_id, field = bad.field, status = bad.status, %error, "PDU with an invalid field; refused with its status");
+                let out = if command_id == fields::DATA_SM {
+                    Outbound::DataResp { status: bad.status }
+                } else {
+                    Outbound::DeliverResp { status: bad.status }
+                };
+                self.link.send(&out, seq).await?;
             }
             Inbound::Undecodable {
                 seq,
@@ -464,6 +515,19 @@ impl Bound {
     }
 }
 
+/// The pause after the `streak`th throttled answer in a row (from 1): `first`, doubled
+/// for each one before it, at most `max`.
+pub fn throttle_base(first: Duration, max: Duration, streak: u32) -> Duration {
+    let doublings = streak.saturating_sub(1).min(31);
+    first.saturating_mul(1 << doublings).min(max)
+}
+
+/// `base` less up to a quarter, by `r` in [0, 1): binds (and gateways) throttled together
+/// do not all come back in the same millisecond, and the pause never exceeds the cap.
+pub fn with_jitter(base: Duration, r: f64) -> Duration {
+    base.mul_f64(1.0 - 0.25 * r.clamp(0.0, 1.0))
+}
+
 async fn next_job(shared: &Shared) -> Option<Job> {
     shared.jobs_rx.lock().await.recv().await
 }
@@ -472,5 +536,30 @@ async fn sleep_until(t: Option<Instant>) {
     match t {
         Some(t) => tokio::time::sleep_until(t).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_throttle_pause_doubles_to_the_cap_and_jitter_only_shortens_it() {
+        let (first, max) = (Duration::from_secs(1), Duration::from_secs(30));
+        let ms = |n| throttle_base(first, max, n).as_millis();
+        assert_eq!(
+            [ms(1), ms(2), ms(3), ms(5), ms(6), ms(7)],
+            [1000, 2000, 4000, 16000, 30000, 30000]
+        );
+        assert_eq!(ms(0), 1000, "a streak of 0 is treated as the first");
+        assert_eq!(ms(u32::MAX), 30000, "no overflow however long the streak");
+        let b = Duration::from_millis(800);
+        assert_eq!(with_jitter(b, 0.0), b);
+        assert_eq!(with_jitter(b, 0.5), Duration::from_millis(700));
+        assert_eq!(
+            with_jitter(b, 7.0),
+            Duration::from_millis(600),
+            "r is clamped"
+        );
     }
 }

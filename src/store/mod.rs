@@ -27,6 +27,7 @@ pub mod consumer;
 mod family_payments;
 pub mod keys;
 pub mod outbox;
+mod private;
 mod read;
 mod remirror;
 pub mod space;
@@ -93,6 +94,12 @@ pub enum StoreError {
     InvalidTopic(String),
     #[error("idempotency key of {len} bytes; must be 1 to {max}", max = keys::MAX_IDEMPOTENCY_KEY_LEN)]
     InvalidIdempotencyKey { len: usize },
+    #[error("data directory {dir}: {source}")]
+    Permissions {
+        dir: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("flush failed: {0}")]
     Flush(#[source] Arc<sled::Error>),
     #[error("the store's flusher has stopped")]
@@ -196,10 +203,22 @@ impl Store {
         // sled's background threads can hold the directory lock for a moment after the last
         // handle of an earlier open is dropped (a restart within one process): wait that out
         // briefly instead of failing. A store held by another live process still fails.
+        private::prepare(dir).map_err(|source| StoreError::Permissions {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
         let mut tries = 0;
         loop {
             let config = sled::Config::new().path(dir);
             match Store::from_config(config, Some(dir), options.clone()) {
+                Ok(store) => {
+                    // Narrowing is hardening, not a precondition: a store this user cannot
+                    // chmod (another owner's, opened read-mostly) still opens, with a warning.
+                    if let Err(e) = private::restrict(dir) {
+                        tracing::warn!(dir = %dir.display(), error = %e, "could not make the data directory private (0700/0600)");
+                    }
+                    return Ok(store);
+                }
                 Err(StoreError::Sled(sled::Error::Io(e)))
                     if tries < LOCK_RETRIES && e.to_string().contains("could not acquire lock") =>
                 {

@@ -133,6 +133,11 @@ impl Smsc {
                 "3".into(),
             ),
             ("IMIS_GATEWAY_SMPP__THROTTLE_PAUSE_MS".into(), "200".into()),
+            // The pause doubles per throttled answer in a row: a low cap keeps tests short.
+            (
+                "IMIS_GATEWAY_SMPP__THROTTLE_PAUSE_MAX_MS".into(),
+                "1600".into(),
+            ),
             ("IMIS_GATEWAY_SMPP__LEASE_SECS".into(), "3".into()),
         ]
     }

@@ -59,7 +59,7 @@ const stats = {
   dlr_sent: 0, mo_sent: 0, deliver_sm_resp: 0, deliver_sm_resp_status: [], mo_resp: 0,
   mo_resp_status: [], dlr_resp: 0, enquire_link: 0,
   unbind: 0, unbind_resp: 0, generic_nack: 0, generic_nack_seq: [], sessions: 0,
-  max_outstanding: 0, throttle_statuses: [], data_sm_resp: 0, enquire_link_resp: 0,
+  max_outstanding: 0, throttle_statuses: [], throttled_at_ms: [], data_sm_resp: 0, enquire_link_resp: 0,
 };
 const submits = [];
 // Per MO (a peer-wide id, since sequence numbers restart with every session): the status
@@ -185,6 +185,7 @@ const server = smpp.createServer({ debug: !!process.env.SMSC_DEBUG }, (session) 
         ? (cfg.throttle_status.shift() ?? smpp.ESME_RTHROTTLED)
         : cfg.throttle_status;
       stats.throttle_statuses.push(st);
+      stats.throttled_at_ms.push(Date.now()); // lets a test see the backoff grow
       later(() => respond({ command_status: st }));
       return;
     }
