@@ -251,6 +251,11 @@ impl std::fmt::Debug for Payments {
     }
 }
 
+/// Why payments are off when nobody configured them (`/health` shows it).
+pub const DISABLED_BY_DEFAULT: &str =
+    "[gepg] mode = \"disabled\" (the default): set mode = \"live\" \
+     with GePG's url and keys, or run serve --demo / mode = \"simulator\" for the simulator";
+
 impl Payments {
     /// `self_url` is this server's base URL (`http://127.0.0.1:8080`).
     /// In live mode, missing keys or URL do not stop the server (USSD and SMS still work):
@@ -262,8 +267,15 @@ impl Payments {
         self_url: &str,
     ) -> Result<Payments, PaymentsError> {
         let c = config.gepg.clone();
-        let mut disabled = None;
+        let mut disabled = (c.mode == GepgMode::Disabled).then(|| DISABLED_BY_DEFAULT.to_string());
         let keys = match Keys::from_config(&c) {
+            // Disabled: no files to load; keys made now only so that the handle is whole.
+            _ if disabled.is_some() => Keys::load_or_generate(&GepgConfig {
+                key_p12: Default::default(),
+                gepg_cert_p12: Default::default(),
+                simulator_key_p12: Default::default(),
+                ..c.clone()
+            })?,
             Ok(k) => k,
             Err(PaymentsError::Config(why)) => {
                 disabled = Some(why);
@@ -278,6 +290,7 @@ impl Payments {
         };
         let gepg_url = match (c.mode, c.url.is_empty()) {
             (GepgMode::Simulator, true) => format!("{self_url}/gepg-sim"),
+            (GepgMode::Disabled, _) => String::new(),
             (GepgMode::Live, true) => {
                 disabled.get_or_insert_with(|| "mode = \"live\" needs url".into());
                 String::new()
