@@ -44,7 +44,7 @@ pub struct ServerConfig {
     /// keep-alive connection idle between requests (hyper starts it as soon as the
     /// connection waits for a request head).
     pub header_read_timeout_secs: u64,
-    /// Connections held at once (both listeners); beyond it new connections wait in the
+    /// Connections the public listener holds at once (the admin one has its own 32); beyond it new connections wait in the
     /// kernel's backlog. Lowered at start to what the open-file limit allows.
     pub max_connections: usize,
     /// Largest request body on the USSD routes, bytes (GePG callbacks: `[gepg]

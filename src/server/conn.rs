@@ -67,6 +67,12 @@ impl ConnLimits {
         self.cap
     }
 
+    /// Limits of their own for the admin listener (same timeout, `cap` connections), so
+    /// that a flood on the public listener never locks the operators out.
+    pub fn for_admin(&self, cap: usize) -> ConnLimits {
+        ConnLimits::new(self.header_read_timeout, cap, u64::MAX)
+    }
+
     /// True at most once per [`WARN_EVERY`].
     fn may_warn(&self) -> bool {
         let now = self.started.elapsed().as_millis() as u64 + 1;

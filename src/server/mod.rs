@@ -74,11 +74,15 @@ pub fn router(state: AppState) -> Router {
     public.with_state(state)
 }
 
+/// Connections the admin listener holds at once (its own cap, apart from the public one).
+const ADMIN_CONNECTIONS: usize = 32;
+
 /// The listeners `serve` bound, and what they share.
 pub struct Listeners {
     pub public: TcpListener,
     /// The admin listener and its token, when `[admin]` has both an address and a token.
     pub admin: Option<(TcpListener, Arc<admin::Admin>)>,
+    /// The public listener's limits (the admin listener derives its own).
     pub limits: Arc<conn::ConnLimits>,
 }
 
@@ -89,7 +93,8 @@ pub async fn run(listeners: Listeners, state: AppState, signal: Signal) -> std::
     let limits = listeners.limits;
     let admin = listeners.admin.map(|(listener, a)| {
         let app = admin::router(state.clone(), a);
-        conn::serve(listener, app, limits.clone(), "admin", signal.clone())
+        let own = Arc::new(limits.for_admin(ADMIN_CONNECTIONS));
+        conn::serve(listener, app, own, "admin", signal.clone())
     });
     let public = conn::serve(listeners.public, router(state), limits, "public", signal);
     match admin {
