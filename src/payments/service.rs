@@ -232,8 +232,9 @@ pub struct Payments {
     /// Our own base URL (where the simulator calls back).
     pub self_url: String,
     pub(crate) recon_waiters: ReconWaiters,
-    /// Why payments are off (live mode without keys or URL): callbacks then answer 503 and
-    /// no bill is sent, so GePG retries once the configuration is fixed.
+    /// Why payments are off (`mode = "disabled"`, the default, or live mode without keys or
+    /// URL): callbacks then answer 503 and no bill is sent (renewals' bills wait on the
+    /// outbox), so GePG retries once the configuration is fixed.
     pub disabled: Option<String>,
     /// Signed acks by (ack name, code).
     acks: Mutex<HashMap<(String, String), Vec<u8>>>,
@@ -268,14 +269,12 @@ impl Payments {
     ) -> Result<Payments, PaymentsError> {
         let c = config.gepg.clone();
         let mut disabled = (c.mode == GepgMode::Disabled).then(|| DISABLED_BY_DEFAULT.to_string());
-        let keys = match Keys::from_config(&c) {
-            // Disabled: no files to load; keys made now only so that the handle is whole.
-            _ if disabled.is_some() => Keys::load_or_generate(&GepgConfig {
-                key_p12: Default::default(),
-                gepg_cert_p12: Default::default(),
-                simulator_key_p12: Default::default(),
-                ..c.clone()
-            })?,
+        // Disabled: nothing to load; keys are made below only so that the handle is whole.
+        let loaded = match &disabled {
+            Some(why) => Err(PaymentsError::Config(why.clone())),
+            None => Keys::from_config(&c),
+        };
+        let keys = match loaded {
             Ok(k) => k,
             Err(PaymentsError::Config(why)) => {
                 disabled = Some(why);

@@ -58,8 +58,10 @@ pub fn router(state: AppState) -> Router {
     let sms = Router::new()
         .route("/sms/inbound", post(sms_inbound::inbound))
         .layer(DefaultBodyLimit::max(c.inbound_sms.max_body_bytes));
-    // One byte over the callbacks' own limit, so that they answer with their signed refusal.
-    let callbacks = gepg::callbacks().layer(DefaultBodyLimit::max(c.gepg.max_body_bytes + 1));
+    // Room above the callbacks' own limit, so that a body a little over it still gets GePG's
+    // signed refusal (7242); far over it is cut off here with a plain 413.
+    let cap = c.gepg.max_body_bytes.saturating_mul(4).max(64 * 1024);
+    let callbacks = gepg::callbacks().layer(DefaultBodyLimit::max(cap));
     let mut public = Router::new()
         .route("/health", get(health::health))
         .route("/sms/metrics", get(sms_inbound::metrics))
