@@ -13,8 +13,14 @@ mod scheduler;
 pub use scheduler::{parse_hhmm, SchedulerConfig};
 
 use serde::{Deserialize, Serialize};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+
+mod edge;
+mod gepg;
+pub use edge::{
+    AdminConfig, InboundSmsConfig, Secret, ServerConfig, SmsAggregator, SmsAuthScheme, SourceNet,
+};
+pub use gepg::{GepgConfig, GepgMode};
 
 /// Prefix of the environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "IMIS_GATEWAY_";
@@ -54,24 +60,8 @@ pub struct Config {
     pub domain: DomainConfig,
     pub privacy: crate::domain::privacy::Privacy,
     pub sms_guard: crate::domain::sms_caps::CostGuardSettings,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ServerConfig {
-    /// Address of the HTTP edge (health, USSD adapters, callbacks).
-    pub listen: SocketAddr,
-    /// How long a graceful shutdown waits for in-flight requests, in seconds.
-    pub shutdown_grace_secs: u64,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            shutdown_grace_secs: 10,
-        }
-    }
+    pub admin: AdminConfig,
+    pub inbound_sms: InboundSmsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -293,86 +283,6 @@ impl Default for SmsConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum GepgMode {
-    /// An in-process GePG that assigns control numbers and never reaches the network.
-    Simulator,
-    /// The real GePG, with signed messages.
-    Live,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct GepgConfig {
-    pub mode: GepgMode,
-    /// Base URL of GePG (`https://uat1.gepg.go.tz`). Empty in simulator mode = the simulator
-    /// built into this server (`/gepg-sim`).
-    pub url: String,
-    /// SP code used in bills when a product has none (`AccCodePremiums` blank); see
-    /// `payments::spcode` for the decision and what happens when this is empty too.
-    pub sp_code: String,
-    pub sub_sp_code: String,
-    /// System id issued by GePG (`SpSysId`).
-    pub sp_sys_id: String,
-    /// GFS revenue code of bill items.
-    pub gfs_code: String,
-    /// Our PKCS#12 keystore (private key that signs requests and acks) and its password.
-    /// Empty in simulator mode = a key generated at start.
-    pub key_p12: PathBuf,
-    pub key_password: String,
-    /// GePG's PKCS#12 file (its certificate verifies callbacks) and its password.
-    pub gepg_cert_p12: PathBuf,
-    pub gepg_cert_password: String,
-    /// Simulator only: the PKCS#12 keystore the simulated GePG signs with (empty = generated).
-    pub simulator_key_p12: PathBuf,
-    pub simulator_key_password: String,
-    /// Largest callback body accepted, bytes.
-    pub max_body_bytes: usize,
-    /// Seconds to wait for GePG to answer a request before retrying it.
-    pub request_timeout_secs: u64,
-    /// Pre-requested control numbers per product: request more when fewer than
-    /// `pool_low_water` are free (0 disables the pool), `pool_batch` at a time.
-    pub pool_low_water: u32,
-    pub pool_batch: u32,
-    /// Days a member's bill stays payable; pool bills stay payable `pool_bill_expiry_days`.
-    pub bill_expiry_days: u32,
-    pub pool_bill_expiry_days: u32,
-    /// Daily reconciliation of the previous day, at this East Africa time (`HH:MM`);
-    /// empty disables the job (`payments reconcile --date D` still works).
-    pub reconcile_at: String,
-    /// Secret of the direct mobile-money callback (`X-Signature` = hex HMAC-SHA256 of the
-    /// body); empty disables that endpoint.
-    pub mobile_money_secret: String,
-}
-
-impl Default for GepgConfig {
-    fn default() -> Self {
-        GepgConfig {
-            mode: GepgMode::Simulator,
-            url: String::new(),
-            sp_code: "SP111".to_string(),
-            sub_sp_code: "1001".to_string(),
-            sp_sys_id: "CHFIMIS001".to_string(),
-            gfs_code: "140206".to_string(),
-            key_p12: PathBuf::new(),
-            key_password: String::new(),
-            gepg_cert_p12: PathBuf::new(),
-            gepg_cert_password: String::new(),
-            simulator_key_p12: PathBuf::new(),
-            simulator_key_password: String::new(),
-            max_body_bytes: 256 * 1024,
-            request_timeout_secs: 30,
-            pool_low_water: 10,
-            pool_batch: 20,
-            bill_expiry_days: 30,
-            pool_bill_expiry_days: 1095,
-            reconcile_at: "04:00".to_string(),
-            mobile_money_secret: String::new(),
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MirrorConfig {
@@ -559,6 +469,9 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.scheduler.validate()?;
+        self.server.validate()?;
+        self.admin.validate()?;
+        self.inbound_sms.validate()?;
         if (self.limits.ussd_hops_per_minute > 0 && self.limits.ussd_hop_burst == 0)
             || (self.limits.sms_mo_per_hour > 0 && self.limits.sms_mo_burst == 0)
         {
@@ -625,7 +538,7 @@ mod tests {
     fn defaults_without_a_file() {
         let c = Config::load_with_env(None, env(&[])).unwrap();
         assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(c.gepg.mode, GepgMode::Simulator);
+        assert_eq!(c.gepg.mode, GepgMode::Disabled);
         assert!(!c.smpp.enabled);
         assert!(!c.mirror.enabled);
     }

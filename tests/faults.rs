@@ -110,6 +110,10 @@ fn sms_inbound(u: &Ussd, id: &str, from: &str, text: &str) -> (u16, String) {
         let r = u
             .client
             .post(format!("{}/sms/inbound", u.base))
+            .header(
+                common::sms::inbound_headers().0,
+                common::sms::inbound_headers().1,
+            )
             .json(&json!({"from": from, "to": "15200", "id": id, "text": text}))
             .send()
             .await

@@ -93,12 +93,20 @@ fn renew_by_ussd_pay_through_the_simulator_policy_active_and_sms_delivered() {
     );
     assert_eq!(status, 200, "{silent}");
     let today = (chrono::Utc::now() + chrono::Duration::hours(3)).date_naive();
-    let (status, report) =
-        http.post_json("/payments/reconcile", json!({"date": today.to_string()}));
+    // Reconciliation is on the admin listener (with the harness's token).
+    let reconcile = || {
+        let body = json!({"date": today.to_string()}).to_string();
+        let (status, text) = server.admin_call("POST", "/payments/reconcile", &body);
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        )
+    };
+    let (status, report): (u16, serde_json::Value) = reconcile();
     assert_eq!(status, 200, "{report}");
     let text = report["report"].as_str().unwrap_or_default().to_string();
     assert!(text.contains("1 already applied, 1 missing"), "{text}");
-    let (_, again) = http.post_json("/payments/reconcile", json!({"date": today.to_string()}));
+    let (_, again) = reconcile();
     assert!(
         again["report"]
             .as_str()

@@ -902,6 +902,10 @@ fn an_sms_enrolment_produces_the_family_head_policy_and_member_rows() {
         let r = u
             .client
             .post(format!("{}/sms/inbound", u.base))
+            .header(
+                common::sms::inbound_headers().0,
+                common::sms::inbound_headers().1,
+            )
             .json(&serde_json::json!({
                 "from": "255754000001", "to": "15200", "id": "mirror-reg-1",
                 "text": "SAJILI 1234 MPYA Mushi Neema Juma 12/03/1990 KE V0111 0754111222"

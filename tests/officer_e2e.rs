@@ -55,8 +55,7 @@ struct Http(u16);
 impl Send for Http {
     fn send(&self, from: &str, text: &str, id: &str) {
         let body = json!({"from": from, "to": "15200", "text": text, "id": id}).to_string();
-        let (code, resp) =
-            smsc::http_raw(self.0, "POST", "/sms/inbound", "application/json", &body);
+        let (code, resp) = common::sms::inbound_raw(self.0, "application/json", &body);
         assert_eq!(code, 200, "{resp}");
     }
 }
@@ -326,7 +325,7 @@ fn every_command_over_http_inbound_with_replies_read_back_from_the_smsc() {
     // The aggregator redelivers an MO id: 200 duplicate, no second reply or family.
     let before = replies_to(&smsc, EO1).len();
     let body = json!({"from": EO1, "to": "15200", "text": "SAJILI 1234 MPYA Juma Ali 01/01/1970 ME V0112", "id": "redeliver-1"}).to_string();
-    let post = || smsc::http_raw(port, "POST", "/sms/inbound", "application/json", &body);
+    let post = || common::sms::inbound_raw(port, "application/json", &body);
     assert_eq!(post().0, 200);
     smsc.wait("reply", Duration::from_secs(30), |x| {
         replies_to(x, EO1).len() == before + 1
@@ -364,7 +363,7 @@ fn a_crash_after_the_mo_is_acknowledged_loses_no_command_and_runs_none_twice() {
     let port = server.addr.port();
     let text = "SAJILI 1234 MPYA Ajali Tumaini 01/01/1990 ME V0111";
     let body = json!({"from": EO1, "to": "15200", "text": text, "id": "crash-1"}).to_string();
-    let (code, resp) = smsc::http_raw(port, "POST", "/sms/inbound", "application/json", &body);
+    let (code, resp) = common::sms::inbound_raw(port, "application/json", &body);
     assert_eq!(code, 200, "{resp}");
     let mo_id = serde_json::from_str::<Value>(&resp).unwrap()["mo_id"]
         .as_u64()
@@ -372,13 +371,7 @@ fn a_crash_after_the_mo_is_acknowledged_loses_no_command_and_runs_none_twice() {
     server.kill9();
     let server = Server::start(dir.path(), &[], &[]);
     // The aggregator retries too, in case it never saw the 200.
-    let (code, _) = smsc::http_raw(
-        server.addr.port(),
-        "POST",
-        "/sms/inbound",
-        "application/json",
-        &body,
-    );
+    let (code, _) = common::sms::inbound_raw(server.addr.port(), "application/json", &body);
     assert_eq!(code, 200);
     // A job leased by the killed process comes back after its 5 s lease.
     std::thread::sleep(Duration::from_secs(9));

@@ -138,7 +138,7 @@ fn texts_to(smsc: &Smsc, to: &str) -> Vec<String> {
 
 fn post_mo(port: u16, from: &str, text: &str, id: &str) -> serde_json::Value {
     let body = json!({"from": from, "to": "15200", "text": text, "id": id}).to_string();
-    let (code, resp) = smsc::http_raw(port, "POST", "/sms/inbound", "application/json", &body);
+    let (code, resp) = common::sms::inbound_raw(port, "application/json", &body);
     assert_eq!(
         code, 200,
         "an MO over the limit is still acknowledged: {resp}"

@@ -62,6 +62,10 @@ fn officer_sms(u: &Ussd, id: &str, text: &str) {
     let status = u.rt.block_on(async {
         u.client
             .post(format!("{}/sms/inbound", u.base))
+            .header(
+                common::sms::inbound_headers().0,
+                common::sms::inbound_headers().1,
+            )
             .json(&json!({"from": OFFICER_PHONE, "to": "15200", "id": id, "text": text}))
             .send()
             .await

@@ -59,6 +59,11 @@ impl Http {
                 .client
                 .post(format!("{}{path}", self.base))
                 .header("Content-Type", content_type)
+                // The test aggregator's credential (only /sms/inbound reads it).
+                .header(
+                    common::sms::inbound_headers().0,
+                    common::sms::inbound_headers().1,
+                )
                 .body(body)
                 .send()
                 .await

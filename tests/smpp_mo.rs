@@ -183,7 +183,7 @@ fn http_inbound_stores_before_200_dedupes_by_id_and_explains_400() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[], &[]);
     let port = server.addr.port();
-    let post = |body: &str, ct: &str| smsc::http_raw(port, "POST", "/sms/inbound", ct, body);
+    let post = |body: &str, ct: &str| common::sms::inbound_raw(port, ct, body);
     let ok = r#"{"from":"0754000001","to":"15200","text":"REG 1","id":"agg-1"}"#;
     let (code, body) = post(ok, "application/json");
     assert_eq!(code, 200, "{body}");

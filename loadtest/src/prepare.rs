@@ -232,6 +232,10 @@ fn write_keys(dir: &Path, smsc: SocketAddr) -> anyhow::Result<PathBuf> {
     Ok(env)
 }
 
+/// The inbound-SMS secret `server.env` gives the gateway and the SMS flow sends
+/// (`X-Gateway-Secret`).
+pub const SMS_SECRET: &str = "loadtest-aggregator-secret";
+
 /// The server's environment for a load test: GePG's certificate is ours, the SMSC is the
 /// loadtest's, the contracted TPS is no limit, reconnects are quick (the loadtest's SMSC
 /// may start after the server), the daily jobs are off (their SMS would be noise), and so
@@ -240,7 +244,10 @@ fn write_keys(dir: &Path, smsc: SocketAddr) -> anyhow::Result<PathBuf> {
 pub fn server_env(p12: &Path, smsc: SocketAddr) -> String {
     let p = p12.display();
     format!(
-        "IMIS_GATEWAY_GEPG__GEPG_CERT_P12={p}\n\
+        "IMIS_GATEWAY_GEPG__MODE=simulator\n\
+         IMIS_GATEWAY_INBOUND_SMS__SCHEME=header\n\
+         IMIS_GATEWAY_INBOUND_SMS__SECRET={SMS_SECRET}\n\
+         IMIS_GATEWAY_GEPG__GEPG_CERT_P12={p}\n\
          IMIS_GATEWAY_GEPG__GEPG_CERT_PASSWORD={KEY_PASSWORD}\n\
          IMIS_GATEWAY_GEPG__SIMULATOR_KEY_P12={p}\n\
          IMIS_GATEWAY_GEPG__SIMULATOR_KEY_PASSWORD={KEY_PASSWORD}\n\

@@ -38,7 +38,14 @@ impl crate::Flow for SmsFlow {
         };
         for delivery in 0..sends {
             let t = Instant::now();
-            let resp = match self.client.post(&self.url).json(&body).send().await {
+            let resp = match self
+                .client
+                .post(&self.url)
+                .header("X-Gateway-Secret", crate::prepare::SMS_SECRET)
+                .json(&body)
+                .send()
+                .await
+            {
                 Ok(r) if r.status().is_success() => r,
                 Ok(r) => {
                     self.rec.error(format!("http {}", r.status().as_u16()));

@@ -148,12 +148,27 @@ pub(crate) fn post_json(
     body: &serde_json::Value,
     who: &str,
 ) -> anyhow::Result<serde_json::Value> {
+    post_json_as(server, path, body, who, None)
+}
+
+/// As [`post_json`], with `Authorization: Bearer <token>` (the admin listener).
+pub(crate) fn post_json_as(
+    server: &str,
+    path: &str,
+    body: &serde_json::Value,
+    who: &str,
+    bearer: Option<&str>,
+) -> anyhow::Result<serde_json::Value> {
     use anyhow::Context;
     let url = format!("{}{path}", server.trim_end_matches('/'));
     tokio::runtime::Runtime::new()?.block_on(async {
-        let r = reqwest::Client::new()
+        let mut req = reqwest::Client::new()
             .post(&url)
-            .header("Content-Type", "application/json")
+            .header("Content-Type", "application/json");
+        if let Some(token) = bearer {
+            req = req.bearer_auth(token);
+        }
+        let r = req
             .body(body.to_string())
             .send()
             .await

@@ -27,9 +27,12 @@ pub enum PaymentsCommand {
     Reconcile {
         #[arg(long, value_name = "YYYY-MM-DD")]
         date: chrono::NaiveDate,
-        /// Base URL of the running server.
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        /// Base URL of the running server's admin listener ([admin] listen).
+        #[arg(long, default_value = "http://127.0.0.1:8081")]
         server: String,
+        /// The admin bearer token ([admin] token).
+        #[arg(long, env = "IMIS_GATEWAY_ADMIN__TOKEN", hide_env_values = true)]
+        token: String,
     },
 }
 
@@ -39,7 +42,11 @@ pub fn run(args: PaymentsArgs) -> anyhow::Result<()> {
             control_number,
             store,
         } => show(&control_number, &store),
-        PaymentsCommand::Reconcile { date, server } => reconcile(date, &server),
+        PaymentsCommand::Reconcile {
+            date,
+            server,
+            token,
+        } => reconcile(date, &server, &token),
     }
 }
 
@@ -149,9 +156,9 @@ fn show(number: &str, args: &StoreArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn reconcile(date: chrono::NaiveDate, server: &str) -> anyhow::Result<()> {
+fn reconcile(date: chrono::NaiveDate, server: &str, token: &str) -> anyhow::Result<()> {
     let body = serde_json::json!({"date": date.to_string()});
-    let v = super::post_json(server, "/payments/reconcile", &body, "server")?;
+    let v = super::post_json_as(server, "/payments/reconcile", &body, "server", Some(token))?;
     print!("{}", v["report"].as_str().unwrap_or_default());
     Ok(())
 }

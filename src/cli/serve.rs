@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use super::StoreArgs;
-use crate::config::Config;
+use crate::config::{Config, GepgMode, Secret, SmsAuthScheme};
 use crate::demo;
 use crate::server::{self, AppState};
 use crate::shutdown::{self, Shutdown};
@@ -27,7 +27,12 @@ pub struct ServeArgs {
     /// Address to listen on (overrides [server] listen).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
-    /// Seed demo data if the store is empty (see README for the demo CHFIDs and officer).
+    /// Address of the admin listener (overrides [admin] listen; it needs [admin] token).
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Option<SocketAddr>,
+    /// Seed demo data if the store is empty (see README for the demo CHFIDs and officer);
+    /// turns the GePG simulator on unless [gepg] mode says otherwise, and accepts the demo
+    /// inbound-SMS secret when no aggregator is configured.
     #[arg(long)]
     pub demo: bool,
 }
@@ -86,6 +91,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         config.server.listen = listen;
     }
+    if let Some(admin) = args.admin_listen {
+        config.admin.listen = admin.to_string();
+    }
+    if args.demo {
+        demo_defaults(&mut config);
+    }
+    check_exposure(&config)?;
     let store = Store::open(&config.store.data_dir, config.store.store_options())
         .with_context(|| format!("opening store at {}", config.store.data_dir.display()))?;
     if args.demo {
@@ -96,10 +108,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     }
     let parts = Parts::build(&config, &store)?;
-    let listener = tokio::net::TcpListener::bind(config.server.listen)
-        .await
-        .with_context(|| format!("binding {}", config.server.listen))?;
-    let bound = listener.local_addr().context("reading the bound address")?;
+    let (listeners, admin_bound) = bind(&config).await?;
+    let bound = listeners
+        .public
+        .local_addr()
+        .context("reading the bound address")?;
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
     let shutdown = Shutdown::new();
     spawn_messaging(&config, &store, &parts, &shutdown)?;
@@ -121,8 +134,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         mo: parts.mo,
         smpp: parts.smpp,
     };
-    let http = tokio::spawn(server::run(listener, state, shutdown.signal()));
-    // Printed on stdout so scripts and tests can wait for readiness.
+    let http = tokio::spawn(server::run(listeners, state, shutdown.signal()));
+    // Printed on stdout so scripts and tests can wait for readiness (admin line first).
+    if let Some(admin) = admin_bound {
+        println!("imis-gateway admin on {admin}");
+    }
     println!("imis-gateway ready on {bound}");
 
     let why = shutdown::os_signal().await;
@@ -140,6 +156,87 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!("stopped cleanly");
     Ok(())
 }
+
+/// `--demo`: the GePG simulator unless a mode was chosen, and the documented demo secret
+/// for `POST /sms/inbound` unless an aggregator is configured.
+fn demo_defaults(config: &mut Config) {
+    if config.gepg.mode == GepgMode::Disabled {
+        config.gepg.mode = GepgMode::Simulator;
+    }
+    if config.inbound_sms.credentials().is_empty() {
+        config.inbound_sms.scheme = SmsAuthScheme::Header;
+        config.inbound_sms.secret = Secret::new(server::sms_inbound::DEMO_SECRET);
+        tracing::warn!(
+            "--demo: POST /sms/inbound accepts the demo secret (X-Gateway-Secret, see README); \
+             configure [inbound_sms] before real traffic"
+        );
+    }
+}
+
+/// Refuses a simulator on a reachable address; says which HTTP routes are off.
+fn check_exposure(config: &Config) -> anyhow::Result<()> {
+    let listen = config.server.listen;
+    if config.gepg.mode == GepgMode::Simulator
+        && !listen.ip().is_loopback()
+        && !config.gepg.simulator_allow_remote
+    {
+        anyhow::bail!(
+            "[gepg] mode = \"simulator\" on {listen}: the simulator pays any control number for \
+             whoever reaches /gepg-sim/pay, so it listens on loopback only (set [gepg] \
+             simulator_allow_remote = true to override)"
+        );
+    }
+    if config.inbound_sms.credentials().is_empty() {
+        tracing::warn!(
+            "inbound SMS over HTTP is off: no [inbound_sms] secret (POST /sms/inbound answers 503)"
+        );
+    }
+    Ok(())
+}
+
+/// The public listener and, with an address and a token, the admin one; the connection cap
+/// fitted to the open-file limit (raised to its hard limit first).
+async fn bind(config: &Config) -> anyhow::Result<(server::Listeners, Option<SocketAddr>)> {
+    let nofile = server::conn::raise_nofile(NOFILE_WANTED);
+    let limits = Arc::new(server::conn::ConnLimits::new(
+        Duration::from_secs(config.server.header_read_timeout_secs),
+        config.server.max_connections,
+        nofile,
+    ));
+    let public = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("binding {}", config.server.listen))?;
+    let a = &config.admin;
+    let admin = match (a.listen_addr()?, a.token.is_set()) {
+        (None, _) => None,
+        (Some(_), false) => {
+            tracing::warn!("admin listener off: no [admin] token (IMIS_GATEWAY_ADMIN__TOKEN)");
+            None
+        }
+        (Some(addr), true) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the admin listener {addr}"))?;
+            let go_live = a.go_live_date()?;
+            let admin = server::admin::Admin::new(a, go_live, limits.cap());
+            Some((l, Arc::new(admin)))
+        }
+    };
+    let admin_bound = match &admin {
+        Some((l, _)) => Some(l.local_addr().context("reading the admin address")?),
+        None => None,
+    };
+    let listeners = server::Listeners {
+        public,
+        admin,
+        limits,
+    };
+    Ok((listeners, admin_bound))
+}
+
+/// Open files the server asks for at start (up to the hard limit): the systemd unit should
+/// say `LimitNOFILE=65536`.
+const NOFILE_WANTED: u64 = 65536;
 
 /// Aux marker: the demo world is seeded and not yet all queued for the central database.
 const DEMO_QUEUE_NS: &str = "demo.mirror";

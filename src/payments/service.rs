@@ -232,8 +232,9 @@ pub struct Payments {
     /// Our own base URL (where the simulator calls back).
     pub self_url: String,
     pub(crate) recon_waiters: ReconWaiters,
-    /// Why payments are off (live mode without keys or URL): callbacks then answer 503 and
-    /// no bill is sent, so GePG retries once the configuration is fixed.
+    /// Why payments are off (`mode = "disabled"`, the default, or live mode without keys or
+    /// URL): callbacks then answer 503 and no bill is sent (renewals' bills wait on the
+    /// outbox), so GePG retries once the configuration is fixed.
     pub disabled: Option<String>,
     /// Signed acks by (ack name, code).
     acks: Mutex<HashMap<(String, String), Vec<u8>>>,
@@ -251,6 +252,11 @@ impl std::fmt::Debug for Payments {
     }
 }
 
+/// Why payments are off when nobody configured them (`/health` shows it).
+pub const DISABLED_BY_DEFAULT: &str =
+    "[gepg] mode = \"disabled\" (the default): set mode = \"live\" \
+     with GePG's url and keys, or run serve --demo / mode = \"simulator\" for the simulator";
+
 impl Payments {
     /// `self_url` is this server's base URL (`http://127.0.0.1:8080`).
     /// In live mode, missing keys or URL do not stop the server (USSD and SMS still work):
@@ -262,8 +268,13 @@ impl Payments {
         self_url: &str,
     ) -> Result<Payments, PaymentsError> {
         let c = config.gepg.clone();
-        let mut disabled = None;
-        let keys = match Keys::from_config(&c) {
+        let mut disabled = (c.mode == GepgMode::Disabled).then(|| DISABLED_BY_DEFAULT.to_string());
+        // Disabled: nothing to load; keys are made below only so that the handle is whole.
+        let loaded = match &disabled {
+            Some(why) => Err(PaymentsError::Config(why.clone())),
+            None => Keys::from_config(&c),
+        };
+        let keys = match loaded {
             Ok(k) => k,
             Err(PaymentsError::Config(why)) => {
                 disabled = Some(why);
@@ -278,6 +289,7 @@ impl Payments {
         };
         let gepg_url = match (c.mode, c.url.is_empty()) {
             (GepgMode::Simulator, true) => format!("{self_url}/gepg-sim"),
+            (GepgMode::Disabled, _) => String::new(),
             (GepgMode::Live, true) => {
                 disabled.get_or_insert_with(|| "mode = \"live\" needs url".into());
                 String::new()

@@ -1,5 +1,5 @@
 //! The payment edge: GePG's three callbacks, the direct mobile-money callback, the payments
-//! metrics and status, a reconciliation trigger, and (simulator mode) the simulated GePG.
+//! metrics and status, and (simulator mode only) the simulated GePG.
 //!
 //! | Route | What |
 //! |---|---|
@@ -8,8 +8,9 @@
 //! | `POST /gepg/reconciliation` (`/api/GetReconciliationData`) | `gepgSpReconcResp` |
 //! | `POST /payments/mobile-money` | JSON + `X-Signature: <hex HMAC-SHA256>` |
 //! | `GET /payments/metrics`, `GET /payments/status` | counters; pool levels |
-//! | `POST /payments/reconcile` | `{"date": "YYYY-MM-DD"}` → the report |
-//! | `POST /gepg-sim/...` | the simulator (bills, `pay`, reconciliation) |
+//! | `POST /gepg-sim/...` | the simulator (bills, `pay`, reconciliation), simulator mode only |
+//!
+//! The reconciliation trigger is on the admin listener (`server::admin`).
 //!
 //! The openIMIS paths are aliases so that a GePG already configured for openIMIS can call
 //! us unchanged. Must never: hold payment logic (it is in `crate::payments`), or answer
@@ -29,7 +30,8 @@ use super::AppState;
 use crate::payments::{mobile, pool, simulator, Applied, Payments, Reply};
 use crate::store::StoreError;
 
-pub fn routes() -> Router<AppState> {
+/// GePG's callbacks and the mobile-money callback: what `[server] allow_gepg` guards.
+pub fn callbacks() -> Router<AppState> {
     Router::new()
         .route("/gepg/control-number", post(control_number))
         .route("/api/GetReqControlNumber", post(control_number))
@@ -38,9 +40,18 @@ pub fn routes() -> Router<AppState> {
         .route("/gepg/reconciliation", post(reconciliation))
         .route("/api/GetReconciliationData", post(reconciliation))
         .route("/payments/mobile-money", post(mobile_money))
+}
+
+/// Read-only counters and pool levels (no personal data).
+pub fn reads() -> Router<AppState> {
+    Router::new()
         .route("/payments/metrics", get(metrics))
         .route("/payments/status", get(status))
-        .route("/payments/reconcile", post(reconcile))
+}
+
+/// The simulated GePG: mounted only in simulator mode (it pays anything for anyone).
+pub fn simulator() -> Router<AppState> {
+    Router::new()
         .route("/gepg-sim/api/bill/sigqrequest", post(sim_bill))
         .route(
             "/gepg-sim/api/reconciliations/sig_sp_qrequest",
@@ -159,29 +170,6 @@ async fn status(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         }
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({"error": e.to_string()})),
-        ),
-    }
-}
-
-async fn reconcile(State(state): State<AppState>, body: Bytes) -> (StatusCode, Json<Value>) {
-    let date = serde_json::from_slice::<Value>(&body)
-        .ok()
-        .and_then(|v| v["date"].as_str().map(String::from))
-        .and_then(|d| chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok());
-    let Some(date) = date else {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": "body must be {\"date\": \"YYYY-MM-DD\"}"})),
-        );
-    };
-    match crate::payments::reconcile::request(&state.payments, date).await {
-        Ok(report) => (
-            StatusCode::OK,
-            Json(json!({"date": date.to_string(), "report": report})),
-        ),
-        Err(e) => (
-            StatusCode::BAD_GATEWAY,
             Json(json!({"error": e.to_string()})),
         ),
     }

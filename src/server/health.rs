@@ -25,7 +25,11 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
         "store": if store_ok { "ok" } else { "failing" },
         "http": "ok",
         "smpp": if config.smpp.enabled { "configured" } else { "disabled" },
-        "gepg": match config.gepg.mode { GepgMode::Simulator => "simulator", GepgMode::Live => "live" },
+        "gepg": match config.gepg.mode {
+            GepgMode::Disabled => "disabled",
+            GepgMode::Simulator => "simulator",
+            GepgMode::Live => "live",
+        },
         "mirror": crate::mirror::status::health(&state.store, config.mirror.enabled),
         "disk": disk,
     });

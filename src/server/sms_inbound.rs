@@ -4,7 +4,13 @@
 //! Accepts JSON or a form with `from`, `to`, `text`, `id` (the aggregator's message id,
 //! which dedupes redeliveries for good). Answers 200 only once the MO is on disk, 400 with
 //! the reason for malformed input, 503 when the store fails (the aggregator should retry).
-//! Must never: answer 200 before the durable write.
+//!
+//! Every request must prove it comes from a configured aggregator (`[inbound_sms]`):
+//! `X-Signature: <hex HMAC-SHA256 of the body>` or `X-Gateway-Secret: <secret>`, compared
+//! in constant time; otherwise 401 and nothing is read further. No aggregator configured:
+//! 503 (the route is off). A text over `max_text_bytes`: 413.
+//! Must never: answer 200 before the durable write, store or parse anything from a request
+//! that failed authentication, or log a secret or a signature.
 
 use std::collections::HashMap;
 
@@ -17,6 +23,7 @@ use serde_json::{json, Value};
 use tracing::Instrument;
 
 use super::AppState;
+use crate::config::{InboundSmsConfig, SmsAuthScheme};
 use crate::domain::Msisdn;
 use crate::sms::inbound::{self, Accepted, Channel, Dedupe, Mo};
 
@@ -73,11 +80,77 @@ fn serde_urlencoded_pairs(body: &[u8]) -> Result<HashMap<String, String>, String
         .collect()
 }
 
+/// The secret `--demo` accepts (`X-Gateway-Secret`) when no aggregator is configured.
+pub const DEMO_SECRET: &str = "demo-inbound-sms-secret";
+
+/// Why a request was refused before its body was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthError {
+    /// No aggregator configured: the route is off.
+    Off,
+    /// No credential, or none that matches.
+    Refused,
+}
+
+/// The name of the configured aggregator whose credential `headers` carry for `body`.
+pub fn authenticate(
+    c: &InboundSmsConfig,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<String, AuthError> {
+    let creds = c.credentials();
+    if creds.is_empty() {
+        return Err(AuthError::Off);
+    }
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let same = |a: &[u8], b: &[u8]| a.len() == b.len() && openssl::memcmp::eq(a, b);
+    for (name, scheme, secret) in creds {
+        let ok = match scheme {
+            SmsAuthScheme::Header => header("x-gateway-secret")
+                .is_some_and(|given| same(given.as_bytes(), secret.expose().as_bytes())),
+            SmsAuthScheme::Hmac => header("x-signature").is_some_and(|given| {
+                let given = given.to_ascii_lowercase();
+                crate::payments::mobile::hmac_hex(secret.expose().as_bytes(), body)
+                    .is_ok_and(|want| same(given.as_bytes(), want.as_bytes()))
+            }),
+        };
+        if ok {
+            return Ok(name);
+        }
+    }
+    Err(AuthError::Refused)
+}
+
 pub async fn inbound(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, Json<Value>) {
+    let limits = &state.config.inbound_sms;
+    let aggregator = match authenticate(limits, &headers, &body) {
+        Ok(name) => name,
+        Err(AuthError::Off) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"error": "inbound SMS over HTTP is off: no [inbound_sms] secret"})),
+            )
+        }
+        Err(AuthError::Refused) => {
+            tracing::warn!(
+                len = body.len(),
+                "POST /sms/inbound without a valid credential: refused"
+            );
+            return (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({"error": "aggregator credential required"})),
+            );
+        }
+    };
     let f = match fields(&headers, &body) {
         Ok(f) => f,
         Err(e) => return bad(e),
@@ -89,6 +162,12 @@ pub async fn inbound(
     let Some(text) = f.get("text").cloned() else {
         return bad("from, to, text and id are required");
     };
+    if text.len() > limits.max_text_bytes {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Json(json!({"error": format!("text over {} bytes", limits.max_text_bytes)})),
+        );
+    }
     if id.is_empty() || id.len() > 128 {
         return bad("id must be 1 to 128 characters");
     }
@@ -105,7 +184,8 @@ pub async fn inbound(
         parts: 1,
         complete: true,
     };
-    let span = tracing::info_span!("mo_http", from = %msisdn.masked(), aggregator_id = %id);
+    let span =
+        tracing::info_span!("mo_http", from = %msisdn.masked(), %aggregator, aggregator_id = %id);
     let accepted = inbound::accept(&state.store, &state.mo, &mo, Utc::now())
         .instrument(span.clone())
         .await;

@@ -8,6 +8,7 @@ use crate::common::Server;
 /// Posts one MO from `from` with aggregator id `id`; the gateway must take it (200).
 pub fn post_inbound(server: &Server, from: &str, text: &str, id: &str) {
     let mo = json!({"from": from, "to": "15200", "text": text, "id": id});
-    let (code, resp) = crate::smsc::http(server.addr.port(), "POST", "/sms/inbound", Some(&mo));
+    let (code, resp) =
+        crate::common::sms::inbound_raw(server.addr.port(), "application/json", &mo.to_string());
     assert_eq!(code, 200, "{resp}");
 }

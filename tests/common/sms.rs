@@ -56,3 +56,17 @@ pub fn texts_to(submits: &[Value], to: &str) -> Vec<String> {
         .map(|(_, text)| text)
         .collect()
 }
+
+/// The credential header of the harness's test aggregator, for `POST /sms/inbound`.
+pub fn inbound_headers() -> (&'static str, &'static str) {
+    ("X-Gateway-Secret", super::SMS_SECRET)
+}
+
+/// `POST /sms/inbound` on the server at `port` with the test aggregator's credential, over
+/// a raw HTTP/1.0 connection; returns (status, body).
+pub fn inbound_raw(port: u16, content_type: &str, body: &str) -> (u16, String) {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let (name, value) = inbound_headers();
+    let headers = [("Content-Type", content_type), (name, value)];
+    super::http_raw(addr, "POST", "/sms/inbound", &headers, body.as_bytes())
+}
