@@ -80,29 +80,37 @@ impl Signal {
     }
 }
 
-/// Resolves with the name of the first termination signal the process receives.
-pub async fn os_signal() -> &'static str {
+/// Listens for SIGINT and SIGTERM from the moment it is called (not from the first poll):
+/// `serve` calls it before announcing readiness, so a SIGTERM right after "ready" is a
+/// graceful shutdown rather than the default action that kills the process.
+/// The future resolves with the name of the first termination signal.
+pub fn os_signal() -> impl std::future::Future<Output = &'static str> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match (
+        let handlers = (
             signal(SignalKind::interrupt()),
             signal(SignalKind::terminate()),
-        ) {
-            (Ok(mut int), Ok(mut term)) => tokio::select! {
-                _ = int.recv() => "SIGINT",
-                _ = term.recv() => "SIGTERM",
-            },
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-                "SIGINT"
+        );
+        async move {
+            match handlers {
+                (Ok(mut int), Ok(mut term)) => tokio::select! {
+                    _ = int.recv() => "SIGINT",
+                    _ = term.recv() => "SIGTERM",
+                },
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    "SIGINT"
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
-        "SIGINT"
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
     }
 }
 

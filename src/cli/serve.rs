@@ -135,13 +135,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         smpp: parts.smpp,
     };
     let http = tokio::spawn(server::run(listeners, state, shutdown.signal()));
+    let os_signal = shutdown::os_signal();
     // Printed on stdout so scripts and tests can wait for readiness (admin line first).
     if let Some(admin) = admin_bound {
         println!("imis-gateway admin on {admin}");
     }
     println!("imis-gateway ready on {bound}");
 
-    let why = shutdown::os_signal().await;
+    let why = os_signal.await;
     tracing::info!(signal = why, "shutting down: draining in-flight work");
     if tokio::time::timeout(grace, shutdown.drain()).await.is_err() {
         tracing::warn!(?grace, "drain took longer than the grace period");
