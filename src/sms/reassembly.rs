@@ -6,6 +6,11 @@
 //! and the timeout sweep, which stores what arrived as an incomplete MO.
 //! Must never: keep a buffer forever, or decode segments one by one (a UCS2 surrogate pair
 //! or a GSM escape may straddle two segments: bytes are joined first, then decoded).
+//!
+//! The completed MO is screened like any other ([`super::router::MoScreen`], here
+//! inside the transaction that consumes the last part). Known gap: the segments themselves
+//! wait in `sms.mo.part` as received, so an officer command longer than one SMS has its PIN
+//! on disk until the message completes.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -83,7 +88,11 @@ pub async fn accept_part(
         return Ok(PartOutcome::Refused);
     }
     let pre = prefix(&part.from, part.concat);
-    let window = i64::try_from(policy.dedupe_window.as_millis()).unwrap_or(i64::MAX);
+    // A copy of a segment is the SMSC's for as long as it could still be waiting for its
+    // message: the redelivery window may be short (seconds) while reassembly waits minutes.
+    let window =
+        i64::try_from(policy.dedupe_window.max(policy.timeout).as_millis()).unwrap_or(i64::MAX);
+    let screened = std::cell::OnceCell::new();
     let out = store.write_at(now, |tx| -> TxResult<PartOutcome> {
         let now_ms = tx.now().timestamp_millis();
         if let Some(raw) = tx.aux_get(NS_DONE, &pre)? {
@@ -122,7 +131,7 @@ pub async fn accept_part(
             policy,
             part.channel,
         );
-        let accepted = inbound::store_in(tx, pipeline, &mo)?;
+        let accepted = inbound::store_in(tx, store, pipeline, &mo, &screened)?;
         for seq in 1..=part.concat.total {
             let mut k = pre.clone();
             k.push(seq);
@@ -215,8 +224,9 @@ pub async fn sweep(
         let seqs: Vec<u8> = parts.iter().map(|(s, _)| *s).collect();
         let segments: Vec<Stored> = parts.into_iter().map(|(_, r)| r).collect();
         let mo = assemble(&from, concat, &segments, false, policy, Channel::Smpp);
+        let screened = std::cell::OnceCell::new();
         store.write_at(now, |tx| -> TxResult<Accepted> {
-            let a = inbound::store_in(tx, pipeline, &mo)?;
+            let a = inbound::store_in(tx, store, pipeline, &mo, &screened)?;
             for &seq in &seqs {
                 let mut k = pre.clone();
                 k.push(seq);
