@@ -91,12 +91,17 @@ pub fn screen(
     now: DateTime<Utc>,
 ) -> Result<Option<Screened>, StoreError> {
     let Some(officer) = store.officer_by_phone(from)? else {
-        // HELP answers it; a PIN-like second word is still no business of the disk.
-        return Ok(masked(text, &pin_like(text), Verified::default()));
+        // No officer's: HELP answers it, and it is stored as sent (it is no command).
+        return Ok(None);
     };
     let cmd = match parse::parse(&officers.grammar, text, eat_date(now)) {
         Ok(c) => c,
-        Err(_) => return Ok(masked(text, &pin_like(text), Verified::default())),
+        // An invalid command runs nothing (no PIN check): two that differ only in the
+        // masked word may pass for copies of each other.
+        Err(_) => {
+            let pins = pin_like(text);
+            return Ok(masked(text, &pins, Verified::default(), Vec::new()));
+        }
     };
     let Some(given) = cmd.pin() else {
         return Ok(None);
@@ -121,13 +126,43 @@ pub fn screen(
         .locked_until_ms
         .is_some_and(|until| now.timestamp_millis() < until);
     // The activation check also asks whether the word is the PIN, even while locked out.
+    // While locked and no code waits, nothing is checked: every PIN is refused anyway, and
+    // two guesses may pass for copies of each other (the key is empty).
+    let mut key = Vec::new();
     if !locked || v.code_ok.is_some() {
-        v.pin_ok = officer
-            .pin_hash
-            .as_deref()
-            .is_some_and(|h| pin::verify(given, h));
+        if let Some(stored) = officer.pin_hash.as_deref() {
+            (v.pin_ok, key) = check(given, stored);
+        }
     }
-    Ok(masked(text, &pins, v))
+    Ok(masked(text, &pins, v, key))
+}
+
+/// Checks `given` against the officer's PHC string `stored` (what `pin::verify` does) and
+/// also returns the Argon2 output computed: it stands for the PIN in the MO's redelivery
+/// key. Different PINs give different outputs; the same PIN the same, after a restart too;
+/// and reversing it is attacking the officer's own PIN hash, no easier.
+fn check(given: &str, stored: &str) -> (bool, Vec<u8>) {
+    use argon2::password_hash::{PasswordHash, PasswordHasher};
+    let Ok(parsed) = PasswordHash::new(stored) else {
+        return (false, Vec::new());
+    };
+    let (Some(salt), Some(want), Ok(params)) =
+        (parsed.salt, parsed.hash, argon2::Params::try_from(&parsed))
+    else {
+        return (false, Vec::new());
+    };
+    let computed = argon2::Argon2::default().hash_password_customized(
+        given.as_bytes(),
+        Some(parsed.algorithm),
+        parsed.version,
+        params,
+        salt,
+    );
+    match computed.ok().and_then(|h| h.hash) {
+        // `Output`'s equality is constant-time.
+        Some(got) => (got == want, got.as_bytes().to_vec()),
+        None => (false, Vec::new()),
+    }
 }
 
 /// The PIN-like second word of a text, when it has the form of a PIN.
@@ -138,20 +173,14 @@ fn pin_like(text: &str) -> Vec<String> {
         .collect()
 }
 
-fn masked(text: &str, pins: &[String], v: Verified) -> Option<Screened> {
+fn masked(text: &str, pins: &[String], v: Verified, key: Vec<u8>) -> Option<Screened> {
     if pins.is_empty() && !v.parsed {
         return None;
     }
-    let tag = vec![
-        u8::from(v.parsed),
-        u8::from(v.pin_ok),
-        v.code_ok.map_or(2, u8::from),
-        u8::from(v.new_pins_match),
-    ];
     Some(Screened {
         text: audit::mask_text(text, pins),
         note: v.encode(),
-        tag,
+        key,
     })
 }
 
@@ -177,8 +206,21 @@ mod tests {
             "SAJILI 9999 y",
             &pin_like("SAJILI 9999 y"),
             Verified::default(),
+            vec![],
         );
         assert_eq!(s.map(|s| s.text), Some("SAJILI **** y".to_string()));
-        assert_eq!(masked("HELP", &[], Verified::default()), None);
+        assert_eq!(masked("HELP", &[], Verified::default(), vec![]), None);
+    }
+
+    #[test]
+    fn the_check_agrees_with_verify_and_its_key_tells_pins_apart() {
+        let stored = pin::hash("1234", [7u8; 16]).unwrap();
+        let (ok, k1) = check("1234", &stored);
+        assert!(ok && pin::verify("1234", &stored));
+        let (bad, k2) = check("1235", &stored);
+        assert!(!bad && !pin::verify("1235", &stored));
+        assert_ne!(k1, k2);
+        assert_eq!(check("1234", &stored).1, k1);
+        assert_eq!(check("1234", "not a hash"), (false, Vec::new()));
     }
 }

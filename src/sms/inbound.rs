@@ -133,6 +133,9 @@ pub enum InboundError {
     /// Screening the text panicked: nothing stored, the sender should deliver again.
     #[error("screening the MO failed")]
     Screen(#[source] tokio::task::JoinError),
+    /// A multipart MO's segments kept changing while it was screened: deliver again.
+    #[error("the multipart MO changed while it was screened")]
+    Unsettled,
 }
 
 impl From<WriteError<std::convert::Infallible>> for InboundError {
@@ -162,10 +165,26 @@ pub async fn accept(
     mo: &Mo,
     now: DateTime<Utc>,
 ) -> Result<Accepted, InboundError> {
+    let pre = prescreen(store, pipeline, mo, now).await?;
+    let r = store.write_at(now, |tx| {
+        store_screened(tx, pipeline, mo, pre.screened.as_ref())
+    })?;
+    store.flushed().await?;
+    Ok(r)
+}
+
+/// `mo` screened by the pipeline's screen (see [`super::router::MoScreen`]), off the async
+/// threads (a screen may hash a PIN: Argon2, tens of ms), and before any transaction (the
+/// store's own reads are not allowed inside one).
+pub(crate) async fn prescreen(
+    store: &Store,
+    pipeline: &MoPipeline,
+    mo: &Mo,
+    now: DateTime<Utc>,
+) -> Result<Prescreened, InboundError> {
     let screened = match pipeline.screen().cloned() {
         Some(screen) => {
             let (st, from, text) = (store.clone(), mo.from.clone(), mo.text.clone());
-            // Off the async threads: a screen may hash a PIN (Argon2, tens of ms).
             tokio::task::spawn_blocking(move || {
                 router::screen(Some(&screen), &st, &from, &text, now)
             })
@@ -174,33 +193,33 @@ pub async fn accept(
         }
         None => None,
     };
-    let r = store.write_at(now, |tx| {
-        store_screened(tx, pipeline, mo, screened.as_ref())
-    })?;
-    store.flushed().await?;
-    Ok(r)
+    Ok(Prescreened {
+        text: Some(mo.text.clone()),
+        screened,
+    })
 }
 
-/// [`store_screened`] with the screening done here, inside the caller's transaction
-/// (reassembly stores the completed MO in the transaction that consumes its last part).
-/// `screened` caches it: a transaction that runs again does not screen again.
+/// What [`prescreen`] found for one text (`text: None`: nothing screened yet).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Prescreened {
+    text: Option<String>,
+    screened: Option<Screened>,
+}
+
+/// [`store_screened`] for reassembly, which stores the completed MO in the transaction that
+/// consumes its last part. `None`: `pre` is not the screening of `mo`'s text while the
+/// pipeline screens; nothing is stored, screen `mo` and run the transaction again (never an
+/// MO stored unscreened).
 pub(crate) fn store_in(
     tx: &mut WriteTx<'_>,
-    store: &Store,
     pipeline: &MoPipeline,
     mo: &Mo,
-    screened: &std::cell::OnceCell<Option<Screened>>,
-) -> TxResult<Accepted> {
-    let s = match screened.get() {
-        Some(s) => s,
-        None => {
-            let now = tx.now();
-            let s = router::screen(pipeline.screen(), store, &mo.from, &mo.text, now)
-                .map_err(|e| Abort::Store(TxError::from(e)))?;
-            screened.get_or_init(|| s)
-        }
-    };
-    store_screened(tx, pipeline, mo, s.as_ref())
+    pre: &Prescreened,
+) -> TxResult<Option<Accepted>> {
+    if pipeline.screen().is_some() && pre.text.as_deref() != Some(mo.text.as_str()) {
+        return Ok(None);
+    }
+    store_screened(tx, pipeline, mo, pre.screened.as_ref()).map(Some)
 }
 
 /// The transactional core of [`accept`]: `mo` as screened (its text replaced by the masked
@@ -335,7 +354,7 @@ fn resend(
 }
 
 /// `mo` as it is stored once screened: the masked text, and a redelivery key from the
-/// masked text and the screen's tag instead of the channel's (which hashed the text as
+/// masked text and the screen's key material instead of the channel's (which hashed the text as
 /// received). An aggregator's id stays: it holds no text.
 fn screened_mo(mo: &Mo, s: &Screened) -> Mo {
     let key = || {
@@ -343,7 +362,7 @@ fn screened_mo(mo: &Mo, s: &Screened) -> Mo {
             mo.from.as_bytes(),
             mo.to.as_bytes(),
             s.text.as_bytes(),
-            &s.tag,
+            &s.key,
         ]);
         format!("screened:{h:016x}")
     };

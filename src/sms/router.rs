@@ -65,9 +65,11 @@ pub struct Screened {
     pub text: String,
     /// Kept with the MO for the handler (what the check found); never a secret or its hash.
     pub note: Vec<u8>,
-    /// Joins the masked text in the redelivery key, so that two copies differing only in a
-    /// masked secret with different outcomes (a wrong PIN, then the right one) stay apart.
-    pub tag: Vec<u8>,
+    /// Joins the masked text in the redelivery key, in place of the secret: two texts that
+    /// differ only in it must not pass for copies of each other (a second guess dropped as a
+    /// redelivery would escape the lockout count). The screen makes it as hard to reverse
+    /// as what it stands for (a slow hash for a PIN), since the key is stored.
+    pub key: Vec<u8>,
 }
 
 /// Looks at an MO's text before it is stored. See the module doc.
