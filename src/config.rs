@@ -216,7 +216,7 @@ pub struct SmppConfig {
     pub mo_reassembly_secs: u64,
     /// Segments a multipart MO may have; larger ones are dropped.
     pub mo_max_parts: u8,
-    /// Seconds during which the same MO content from the same sender is a redelivery.
+    /// Seconds the same MO content from one sender is an SMSC redelivery (later: a resend).
     pub mo_dedupe_secs: u64,
     /// Largest PDU accepted from the SMSC, bytes.
     pub max_pdu_bytes: u32,
@@ -254,7 +254,7 @@ impl Default for SmppConfig {
             mo_default_alphabet: DefaultAlphabet::Gsm7,
             mo_reassembly_secs: 600,
             mo_max_parts: 16,
-            mo_dedupe_secs: 600,
+            mo_dedupe_secs: 30,
             max_pdu_bytes: 65_536,
             ussd_op_begin: 1,
             ussd_op_answer: 18,

@@ -24,7 +24,10 @@ const EO3: &str = "255754000003";
 
 fn start(dir: &Path, smsc: &Smsc) -> Server {
     let env = smsc.gateway_env();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    // The redelivery below comes long after the scenario's first copy: inside the window
+    // this file was written for (the default is now 30 s, a person's resend after it).
+    env.push(("IMIS_GATEWAY_SMPP__MO_DEDUPE_SECS", "600"));
     Server::start(dir, &[], &env)
 }
 
@@ -186,9 +189,10 @@ fn scenario(s: &Session<'_>) {
     );
     s.expect(EO1, "HUISHA 1234 100000025", "991110000025");
     s.expect(EO2, &format!("RENEW 1234 {fam}"), "has no policy to renew");
-    // STATUS with full names, both languages.
-    s.expect(EO2, "STATUS 070707070", "070707070 Juma Hamisi: CHF01");
-    s.expect(EO1, "HALI 070707070", "Juma Hamisi A");
+    // STATUS, both languages: CHFIDs and status letters, no names (issue 14: STATUS
+    // carries no PIN).
+    s.expect(EO2, "STATUS 070707070", "070707070: CHF01");
+    s.expect(EO1, "HALI 070707070", "070707070 A");
     // PENDING renewals.
     s.expect(EO1, "SUBIRI", "Kuhuisha 1/");
     s.expect(EO2, "PENDING", "No families are due for renewal.");

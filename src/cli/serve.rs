@@ -70,10 +70,13 @@ impl Parts {
         // Officer commands take an officer's MO only when their worker runs; otherwise
         // every MO gets HELP.
         let mut handlers: Vec<Arc<dyn MoHandler>> = Vec::new();
-        if officers.is_some() {
+        let mut screen: Option<Arc<dyn crate::sms::router::MoScreen>> = None;
+        if let Some(o) = &officers {
             handlers.push(Arc::new(crate::officer::SmsCommands));
+            screen = Some(Arc::new(crate::officer::PinScreen::new(o.clone())));
         }
         let mo = MoPipeline::new(templates.clone(), handlers)
+            .with_screen(screen)
             .with_limit(crate::ratelimit::sms_mo(&config.limits))
             .with_cost_guard(guard);
         Ok(Parts {

@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use rand::{Rng, RngCore};
 use serde::{Deserialize, Serialize};
 
-use super::auth::{PinCheck, NS_PIN};
+use super::auth::{PinCheck, Proof, NS_PIN};
 use super::grammar::Grammar;
 use super::plan::Plan;
 use super::{Ctx, OfficerError};
@@ -136,6 +136,23 @@ pub fn issue(
     })
 }
 
+/// The hash of officer `officer`'s activation code, while one is waiting (not expired, not
+/// void): what the PIN command's old-PIN word is checked against before its MO is stored.
+pub fn live_code_hash(
+    store: &Store,
+    officer: crate::domain::Id,
+    now: DateTime<Utc>,
+) -> Result<Option<String>, StoreError> {
+    let Some(raw) = store.aux_get(NS_ACTIVATION, &key(officer))? else {
+        return Ok(None);
+    };
+    let Ok(p) = codec::decode::<Pending>(&raw) else {
+        return Ok(None);
+    };
+    let live = now.timestamp_millis() < p.expires_ms && p.wrong < MAX_TRIES;
+    Ok(live.then_some(p.hash))
+}
+
 /// The PIN command's old-PIN word checked as an activation code. `None`: the officer has no
 /// code waiting (or it expired), so the word is an ordinary PIN. Otherwise the outcome, which
 /// the caller uses in place of the PIN check: a right code also lifts any PIN lockout and is
@@ -143,7 +160,7 @@ pub fn issue(
 /// the word is that PIN.
 pub fn check(
     ctx: &Ctx<'_>,
-    given: &str,
+    given: &Proof<'_>,
     new_pins_match: bool,
 ) -> Result<Option<PinCheck>, OfficerError> {
     let k = key(ctx.officer.id).to_vec();
@@ -156,7 +173,7 @@ pub fn check(
     if ctx.now.timestamp_millis() >= p.expires_ms || p.wrong >= MAX_TRIES {
         return Ok(None);
     }
-    if pin::verify(given, &p.hash) {
+    if given.code_matches(&p.hash) {
         if !new_pins_match {
             // Not used up by a typing slip in the new PIN.
             let reply = ctx.grammar.text("pin_mismatch", ctx.lang, &[]);
@@ -172,7 +189,7 @@ pub fn check(
         .officer
         .pin_hash
         .as_deref()
-        .is_some_and(|h| pin::verify(given, h))
+        .is_some_and(|h| given.pin_matches(h))
     {
         return Ok(None);
     }

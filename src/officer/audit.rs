@@ -63,6 +63,16 @@ pub fn record_in(tx: &mut WriteTx<'_>, e: &AuditEntry) -> Result<(), TxError> {
     tx.aux_put(NS_DONE, &e.mo_id.to_be_bytes(), b"")
 }
 
+/// The entry of MO `mo` of officer `officer`, inside a transaction.
+pub fn entry_in(tx: &WriteTx<'_>, officer: Id, mo: Id) -> Result<Option<AuditEntry>, TxError> {
+    let mut key = officer.to_be_bytes().to_vec();
+    key.extend_from_slice(&mo.to_be_bytes());
+    match tx.aux_get(NS_AUDIT, &key)? {
+        Some(raw) => Ok(Some(codec::decode(&raw).map_err(codec_err)?)),
+        None => Ok(None),
+    }
+}
+
 /// An officer's audit trail, oldest MO first.
 pub fn of_officer(store: &Store, officer: Id) -> Result<Vec<AuditEntry>, StoreError> {
     store

@@ -15,8 +15,10 @@
 //! control number), the reply, the SMS to the head, the audit entry and the "done" marker
 //! of the MO; one flush covers the batch before its acks. A crash before the flush loses the
 //! writes and re-runs the jobs; one between the flush and the ack finds the marker.
+//! PINs are checked before the MO is stored ([`screen`], through [`PinScreen`]): the
+//! MO, the audit trail and every key hold `****`, and the worker reads the outcome.
 //! Must never: store part of a command, answer a writing command without a valid PIN, keep
-//! a PIN in clear (audit texts are masked), or send a reply longer than 2 SMS.
+//! a PIN in clear, or send a reply longer than 2 SMS.
 
 pub mod activation;
 pub mod add_member;
@@ -33,6 +35,7 @@ pub mod plan;
 pub mod register;
 pub mod renew;
 pub mod route;
+pub mod screen;
 pub mod status;
 pub mod worker;
 
@@ -49,7 +52,7 @@ use crate::store::{Store, StoreError};
 pub use grammar::{CommandKind, Field, Grammar, GrammarError};
 pub use parse::{Command, ParseError};
 pub use plan::Plan;
-pub use route::SmsCommands;
+pub use route::{PinScreen, SmsCommands};
 pub use worker::TOPIC;
 
 /// Longest reply, in SMS segments.
@@ -71,6 +74,9 @@ pub struct Officers {
     pub grammar: Grammar,
     pub settings: OfficerConfig,
     pub gepg: GepgMode,
+    /// The SMS templates (`[sms] templates_dir`) of the texts that are no command's reply
+    /// (the lockout notice); `None` when they do not load: those texts are not sent.
+    pub templates: Option<std::sync::Arc<crate::sms::Templates>>,
 }
 
 /// What one command run saw: the officer, the MO, and the dates it is judged on.
@@ -82,6 +88,10 @@ pub struct Ctx<'a> {
     pub officer: &'a Officer,
     pub lang: Language,
     pub mo: &'a StoredMo,
+    /// What the checks before the MO was stored found (`None`: not screened, the PIN is in
+    /// the text).
+    pub verified: Option<&'a screen::Verified>,
+    pub templates: Option<&'a crate::sms::Templates>,
     pub now: DateTime<Utc>,
     /// The MO's day in East Africa Time.
     pub today: NaiveDate,
@@ -110,6 +120,13 @@ impl Officers {
                 .with_chfid_rule(config.domain.chfid_rule()),
             settings: config.officer.clone(),
             gepg: config.gepg.mode,
+            templates: match crate::sms::Templates::load(&config.sms.templates_dir) {
+                Ok(t) => Some(std::sync::Arc::new(t)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "SMS templates not loaded: no lockout SMS");
+                    None
+                }
+            },
         })
     }
 
@@ -145,6 +162,21 @@ impl Officers {
             .timestamp_millis_opt(mo.received_ms)
             .single()
             .unwrap_or_else(Utc::now);
+        let verified = screen::Verified::of_mo(store, mo.id)?;
+        let stored_text = mo.text.clone();
+        // A screened MO's PINs are masks: the command parses with a stand-in and is judged
+        // on the note.
+        let unmasked;
+        let mo = match &verified {
+            Some(_) => {
+                unmasked = StoredMo {
+                    text: screen::proof_text(&mo.text),
+                    ..mo.clone()
+                };
+                &unmasked
+            }
+            None => mo,
+        };
         let ctx = Ctx {
             store,
             grammar: &self.grammar,
@@ -153,6 +185,8 @@ impl Officers {
             officer: &officer,
             lang: officer.language,
             mo,
+            verified: verified.as_ref(),
+            templates: self.templates.as_deref(),
             now,
             today: eat_date(now),
         };
@@ -164,7 +198,10 @@ impl Officers {
         );
         let _e = span.enter();
         let (command, plan, pins) = run(&ctx)?;
-        let masked = audit::mask_text(&mo.text, &pins);
+        let masked = match ctx.verified {
+            Some(_) => stored_text,
+            None => audit::mask_text(&mo.text, &pins),
+        };
         let out = plan::commit(&ctx, command, &masked, plan)?;
         if let Processed::Replied { command, ok, .. } = &out {
             tracing::info!(command = %command, ok, "officer command answered");
@@ -217,14 +254,20 @@ fn run(ctx: &Ctx<'_>) -> Result<(String, Plan, Vec<String>), OfficerError> {
         };
         return Ok((kind.name().into(), plan, pins));
     }
-    let pin = cmd.pin().unwrap_or_default();
+    let proof = match ctx.verified {
+        Some(v) => auth::Proof::Checked(v),
+        None => auth::Proof::Clear(cmd.pin().unwrap_or_default()),
+    };
     let by_code = match &cmd {
-        Command::ChangePin { old, new, repeat } => activation::check(ctx, old, new == repeat)?,
+        Command::ChangePin { new, repeat, .. } => {
+            let matches = ctx.verified.map_or(new == repeat, |v| v.new_pins_match);
+            activation::check(ctx, &proof, matches)?
+        }
         _ => None,
     };
     let checked = match by_code {
         Some(c) => c,
-        None => auth::check_pin(ctx, pin)?,
+        None => auth::check_pin(ctx, &proof)?,
     };
     let state = match checked {
         auth::PinCheck::Ok(state) => state,
@@ -241,7 +284,14 @@ fn run(ctx: &Ctx<'_>) -> Result<(String, Plan, Vec<String>), OfficerError> {
         Command::Register(r) => register::run(ctx, r)?,
         Command::Add(a) => add_member::run(ctx, a)?,
         Command::Renew { chfid, product, .. } => renew::run(ctx, *chfid, product.as_deref())?,
-        Command::ChangePin { new, repeat, .. } => change_pin::run(ctx, new, repeat)?,
+        Command::ChangePin { new, repeat, .. } => match ctx.verified {
+            Some(v) => change_pin::run(ctx, v.new_pins_match, || {
+                v.new_pin_hash
+                    .clone()
+                    .ok_or(crate::domain::pin::PinError::Format)
+            })?,
+            None => change_pin::run(ctx, new == repeat, || change_pin::hash_new(new))?,
+        },
         _ => Plan::reject(String::new()),
     };
     plan.state.extend(state);

@@ -2,16 +2,19 @@
 //! job for the [`super::worker`], queued in the transaction that stores the MO.
 //!
 //! Owns: [`SmsCommands`] (the [`MoHandler`] `serve` puts in the MO pipeline when
-//! `[officer] enabled`) and the job it queues.
+//! `[officer] enabled`), [`PinScreen`] (the pipeline's screen with it: PINs checked and
+//! masked before the MO is stored, see [`super::screen`]; tests that drive the worker on
+//! texts as sent leave it out) and the job queued.
 //! Must never: run a command here (the MO's transaction must stay short; the worker runs it
 //! and replies), or take an MO from a phone that is no officer's (HELP answers those).
 
 use super::worker::{Job, TOPIC};
 use crate::domain::Msisdn;
 use crate::sms::inbound::StoredMo;
-use crate::sms::router::{MoHandler, Reply};
+use crate::sms::router::{MoHandler, MoScreen, Reply, Screening};
 use crate::sms::Templates;
-use crate::store::{codec, StoreError, TxError, TxResult, WriteTx};
+use crate::store::{codec, Store, StoreError, TxError, TxResult, WriteTx};
+use chrono::{DateTime, Utc};
 
 /// Queues the command in `mo` for the worker, inside the transaction that stores the MO.
 /// The replies come from the worker, so none is returned.
@@ -44,5 +47,45 @@ impl MoHandler for SmsCommands {
         }
         route_in_tx(tx, mo)?;
         Ok(Some(Vec::new()))
+    }
+
+    /// The officer's resend of a command: its first reply again, as the audit trail has it
+    /// (no second effect, no SMS to the head). Not answered yet: nothing (the answer is on
+    /// its way).
+    fn resend(&self, tx: &mut WriteTx<'_>, first: &StoredMo) -> TxResult<Option<Vec<Reply>>> {
+        let Some(from) = first.msisdn() else {
+            return Ok(None);
+        };
+        let Some(officer) = tx.officer_by_phone(&from)? else {
+            return Ok(None);
+        };
+        let Some(entry) = super::audit::entry_in(tx, officer.id, first.id)? else {
+            return Ok(Some(Vec::new()));
+        };
+        Ok(Some(vec![Reply {
+            to: from,
+            language: officer.language,
+            template: format!("officer.{}", entry.command),
+            text: entry.reply,
+        }]))
+    }
+}
+
+/// The officer commands' [`MoScreen`]: checks and masks the PIN of an officer's command
+/// before the MO is stored (see [`super::screen`]); `serve` gives it to the MO pipeline
+/// with [`SmsCommands`].
+pub struct PinScreen {
+    officers: super::Officers,
+}
+
+impl PinScreen {
+    pub fn new(officers: super::Officers) -> PinScreen {
+        PinScreen { officers }
+    }
+}
+
+impl MoScreen for PinScreen {
+    fn screen(&self, store: &Store, from: &Msisdn, text: &str, now: DateTime<Utc>) -> Screening {
+        super::screen::screen(&self.officers, store, from, text, now)
     }
 }

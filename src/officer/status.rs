@@ -1,9 +1,12 @@
-//! STATUS / HALI: a family's cover, as USSD shows it to members but with full names: per
-//! product the latest expiry, then each member's status letter (A active, I inactive or
-//! unpaid, E expired, S suspended, R ready).
+//! STATUS / HALI: a family's cover: per product the latest expiry, then each member's CHFID
+//! and status letter (A active, I inactive or unpaid, E expired, S suspended, R ready).
+//!
+//! Must never: show a name. STATUS carries no PIN (a read, typed often in the field), so
+//! anyone who can send an SMS as the officer's number could ask it: it answers with CHFIDs
+//! the asker already has to know, and nothing that names a person.
 
 use super::plan::Plan;
-use super::{full_name, unknown_chfid, Ctx, Field, OfficerError};
+use super::{unknown_chfid, Ctx, Field, OfficerError};
 use crate::domain::show_date;
 use crate::domain::Chfid;
 
@@ -14,12 +17,11 @@ pub fn run(ctx: &Ctx<'_>, chfid: Chfid) -> Result<Plan, OfficerError> {
     let Some(insuree) = store.insuree_by_chfid(chfid)? else {
         return Ok(Plan::reject(unknown_chfid(ctx, Field::Chfid, chfid)));
     };
-    let name = full_name(&insuree);
     let Some(cover) = crate::app::inquiry::family_cover(store, insuree.family, ctx.today)? else {
         return Ok(Plan::answer(g.text(
             "status_none",
             ctx.lang,
-            &[("chfid", &shown), ("name", &name)],
+            &[("chfid", &shown)],
         )));
     };
     let parts: Vec<String> = cover
@@ -28,7 +30,7 @@ pub fn run(ctx: &Ctx<'_>, chfid: Chfid) -> Result<Plan, OfficerError> {
             let lines: Vec<String> = product
                 .members
                 .iter()
-                .map(|(m, letter)| format!("{} {}", full_name(m), letter.letter()))
+                .map(|(m, letter)| format!("{} {}", m.chfid, letter.letter()))
                 .collect();
             format!(
                 "{} {} {}",
@@ -41,10 +43,6 @@ pub fn run(ctx: &Ctx<'_>, chfid: Chfid) -> Result<Plan, OfficerError> {
     Ok(Plan::answer(g.text(
         "status",
         ctx.lang,
-        &[
-            ("chfid", &shown),
-            ("name", &name),
-            ("coverage", &parts.join("; ")),
-        ],
+        &[("chfid", &shown), ("coverage", &parts.join("; "))],
     )))
 }

@@ -5,9 +5,22 @@
 //! the per-phone MO limit's effect (the limiter is the [`MoPipeline`]'s; an MO over it is
 //! stored and acknowledged like any other, marked in `sms.mo.refused`, and not routed; the
 //! phone gets the [`TOO_MANY_TEMPLATE`] SMS at most once per limit window), and the single
-//! transaction that stores an MO and enqueues its replies.
+//! transaction that stores an MO and enqueues its replies, the screening before it
+//! ([`super::router::MoScreen`]: the text stored is the masked one, its note in
+//! `sms.mo.note`, and the redelivery key is recomputed from the masked text, since the
+//! channel's key hashes the text as received).
 //! Must never: report an MO as accepted before the write is on disk (the SMSC deletes its
-//! copy when we answer), or owe two replies for one MO (reply keys derive from the MO id).
+//! copy when we answer), owe two replies for one MO (reply keys derive from the MO id), or
+//! write a screened MO's text as received (a PIN, or a cheap hash of a text holding one).
+//!
+//! Redelivery or resend: an SMPP copy of the same content from the same sender within
+//! `[smpp] mo_dedupe_secs` (30 s by default) of the last copy answered is the SMSC
+//! delivering again: dropped. Later, up to [`RESEND_WINDOW`] after the first, it is a person
+//! who got no reply and sends again: nothing is stored or run again, and the replies of the
+//! first are owed once more (at most [`MAX_RESENDS`] times; see
+//! [`super::router::MoHandler::resend`]); the copy marks live in `sms.mo.copy`. After that it
+//! is a new MO. Over HTTP the aggregator's id decides: the same id is a retry, never
+//! answered twice; a person's resend comes with a new id (a new MO).
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -17,7 +30,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::pipeline::MoPipeline;
-use super::router;
+use super::router::{self, Screened};
 use super::templates::Templates;
 use crate::domain::{Id, Language, Msisdn};
 use crate::ratelimit::Decision;
@@ -26,6 +39,13 @@ use crate::store::{codec, Abort, Store, StoreError, TxError, TxResult, WriteErro
 pub(crate) const NS_MO: &str = "sms.mo";
 const NS_SEEN: &str = "sms.mo.seen";
 const NS_REFUSED: &str = "sms.mo.refused";
+const NS_NOTE: &str = "sms.mo.note";
+const NS_COPY: &str = "sms.mo.copy";
+/// How long after an MO the same content from the same sender is a resend of it (answered
+/// with the same replies) rather than a new message: the window the README always promised.
+pub const RESEND_WINDOW: Duration = Duration::from_secs(600);
+/// Resends of one MO answered again; later copies are dropped (each answer is a paid SMS).
+pub const MAX_RESENDS: u32 = 3;
 /// The SMS a phone over the MO limit gets (once per limit window).
 pub const TOO_MANY_TEMPLATE: &str = "too_many_messages";
 
@@ -110,6 +130,12 @@ pub enum InboundError {
     /// The store failed: temporary from the sender's view, it should deliver again.
     #[error("storing the MO failed: {0}")]
     Store(#[from] StoreError),
+    /// Screening the text panicked: nothing stored, the sender should deliver again.
+    #[error("screening the MO failed")]
+    Screen(#[source] tokio::task::JoinError),
+    /// A multipart MO's segments kept changing while it was screened: deliver again.
+    #[error("the multipart MO changed while it was screened")]
+    Unsettled,
 }
 
 impl From<WriteError<std::convert::Infallible>> for InboundError {
@@ -140,27 +166,90 @@ pub async fn accept(
     now: DateTime<Utc>,
 ) -> Result<Accepted, InboundError> {
     pipeline.before_store(&mo.from);
-    let r = store.write_at(now, |tx| store_in(tx, pipeline, mo))?;
+    let pre = prescreen(store, pipeline, mo, now).await?;
+    let r = store.write_at(now, |tx| {
+        store_screened(tx, pipeline, mo, pre.screened.as_ref())
+    })?;
     store.flushed().await?;
     Ok(r)
 }
 
-/// The transactional core of [`accept`], shared with reassembly (which stores the
-/// completed MO in the transaction that consumes its last part).
-pub(crate) fn store_in(tx: &mut WriteTx<'_>, pipeline: &MoPipeline, mo: &Mo) -> TxResult<Accepted> {
+/// `mo` screened by the pipeline's screen (see [`super::router::MoScreen`]), off the async
+/// threads (a screen may hash a PIN: Argon2, tens of ms), and before any transaction (the
+/// store's own reads are not allowed inside one).
+pub(crate) async fn prescreen(
+    store: &Store,
+    pipeline: &MoPipeline,
+    mo: &Mo,
+    now: DateTime<Utc>,
+) -> Result<Prescreened, InboundError> {
+    let screened = match pipeline.screen().cloned() {
+        Some(screen) => {
+            let (st, from, text) = (store.clone(), mo.from.clone(), mo.text.clone());
+            tokio::task::spawn_blocking(move || {
+                router::screen(Some(&screen), &st, &from, &text, now)
+            })
+            .await
+            .map_err(InboundError::Screen)??
+        }
+        None => None,
+    };
+    Ok(Prescreened {
+        text: Some(mo.text.clone()),
+        screened,
+    })
+}
+
+/// What [`prescreen`] found for one text (`text: None`: nothing screened yet).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Prescreened {
+    text: Option<String>,
+    screened: Option<Screened>,
+}
+
+/// [`store_screened`] for reassembly, which stores the completed MO in the transaction that
+/// consumes its last part. `None`: `pre` is not the screening of `mo`'s text while the
+/// pipeline screens; nothing is stored, screen `mo` and run the transaction again (never an
+/// MO stored unscreened).
+pub(crate) fn store_in(
+    tx: &mut WriteTx<'_>,
+    pipeline: &MoPipeline,
+    mo: &Mo,
+    pre: &Prescreened,
+) -> TxResult<Option<Accepted>> {
+    if pipeline.screen().is_some() && pre.text.as_deref() != Some(mo.text.as_str()) {
+        return Ok(None);
+    }
+    store_screened(tx, pipeline, mo, pre.screened.as_ref()).map(Some)
+}
+
+/// The transactional core of [`accept`]: `mo` as screened (its text replaced by the masked
+/// one) is deduped, stored, limited and routed.
+fn store_screened(
+    tx: &mut WriteTx<'_>,
+    pipeline: &MoPipeline,
+    mo: &Mo,
+    screened: Option<&Screened>,
+) -> TxResult<Accepted> {
+    let masked;
+    let mo = match screened {
+        Some(s) => {
+            masked = screened_mo(mo, s);
+            &masked
+        }
+        None => mo,
+    };
     let now_ms = tx.now().timestamp_millis();
     let key = mo.dedupe.key().as_bytes();
     if let Some(raw) = tx.aux_get(NS_SEEN, key)? {
         let seen: Seen = codec::decode(&raw).map_err(codec_err)?;
-        let fresh = match &mo.dedupe {
-            Dedupe::Forever(_) => true,
-            Dedupe::Within(_, window) => {
-                let w = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
-                now_ms.saturating_sub(seen.at_ms) < w
+        match copy_of(tx, &mo.dedupe, &seen, now_ms)? {
+            Copy::Redelivery => return Ok(Accepted::Duplicate(seen.id)),
+            Copy::Resend(mark) => {
+                resend(tx, pipeline, seen.id, key, mark)?;
+                return Ok(Accepted::Duplicate(seen.id));
             }
-        };
-        if fresh {
-            return Ok(Accepted::Duplicate(seen.id));
+            Copy::New => {}
         }
     }
     let id = tx.next_id()?;
@@ -184,9 +273,116 @@ pub(crate) fn store_in(tx: &mut WriteTx<'_>, pipeline: &MoPipeline, mo: &Mo) -> 
         } => refuse(tx, templates, &stored, retry_after, notify)?,
     };
     tx.aux_put(NS_MO, &id.to_be_bytes(), &encode(&stored)?)?;
+    if let Some(s) = screened {
+        tx.aux_put(NS_NOTE, &id.to_be_bytes(), &s.note)?;
+    }
     let seen = Seen { id, at_ms: now_ms };
     tx.aux_put(NS_SEEN, key, &encode(&seen)?)?;
     Ok(Accepted::Stored(id))
+}
+
+/// What a second copy of a seen MO is.
+enum Copy {
+    /// The sender's retry (the same HTTP id; SMPP within the redelivery window).
+    Redelivery,
+    /// A person sending it again: answer again; the mark to write.
+    Resend(CopyMark),
+    /// Too long after: a new message.
+    New,
+}
+
+/// The last resend of an MO answered, and how many were.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+struct CopyMark {
+    last_ms: i64,
+    resends: u32,
+}
+
+fn copy_of(tx: &WriteTx<'_>, dedupe: &Dedupe, seen: &Seen, now_ms: i64) -> TxResult<Copy> {
+    let Dedupe::Within(key, window) = dedupe else {
+        return Ok(Copy::Redelivery);
+    };
+    let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    let mark: Option<CopyMark> = match tx.aux_get(NS_COPY, key.as_bytes())? {
+        Some(raw) => codec::decode(&raw).ok(),
+        None => None,
+    };
+    let last = mark.map_or(seen.at_ms, |m| m.last_ms);
+    if now_ms.saturating_sub(last) < ms(*window) {
+        return Ok(Copy::Redelivery);
+    }
+    if now_ms.saturating_sub(seen.at_ms) < ms(RESEND_WINDOW.max(*window)) {
+        let resends = mark.map_or(0, |m| m.resends).saturating_add(1);
+        return Ok(Copy::Resend(CopyMark {
+            last_ms: now_ms,
+            resends,
+        }));
+    }
+    Ok(Copy::New)
+}
+
+/// Owes the replies of MO `id` again (a person's resend), unless it was refused by the
+/// limit or resent [`MAX_RESENDS`] times already. Nothing is stored or routed anew.
+fn resend(
+    tx: &mut WriteTx<'_>,
+    pipeline: &MoPipeline,
+    id: Id,
+    key: &[u8],
+    mark: CopyMark,
+) -> TxResult<()> {
+    tx.aux_put(NS_COPY, key, &encode(&mark)?)?;
+    if mark.resends > MAX_RESENDS || tx.aux_get(NS_REFUSED, &id.to_be_bytes())?.is_some() {
+        return Ok(());
+    }
+    let Some(raw) = tx.aux_get(NS_MO, &id.to_be_bytes())? else {
+        return Ok(());
+    };
+    let first: StoredMo = codec::decode(&raw).map_err(codec_err)?;
+    let seqs = router::resend(
+        pipeline.handlers(),
+        tx,
+        pipeline.templates(),
+        &first,
+        mark.resends,
+    )?;
+    tracing::info!(
+        mo_id = id,
+        resend = mark.resends,
+        replies = seqs.len(),
+        "MO sent again after the redelivery window: its replies owed again"
+    );
+    Ok(())
+}
+
+/// `mo` as it is stored once screened: the masked text, and a redelivery key from the
+/// masked text and the screen's key material instead of the channel's (which hashed the text as
+/// received). An aggregator's id stays: it holds no text.
+fn screened_mo(mo: &Mo, s: &Screened) -> Mo {
+    let key = || {
+        let h = fnv64(&[
+            mo.from.as_bytes(),
+            mo.to.as_bytes(),
+            s.text.as_bytes(),
+            &s.key,
+        ]);
+        format!("screened:{h:016x}")
+    };
+    let dedupe = match &mo.dedupe {
+        Dedupe::Forever(k) => Dedupe::Forever(k.clone()),
+        Dedupe::Within(_, w) => Dedupe::Within(key(), *w),
+    };
+    Mo {
+        text: s.text.clone(),
+        dedupe,
+        ..mo.clone()
+    }
+}
+
+/// The screening note kept with MO `id` (see [`super::router::MoScreen`]).
+pub fn note(store: &Store, id: Id) -> Result<Option<Vec<u8>>, StoreError> {
+    Ok(store
+        .aux_get(NS_NOTE, &id.to_be_bytes())?
+        .map(|v| v.to_vec()))
 }
 
 /// The per-phone limit's decision for `mo`. Runs inside the store transaction, which may
@@ -405,6 +601,46 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_resend_after_the_redelivery_window_owes_the_first_reply_again_a_few_times() {
+        let store = Store::open_temporary().unwrap();
+        let tpl = pipeline(None);
+        let w = Dedupe::Within("k2".into(), Duration::from_secs(30));
+        let send = |s: i64| {
+            let (store, tpl, m) = (&store, &tpl, mo("HALI 1", w.clone()));
+            async move { accept(store, tpl, &m, t(s)).await.unwrap() }
+        };
+        let first = send(0).await;
+        let owed = |n: usize| assert_eq!(store.pending_count(SMS_TOPIC).unwrap(), n);
+        owed(1);
+        // The SMSC again, within 30 s: nothing.
+        assert_eq!(send(20).await, Accepted::Duplicate(first.id()));
+        owed(1);
+        // The person, after 30 s: the same reply again, nothing stored.
+        assert_eq!(send(45).await, Accepted::Duplicate(first.id()));
+        owed(2);
+        // The SMSC redelivering that copy: within 30 s of it, nothing.
+        send(60).await;
+        owed(2);
+        // Two more resends are answered, then no more (each is a paid SMS).
+        for s in [100, 140, 180, 220] {
+            send(s).await;
+        }
+        owed(4);
+        assert_eq!(all(&store).unwrap().len(), 1);
+        // 10 minutes after the first: a new message.
+        assert!(matches!(send(601).await, Accepted::Stored(id) if id != first.id()));
+        let items = store
+            .claim(SMS_TOPIC, 10, Duration::from_secs(5), Utc::now())
+            .unwrap();
+        let texts: Vec<String> = items
+            .iter()
+            .map(|i| sms::outbound::decode(&i.payload).unwrap().text)
+            .collect();
+        assert_eq!(texts.len(), 5);
+        assert!(texts.iter().all(|x| *x == texts[0]), "{texts:?}");
+    }
+
+    #[tokio::test]
     async fn an_id_from_the_sender_dedupes_forever_and_odd_senders_get_no_reply() {
         let store = Store::open_temporary().unwrap();
         let tpl = pipeline(None);
@@ -426,7 +662,7 @@ mod tests {
         let send = |n: u32| {
             let m = mo(&format!("HALI {n}"), Dedupe::Forever(format!("http:{n}")));
             let a = store
-                .write_at(t(i64::from(n)), |tx| store_in(tx, &tpl, &m))
+                .write_at(t(i64::from(n)), |tx| store_screened(tx, &tpl, &m, None))
                 .unwrap();
             a.id()
         };
@@ -446,7 +682,7 @@ mod tests {
         // A redelivery is a duplicate before the limit is asked: nothing spent or counted.
         let again = mo("HALI 0", Dedupe::Forever("http:0".into()));
         let dup = store
-            .write_at(t(9), |tx| store_in(tx, &tpl, &again))
+            .write_at(t(9), |tx| store_screened(tx, &tpl, &again, None))
             .unwrap();
         assert_eq!(dup, Accepted::Duplicate(ids[0]));
         assert_eq!(limiter.refused(), 3);

@@ -1,7 +1,8 @@
 //! The inbound SMS pipeline as one value: what every MO goes through, built once at start-up.
 //!
 //! Owns: the templates replies are rendered from, the [`MoHandler`]s asked in order (the
-//! HELP fallback always last), the per-phone MO limit (`[limits]`), and the pipeline's own
+//! HELP fallback always last), the [`MoScreen`] every MO's text goes through before it is
+//! stored, the per-phone MO limit (`[limits]`), and the pipeline's own
 //! counters. `serve` builds one and hands it to every channel (SMPP deliver_sm,
 //! `POST /sms/inbound`); tests build theirs with the handlers they exercise.
 //! Must never: be a process-wide static (two pipelines in one process — a test server and
@@ -11,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::cost_guard::CostGuard;
-use super::router::{Help, MoHandler};
+use super::router::{Help, MoHandler, MoScreen};
 use super::templates::Templates;
 use crate::domain::Msisdn;
 use crate::ratelimit::Limiter;
@@ -45,6 +46,7 @@ impl MoCounters {
 pub struct MoPipeline {
     templates: Arc<Templates>,
     handlers: Vec<Arc<dyn MoHandler>>,
+    screen: Option<Arc<dyn MoScreen>>,
     limiter: Option<Limiter>,
     counters: MoCounters,
 }
@@ -57,6 +59,7 @@ impl MoPipeline {
         MoPipeline {
             templates,
             handlers,
+            screen: None,
             limiter: None,
             counters: MoCounters::default(),
         }
@@ -90,6 +93,16 @@ impl MoPipeline {
         if let Err(e) = guard.look_up(&phone, std::time::Instant::now()) {
             tracing::warn!(error = %e, "SMS cost guard: looking up a sender failed");
         }
+    }
+
+    /// The same pipeline, every MO screened by `screen` before it is stored (officer PINs).
+    pub fn with_screen(mut self, screen: Option<Arc<dyn MoScreen>>) -> MoPipeline {
+        self.screen = screen;
+        self
+    }
+
+    pub fn screen(&self) -> Option<&Arc<dyn MoScreen>> {
+        self.screen.as_ref()
     }
 
     pub fn templates(&self) -> &Templates {

@@ -6,6 +6,11 @@
 //! and the timeout sweep, which stores what arrived as an incomplete MO.
 //! Must never: keep a buffer forever, or decode segments one by one (a UCS2 surrogate pair
 //! or a GSM escape may straddle two segments: bytes are joined first, then decoded).
+//!
+//! The completed MO is screened like any other ([`super::router::MoScreen`], here
+//! inside the transaction that consumes the last part). Known gap: the segments themselves
+//! wait in `sms.mo.part` as received, so an officer command longer than one SMS has its PIN
+//! on disk until the message completes.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -82,9 +87,45 @@ pub async fn accept_part(
         );
         return Ok(PartOutcome::Refused);
     }
+    // The completed MO is screened before the transaction that stores it: the first run
+    // finds what the parts spell, then it runs again with that text screened (at most a few
+    // times, if copies of segments keep changing it).
+    let mut screened = inbound::Prescreened::default();
+    for _ in 0..3 {
+        match store_part(store, pipeline, part, policy, now, &screened)? {
+            Step::Done(out) => {
+                store.flushed().await?;
+                return Ok(out);
+            }
+            Step::Screen(mo) => screened = inbound::prescreen(store, pipeline, &mo, now).await?,
+        }
+    }
+    Err(InboundError::Unsettled)
+}
+
+/// One transaction of [`accept_part`].
+enum Step {
+    Done(PartOutcome),
+    /// The part completes this MO, which was not screened yet.
+    Screen(Mo),
+}
+
+/// Stores `part`; when it completes its message and `screened` is that message's
+/// screening, stores the MO (and its replies) in the same transaction. Unflushed.
+fn store_part(
+    store: &Store,
+    pipeline: &MoPipeline,
+    part: &Part,
+    policy: &Policy,
+    now: DateTime<Utc>,
+    screened: &inbound::Prescreened,
+) -> Result<Step, InboundError> {
     let pre = prefix(&part.from, part.concat);
-    let window = i64::try_from(policy.dedupe_window.as_millis()).unwrap_or(i64::MAX);
-    let out = store.write_at(now, |tx| -> TxResult<PartOutcome> {
+    // A copy of a segment is the SMSC's for as long as it could still be waiting for its
+    // message: the redelivery window may be short (seconds) while reassembly waits minutes.
+    let window =
+        i64::try_from(policy.dedupe_window.max(policy.timeout).as_millis()).unwrap_or(i64::MAX);
+    let out = store.write_at(now, |tx| -> TxResult<Step> {
         let now_ms = tx.now().timestamp_millis();
         if let Some(raw) = tx.aux_get(NS_DONE, &pre)? {
             let at = raw
@@ -93,7 +134,7 @@ pub async fn accept_part(
                 .map(i64::from_be_bytes)
                 .unwrap_or(0);
             if now_ms.saturating_sub(at) < window {
-                return Ok(PartOutcome::Duplicate);
+                return Ok(Step::Done(PartOutcome::Duplicate));
             }
         }
         let mut key = pre.clone();
@@ -111,7 +152,7 @@ pub async fn accept_part(
             k.push(seq);
             match tx.aux_get(NS_PART, &k)? {
                 Some(raw) => segments.push(decode_stored(&raw)?),
-                None => return Ok(PartOutcome::Buffered),
+                None => return Ok(Step::Done(PartOutcome::Buffered)),
             }
         }
         let mo = assemble(
@@ -122,16 +163,17 @@ pub async fn accept_part(
             policy,
             part.channel,
         );
-        let accepted = inbound::store_in(tx, pipeline, &mo)?;
+        let Some(accepted) = inbound::store_in(tx, pipeline, &mo, screened)? else {
+            return Ok(Step::Screen(mo));
+        };
         for seq in 1..=part.concat.total {
             let mut k = pre.clone();
             k.push(seq);
             tx.aux_remove(NS_PART, &k)?;
         }
         tx.aux_put(NS_DONE, &pre, &now_ms.to_be_bytes())?;
-        Ok(PartOutcome::Completed(accepted))
+        Ok(Step::Done(PartOutcome::Completed(accepted)))
     })?;
-    store.flushed().await?;
     Ok(out)
 }
 
@@ -215,8 +257,9 @@ pub async fn sweep(
         let seqs: Vec<u8> = parts.iter().map(|(s, _)| *s).collect();
         let segments: Vec<Stored> = parts.into_iter().map(|(_, r)| r).collect();
         let mo = assemble(&from, concat, &segments, false, policy, Channel::Smpp);
-        store.write_at(now, |tx| -> TxResult<Accepted> {
-            let a = inbound::store_in(tx, pipeline, &mo)?;
+        let screened = inbound::prescreen(store, pipeline, &mo, now).await?;
+        store.write_at(now, |tx| -> TxResult<Option<Accepted>> {
+            let a = inbound::store_in(tx, pipeline, &mo, &screened)?;
             for &seq in &seqs {
                 let mut k = pre.clone();
                 k.push(seq);

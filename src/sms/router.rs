@@ -20,6 +20,16 @@
 //! is a reply (template `command_error`), not an error: an `Err` aborts the transaction
 //! and the SMSC is asked to deliver the MO again.
 //!
+//! # Screening before the MO is stored
+//!
+//! A [`MoScreen`] (the pipeline's, [`super::MoPipeline::with_screen`]) sees the text BEFORE
+//! anything is written (outside the transaction, off the async threads: it may be slow). A
+//! channel whose commands carry secrets (officer PINs) checks them there and returns the
+//! text to store instead (`****`) and a note of what the check found, kept with the MO
+//! ([`super::inbound::note`]). So a PIN never
+//! reaches the disk, and a crash before the store leaves the MO unacknowledged (the SMSC
+//! delivers it again).
+//!
 //! Must never: send anything itself, reply to a sender that is not a phone number
 //! (alphanumeric senders are services; a reply could loop), or route one MO twice (it is
 //! called once, in the transaction that first stores the MO; redeliveries are deduped
@@ -28,11 +38,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+
 use super::inbound::StoredMo;
 use super::outbound::{enqueue, OutboundSms};
 use super::templates::Templates;
 use crate::domain::{Language, Msisdn};
-use crate::store::{TxResult, WriteTx};
+use crate::store::{Store, StoreError, TxResult, WriteTx};
 
 pub const HELP_TEMPLATE: &str = "help";
 
@@ -46,8 +58,41 @@ pub struct Reply {
     pub text: String,
 }
 
+/// What a [`MoScreen`] makes of an MO's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Screened {
+    /// The text to store instead (secrets masked).
+    pub text: String,
+    /// Kept with the MO for the handler (what the check found); never a secret or its hash.
+    pub note: Vec<u8>,
+    /// Joins the masked text in the redelivery key, in place of the secret: two texts that
+    /// differ only in it must not pass for copies of each other (a second guess dropped as a
+    /// redelivery would escape the lockout count). The screen makes it as hard to reverse
+    /// as what it stands for (a slow hash for a PIN), since the key is stored.
+    pub key: Vec<u8>,
+}
+
+/// Looks at an MO's text before it is stored. See the module doc.
+pub trait MoScreen: Send + Sync {
+    /// `Some` when the text must be stored otherwise. Blocking (may hash); an `Err` leaves
+    /// the MO unacknowledged.
+    fn screen(&self, store: &Store, from: &Msisdn, text: &str, now: DateTime<Utc>) -> Screening;
+}
+
+/// What [`MoScreen::screen`] returns.
+pub type Screening = Result<Option<Screened>, StoreError>;
+
 /// Something that may answer an MO. See the module doc.
 pub trait MoHandler: Send + Sync {
+    /// The replies MO `first` owes again because its sender sent it again after the
+    /// redelivery window (see [`super::inbound`]): `None` passes to the next handler (the
+    /// handler that took `first` answers; [`Help`] when none does). Nothing is run again:
+    /// this is the first reply, not a second effect. Runs in the transaction that sees the
+    /// copy.
+    fn resend(&self, _tx: &mut WriteTx<'_>, _first: &StoredMo) -> TxResult<Option<Vec<Reply>>> {
+        Ok(None)
+    }
+
     /// `None`: not mine, ask the next handler. `Some(replies)`: handled; enqueue these.
     fn handle(
         &self,
@@ -101,6 +146,33 @@ impl MoHandler for Help {
     }
 }
 
+/// What `screen` makes of `text` from `from` (a sender that is no phone is not screened).
+pub(crate) fn screen(
+    screen: Option<&Arc<dyn MoScreen>>,
+    store: &Store,
+    from: &str,
+    text: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<Screened>, StoreError> {
+    match (screen, Msisdn::parse(from)) {
+        (Some(s), Ok(from)) => s.screen(store, &from, text, now),
+        _ => Ok(None),
+    }
+}
+
+/// The first `Some` of `ask` over `handlers`, in order.
+fn first_taker(
+    handlers: &[Arc<dyn MoHandler>],
+    mut ask: impl FnMut(&dyn MoHandler) -> TxResult<Option<Vec<Reply>>>,
+) -> TxResult<Option<Vec<Reply>>> {
+    for h in handlers {
+        if let Some(r) = ask(h.as_ref())? {
+            return Ok(Some(r));
+        }
+    }
+    Ok(None)
+}
+
 /// Enqueues the replies `mo` owes (the first of `handlers` that takes it decides); returns
 /// their outbox seqs.
 pub(crate) fn route(
@@ -112,16 +184,48 @@ pub(crate) fn route(
     let Some(from) = mo.msisdn() else {
         return Ok(Vec::new());
     };
-    let mut replies = Vec::new();
-    for h in handlers {
-        if let Some(r) = h.handle(tx, templates, mo, &from)? {
-            replies = r;
-            break;
-        }
-    }
+    let replies = first_taker(handlers, |h| h.handle(tx, templates, mo, &from))?;
+    enqueue_all(tx, mo, "", replies.unwrap_or_default())
+}
+
+/// Enqueues the replies `first` owes again on its `n`-th resend (see
+/// [`MoHandler::resend`]); keys `mo:<id>:resend<n>:<i>:<template>`.
+pub(crate) fn resend(
+    handlers: &[Arc<dyn MoHandler>],
+    tx: &mut WriteTx<'_>,
+    templates: &Templates,
+    first: &StoredMo,
+    n: u32,
+) -> TxResult<Vec<u64>> {
+    let Some(from) = first.msisdn() else {
+        return Ok(Vec::new());
+    };
+    let replies = match first_taker(handlers, |h| h.resend(tx, first))? {
+        Some(r) => Some(r),
+        // HELP is always the last handler: the resend of HELP stays under its cost guard.
+        None => match handlers.last() {
+            Some(help) => help.handle(tx, templates, first, &from)?,
+            None => None,
+        },
+    };
+    enqueue_all(
+        tx,
+        first,
+        &format!("resend{n}:"),
+        replies.unwrap_or_default(),
+    )
+}
+
+/// Puts `replies` on the SMS outbox, keyed `mo:<id>:<tag><i>:<template>`.
+fn enqueue_all(
+    tx: &mut WriteTx<'_>,
+    mo: &StoredMo,
+    tag: &str,
+    replies: Vec<Reply>,
+) -> TxResult<Vec<u64>> {
     let mut seqs = Vec::with_capacity(replies.len());
     for (n, r) in replies.into_iter().enumerate() {
-        let key = format!("mo:{}:{n}:{}", mo.id, r.template);
+        let key = format!("mo:{}:{tag}{n}:{}", mo.id, r.template);
         let sms = OutboundSms {
             to: r.to,
             text: r.text,
