@@ -58,7 +58,9 @@ impl Parts {
         };
         // Officer commands take an officer's MO only when their worker runs; otherwise
         // every MO gets HELP.
-        let mut handlers: Vec<Arc<dyn MoHandler>> = Vec::new();
+        // Facility staff's HAKIKI/VERIFY first: it takes only those, from staff phones.
+        let mut handlers: Vec<Arc<dyn MoHandler>> =
+            vec![Arc::new(crate::facility::sms::VerifyCommand)];
         if officers.is_some() {
             handlers.push(Arc::new(crate::officer::SmsCommands));
         }
@@ -223,6 +225,7 @@ fn spawn_messaging(
         sweep_every,
         shutdown.signal(),
     ));
+    crate::facility::sms::spawn(store.clone(), parts.templates.clone(), shutdown.signal());
     if let Some(officers) = &parts.officers {
         crate::officer::worker::spawn(officers.clone(), store.clone(), shutdown.signal());
     }
