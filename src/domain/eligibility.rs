@@ -97,12 +97,15 @@ pub fn on_policy(p: &MemberPolicy<'_>, visit: NaiveDate) -> Reason {
     }
 }
 
+/// Covered, has a member row, the row's cover end, the policy id: higher ranks first.
+type Rank = (bool, bool, Option<NaiveDate>, Id);
+
 /// The patient's answer over all their family's policies: covered if any policy covers
 /// the visit; otherwise the reason of the policy that matters most to the patient: one with
 /// a member row before one without, then the latest cover end (an unpaid renewal says more
 /// than the expired policy it renews), then the newest policy.
 pub fn eligibility(policies: &[MemberPolicy<'_>], visit: NaiveDate) -> Eligibility {
-    let mut best: Option<(Eligibility, (bool, bool, Option<NaiveDate>, Id))> = None;
+    let mut best: Option<(Eligibility, Rank)> = None;
     for p in policies {
         let reason = on_policy(p, visit);
         let expiry = p.row.map(|r| r.expiry_date);

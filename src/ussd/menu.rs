@@ -615,7 +615,8 @@ impl Menus {
     /// The navigation labels for `screen` in `lang`.
     pub fn footer(&self, screen: &Screen, lang: Language, keys: &NavKeys) -> super::Footer {
         let more = format!("{} {}", keys.more, self.text("nav_more", lang));
-        let nav = if screen.id == HOME || screen.def.kind == Kind::End {
+        let nav = if screen.id == HOME || screen.id == FACILITY_HOME || screen.def.kind == Kind::End
+        {
             String::new()
         } else {
             format!(
