@@ -452,3 +452,53 @@ fn staff_verify_by_sms_with_a_pin() {
         assert!(!mo.text.contains(PIN), "PIN at rest: {}", mo.text);
     }
 }
+
+#[test]
+fn facilities_are_imported_from_the_real_schemas_tbl_hf() {
+    let cluster = common::openimis_db::OpenImisPg::start();
+    let dsn = cluster.create("hf", common::openimis_db::Data::Demo);
+    let current: usize = cluster
+        .pg
+        .query_in(
+            "hf",
+            r#"SELECT count(*) FROM "tblHF" WHERE "ValidityTo" IS NULL"#,
+        )
+        .parse()
+        .unwrap();
+    assert!(current > 0);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let out = run_with_stdin(&["facility", "import", "--from", &dsn, "--data-dir", d], "");
+    assert!(
+        out.contains(&format!("{current} facilities imported")),
+        "{out}"
+    );
+    // An imported facility takes staff phones like one added by hand.
+    let out = run_with_stdin(
+        &[
+            "facility",
+            "add-staff",
+            "--hf",
+            "JMHOS001",
+            "--phone",
+            STAFF_AT,
+            "--data-dir",
+            d,
+        ],
+        &format!("{PIN}\n"),
+    );
+    assert!(
+        out.contains("JMHOS001: staff phone 255******001 registered"),
+        "{out}"
+    );
+    let out = run_with_stdin(&["facility", "list", "--data-dir", d], "");
+    assert!(
+        out.contains("JMHOS001\tJambero District Hospital\tlevel H\tcare B\tverified today 0\n\tstaff 255******001"),
+        "{out}"
+    );
+    assert_eq!(
+        out.lines().filter(|l| !l.starts_with('\t')).count(),
+        current,
+        "{out}"
+    );
+}

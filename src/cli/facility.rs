@@ -39,6 +39,14 @@ pub enum FacilityCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Add or replace every current facility of the central openIMIS database (`tblHF`).
+    Import {
+        /// Connection string of the central openIMIS database.
+        #[arg(long, value_name = "DSN")]
+        from: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Register a staff phone against a facility. Its PIN (4 to 8 digits) is read from
     /// standard input, one line; a phone registered again gets the new PIN and is unlocked.
     AddStaff {
@@ -73,6 +81,7 @@ pub enum FacilityCommand {
 pub fn run(args: FacilityArgs) -> anyhow::Result<()> {
     let store_args = match &args.command {
         FacilityCommand::Add { store, .. }
+        | FacilityCommand::Import { store, .. }
         | FacilityCommand::AddStaff { store, .. }
         | FacilityCommand::RemoveStaff { store, .. }
         | FacilityCommand::List { store }
@@ -97,6 +106,19 @@ pub fn run(args: FacilityArgs) -> anyhow::Result<()> {
             };
             registry::put_facility(&store, &f)?;
             println!("{}: facility saved", f.code.to_ascii_uppercase());
+        }
+        FacilityCommand::Import { from, .. } => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("tokio runtime")?;
+            let n = rt.block_on(async {
+                let client = crate::mirror::connect(&from)
+                    .await
+                    .context("connecting to the central database")?;
+                anyhow::Ok(crate::facility::central::import(&client, &store).await?)
+            })?;
+            println!("{n} facilities imported from tblHF");
         }
         FacilityCommand::AddStaff { hf, phone, .. } => {
             let phone = Msisdn::parse(&phone).context("--phone")?;

@@ -10,6 +10,7 @@
 //! number in a record or a log (PINs are Argon2 hashes, `domain::pin`; records keep the
 //! masked phone), or decide eligibility itself (`domain::eligibility` does).
 
+pub mod central;
 pub mod registry;
 pub mod sms;
 pub mod verify;
@@ -26,6 +27,8 @@ pub enum FacilityError {
     NoFacility(String),
     #[error("HF code {0:?} must be 1 to 8 letters or digits")]
     Code(String),
+    #[error("central database: {0}")]
+    Central(String),
     #[error("SMS template: {0}")]
     Template(#[from] crate::sms::TemplateError),
 }
