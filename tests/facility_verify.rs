@@ -3,7 +3,7 @@
 //! covered, expired, Idle (unpaid), suspended, a family member not on the policy, a wrong
 //! CHFID, an unregistered phone; every verification recorded and counted in /metrics.
 //!
-//! The world: the demo store (`serve --demo`, README's families), then, on the stopped
+//! The world: the demo store (`demo-data`, README's families), then, on the stopped
 //! store, one generated family's Active policy set Suspended and a member added to the
 //! covered family 070707070 without a row under its policy; then a facility and its staff
 //! phone registered with `imis-gateway facility add` / `add-staff`.
@@ -133,11 +133,9 @@ fn edit_store(dir: &Path) -> World {
 /// and the server running on it.
 fn world() -> (tempfile::TempDir, World, Server, Ussd) {
     let dir = tempfile::tempdir().unwrap();
-    let seed = Server::start(dir.path(), &["--demo"], &[]);
-    let (status, logs) = seed.terminate();
-    assert!(status.success(), "{}", logs.join("\n"));
-    let w = edit_store(dir.path());
     let d = dir.path().to_str().unwrap();
+    run_with_stdin(&["demo-data", "--data-dir", d], "");
+    let w = edit_store(dir.path());
     let out = run_with_stdin(
         &[
             "facility",
