@@ -195,3 +195,51 @@ pub fn metrics_text(store: &Store, now: DateTime<Utc>) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(hf: &str, at: &str) -> Record {
+        Record {
+            hf: hf.into(),
+            staff: "255******001".into(),
+            chfid: "070707070".into(),
+            outcome: "covered".into(),
+            at_ms: DateTime::parse_from_rfc3339(at).unwrap().timestamp_millis(),
+            channel: Channel::Ussd,
+        }
+    }
+
+    #[test]
+    fn counted_per_facility_and_east_africa_day() {
+        let store = Store::open_temporary().unwrap();
+        // 22:30 UTC on 1 March is 01:30 EAT on 2 March.
+        record(&store, &rec("DSP001", "2026-03-01T20:00:00Z")).unwrap();
+        record(&store, &rec("DSP001", "2026-03-01T22:30:00Z")).unwrap();
+        record(&store, &rec("DSP001", "2026-03-02T08:00:00Z")).unwrap();
+        record(&store, &rec("HC002", "2026-03-02T09:00:00Z")).unwrap();
+        let day = |d| NaiveDate::from_ymd_opt(2026, 3, d).unwrap();
+        assert_eq!(
+            daily_counts(&store, day(1)).unwrap(),
+            vec![("DSP001".into(), 1)]
+        );
+        assert_eq!(
+            daily_counts(&store, day(2)).unwrap(),
+            vec![("DSP001".into(), 2), ("HC002".into(), 1)]
+        );
+        assert_eq!(records(&store, "DSP001").unwrap().len(), 3);
+        let now = DateTime::parse_from_rfc3339("2026-03-02T12:00:00Z")
+            .unwrap()
+            .to_utc();
+        let text = metrics_text(&store, now);
+        assert!(
+            text.contains("facility_verifications_today{hf=\"DSP001\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("facility_verifications_today{hf=\"HC002\"} 1\n"),
+            "{text}"
+        );
+    }
+}
