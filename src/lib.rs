@@ -30,6 +30,9 @@
 //! - The channels: [`ussd`] (the session engine, menus as data, member journeys and their
 //!   actions) and [`officer`] (enrolment officers' SMS commands, PIN lockout, audit trail;
 //!   an [`sms::router::MoHandler`] that `serve` plugs into the MO pipeline).
+//!   [`facility`]: health facility staff verifying a patient's cover (facilities and staff
+//!   phones, the answer and its record, the `HAKIKI`/`VERIFY` SMS command); below [`ussd`],
+//!   whose facility journey calls it.
 //! - The edges: [`smpp`] (the SMPP 3.4 client: binds, window, throttling, MT drain, MO,
 //!   receipts, USSD over SMPP) and [`server`] (HTTP: health, USSD gateways, inbound SMS,
 //!   GePG callbacks).
@@ -41,6 +44,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod facility;
 pub mod mirror;
 pub mod officer;
 pub mod payments;

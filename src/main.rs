@@ -38,6 +38,7 @@ fn main() -> anyhow::Result<()> {
         Command::Simulate(args) => cli::simulate::run(args),
         Command::Payments(args) => cli::payments::run(args),
         Command::GepgSim(args) => cli::gepg_sim::run(args),
+        Command::Facility(args) => cli::facility::run(args),
         Command::Officer(args) => cli::officer::run(args),
         Command::Sms(args) => {
             if !cli::sms::run(args)? {

@@ -5,6 +5,7 @@
 //! library functions that tests call directly).
 
 pub mod demo_data;
+pub mod facility;
 pub mod gepg_sim;
 pub mod import;
 pub mod jobs;
@@ -79,6 +80,8 @@ pub enum Command {
     Sms(sms::SmsArgs),
     /// GePG payments: `payments show --control-number N`, `payments reconcile --date D`.
     Payments(payments::PaymentsArgs),
+    /// Health facilities and their staff phones: `facility add`, `facility add-staff`.
+    Facility(facility::FacilityArgs),
     /// Enrolment officers: `officer unlock --code C`, `officer audit --code C`.
     Officer(officer::OfficerArgs),
     /// The GePG simulator of a running demo server: `gepg-sim pay --control-number N`.

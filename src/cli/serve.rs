@@ -69,7 +69,9 @@ impl Parts {
         };
         // Officer commands take an officer's MO only when their worker runs; otherwise
         // every MO gets HELP.
-        let mut handlers: Vec<Arc<dyn MoHandler>> = Vec::new();
+        // Facility staff's HAKIKI/VERIFY first: it takes only those, from staff phones.
+        let mut handlers: Vec<Arc<dyn MoHandler>> =
+            vec![Arc::new(crate::facility::sms::VerifyCommand)];
         let mut screen: Option<Arc<dyn crate::sms::router::MoScreen>> = None;
         if let Some(o) = &officers {
             handlers.push(Arc::new(crate::officer::SmsCommands));
@@ -331,6 +333,7 @@ fn spawn_messaging(
         sweep_every,
         shutdown.signal(),
     ));
+    crate::facility::sms::spawn(store.clone(), parts.templates.clone(), shutdown.signal());
     if let Some(officers) = &parts.officers {
         crate::officer::worker::spawn(officers.clone(), store.clone(), shutdown.signal());
     }

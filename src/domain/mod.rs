@@ -10,6 +10,7 @@ pub mod chfid;
 pub mod coverage;
 pub mod dates;
 pub mod eat;
+pub mod eligibility;
 pub mod model;
 pub mod money;
 pub mod period;

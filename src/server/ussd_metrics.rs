@@ -12,6 +12,7 @@ use super::AppState;
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.ussd.metrics().render(),
+        state.ussd.metrics().render()
+            + &crate::facility::verify::metrics_text(&state.store, chrono::Utc::now()),
     )
 }

@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::path::Path;
 
 use super::gsm;
-use super::menu::{Charset, Kind, MenuError, Menus, NavKeys, Screen, HOME};
+use super::menu::{Charset, Kind, MenuError, Menus, NavKeys, Screen, FACILITY_HOME, HOME};
 use super::paginate::paginate;
 use crate::domain::Language;
 
@@ -45,7 +45,8 @@ fn targets(s: &Screen) -> Vec<&str> {
 
 fn unreachable(menus: &Menus) -> Vec<String> {
     let mut seen = BTreeSet::new();
-    let mut queue = VecDeque::from([HOME]);
+    // A facility staff phone starts at its own first screen (`menu::FACILITY_HOME`).
+    let mut queue = VecDeque::from([HOME, FACILITY_HOME]);
     while let Some(id) = queue.pop_front() {
         if !seen.insert(id) {
             continue;

@@ -17,6 +17,9 @@ use crate::domain::{Chfid, ChfidRule, Language};
 
 /// The screen every session starts on and `00` returns to.
 pub const HOME: &str = "home";
+/// The first screen of a phone registered against a health facility (issue 21), if the
+/// menus have it.
+pub const FACILITY_HOME: &str = "facility_home";
 
 /// Texts the engine itself shows; every menu set must translate them.
 pub const SYSTEM_TEXTS: &[&str] = &[
@@ -612,7 +615,8 @@ impl Menus {
     /// The navigation labels for `screen` in `lang`.
     pub fn footer(&self, screen: &Screen, lang: Language, keys: &NavKeys) -> super::Footer {
         let more = format!("{} {}", keys.more, self.text("nav_more", lang));
-        let nav = if screen.id == HOME || screen.def.kind == Kind::End {
+        let nav = if screen.id == HOME || screen.id == FACILITY_HOME || screen.def.kind == Kind::End
+        {
             String::new()
         } else {
             format!(

@@ -8,6 +8,7 @@
 //! without journaling it in the same transaction (see [`renew`]).
 
 pub mod coverage;
+pub mod facility;
 pub mod payments;
 pub mod renew;
 
@@ -31,6 +32,7 @@ pub const NAMES: &[&str] = &[
     "renew_confirm",
     "control_numbers",
     "set_language",
+    "facility_verify",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +116,7 @@ pub fn run(name: &str, ctx: &ActionCtx) -> Result<Outcome, ActionError> {
         "renew_confirm" => renew::confirm(ctx),
         "control_numbers" => payments::control_numbers(ctx),
         "set_language" => set_language(ctx),
+        "facility_verify" => facility::verify(ctx),
         other => Err(ActionError::Unknown(other.to_string())),
     }
 }

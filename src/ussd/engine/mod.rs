@@ -30,7 +30,7 @@ use super::actions;
 use super::event::{HopEvent, HopKind, Reply};
 use super::inflight::InFlight;
 use super::live::LiveSessions;
-use super::menu::{Kind, MenuError, Menus, NavKeys, HOME};
+use super::menu::{Kind, MenuError, Menus, NavKeys, FACILITY_HOME, HOME};
 use super::metrics::{inc, GatewayMetrics, Metrics};
 use super::session::{self, Ended, Place, Session, SessionError};
 use crate::config::{Config, GepgMode};
@@ -416,6 +416,12 @@ impl Engine {
             ended: None,
             ended_ms: None,
         };
+        // A registered facility staff phone starts at its own first menu.
+        if menus.screen(FACILITY_HOME).is_some()
+            && crate::facility::registry::staff_of(&self.store, &ev.msisdn)?.is_some()
+        {
+            s.place.screen = FACILITY_HOME.into();
+        }
         let inputs: Vec<&str> = ev.input.split('*').filter(|p| !p.is_empty()).collect();
         if let Some(mut prev) = session::last_of_phone(&self.store, &ev.msisdn)? {
             let resumable = self.resumable(&prev, now_ms);

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use super::action::ActionRun;
 use super::{home, Engine, UssdError, DEFAULT_MAX_TRIES, ERROR, HOLDING, MAX_ACTION_CHAIN, RESUME};
 use crate::ussd::event::Reply;
-use crate::ussd::menu::{self, Kind, Menus, Screen, Validator, HOME};
+use crate::ussd::menu::{self, Kind, Menus, Screen, Validator, FACILITY_HOME, HOME};
 use crate::ussd::metrics::GatewayMetrics;
 use crate::ussd::paginate::{paginate, Footer};
 use crate::ussd::session::Session;
@@ -184,7 +184,7 @@ impl Engine {
         gm: &Arc<GatewayMetrics>,
     ) -> Result<(), UssdError> {
         let from = s.place.screen.clone();
-        if from == HOME && target != HOME {
+        if (from == HOME || from == FACILITY_HOME) && target != HOME {
             s.place.journey = Some(format!("{}:{}", s.id, s.last_hop));
         }
         let lang = s.lang;
