@@ -129,6 +129,25 @@ fn edit_store(dir: &Path) -> World {
     }
 }
 
+/// Registers `phone` as a staff phone of [`HF`] with `pin` (typed on stdin, as an
+/// administrator does), on the stopped store `d`.
+fn add_staff(d: &str, phone: &str, pin: &str) {
+    let out = run_with_stdin(
+        &[
+            "facility",
+            "add-staff",
+            "--hf",
+            HF,
+            "--phone",
+            phone,
+            "--data-dir",
+            d,
+        ],
+        &format!("{pin}\n"),
+    );
+    assert!(out.contains("registered") && !out.contains(pin), "{out}");
+}
+
 /// The demo store edited as the module doc says, its facility and staff phones registered,
 /// and the server running on it.
 fn world() -> (tempfile::TempDir, World, Server, Ussd) {
@@ -151,20 +170,7 @@ fn world() -> (tempfile::TempDir, World, Server, Ussd) {
     );
     assert!(out.contains("DSP001: facility saved"), "{out}");
     for phone in [STAFF_AT, STAFF_JSON, STAFF_SMS] {
-        let out = run_with_stdin(
-            &[
-                "facility",
-                "add-staff",
-                "--hf",
-                HF,
-                "--phone",
-                phone,
-                "--data-dir",
-                d,
-            ],
-            &format!("{PIN}\n"),
-        );
-        assert!(out.contains("registered") && !out.contains(PIN), "{out}");
+        add_staff(d, phone, PIN);
     }
     let server = Server::start(dir.path(), &[], &[]);
     let u = Ussd::new(&server);
@@ -451,6 +457,82 @@ fn staff_verify_by_sms_with_a_pin() {
     for mo in imis_gateway::sms::inbound::all(&store).unwrap() {
         assert!(!mo.text.contains(PIN), "PIN at rest: {}", mo.text);
     }
+}
+
+/// Issue 14: "PINs never reach the disk: the PIN is checked and masked before the MO is
+/// stored". A right and a wrong PIN by SMS, the server killed (SIGKILL) right after their
+/// 200s: neither PIN is in any file of the data dir, before or after a restart; the
+/// answers, the record and the failure count are there.
+#[test]
+fn a_staff_pin_by_sms_never_reaches_the_disk_even_across_a_crash() {
+    const STAFF_CRASH: &str = "255754300004";
+    const RIGHT: &str = "73914682";
+    const WRONG: &str = "58203917";
+    let (dir, _w, server, _u) = world();
+    let d = dir.path().to_str().unwrap();
+    let (status, _) = server.terminate();
+    assert!(status.success());
+    add_staff(d, STAFF_CRASH, RIGHT);
+    let server = Server::start(dir.path(), &[], &[]);
+    let u = Ussd::new(&server);
+    let right = format!("HAKIKI {RIGHT} {COVERED}");
+    assert_eq!(sms_inbound(&u, "crash-right", STAFF_CRASH, &right), 200);
+    let wrong = format!("VERIFY {WRONG} {COVERED}");
+    assert_eq!(sms_inbound(&u, "crash-wrong", STAFF_CRASH, &wrong), 200);
+    server.kill9();
+    for pin in [RIGHT, WRONG] {
+        let at = common::files_holding(dir.path(), pin.as_bytes());
+        assert!(at.is_empty(), "PIN {pin} on disk after a crash: {at:?}");
+    }
+    // The search sees the stored text (the store keeps it plain): the masked MO is there.
+    assert!(
+        !common::files_holding(dir.path(), format!("HAKIKI **** {COVERED}").as_bytes()).is_empty()
+    );
+    let server = Server::start(dir.path(), &[], &[]);
+    let (status, logs) = server.terminate();
+    assert!(status.success(), "{}", logs.join("\n"));
+    for pin in [RIGHT, WRONG] {
+        let at = common::files_holding(dir.path(), pin.as_bytes());
+        assert!(at.is_empty(), "PIN {pin} on disk after a restart: {at:?}");
+        assert!(!logs.join("\n").contains(pin), "PIN {pin} in the logs");
+    }
+    // Answered in the MO's transaction: the replies were durable with the 200s.
+    let q = queued_sms(dir.path());
+    assert!(
+        q.iter()
+            .any(|t| t.contains(&format!("CHF {COVERED}: Juma Hamisi"))),
+        "{q:#?}"
+    );
+    assert!(
+        q.iter()
+            .any(|t| t.contains("CHF: wrong PIN; 4 tries left.")),
+        "{q:#?}"
+    );
+    let out = common::run(&["facility", "log", "--hf", HF, "--data-dir", d], &[]);
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        log.contains(&format!("Sms\t255******004\t{COVERED}\tcovered")),
+        "{log}"
+    );
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let phone = imis_gateway::domain::Msisdn::parse(STAFF_CRASH).unwrap();
+    let staff = imis_gateway::facility::registry::staff_of(&store, &phone)
+        .unwrap()
+        .unwrap();
+    assert_eq!((staff.failures, staff.locked_until_ms), (1, None));
+    let texts: Vec<String> = imis_gateway::sms::inbound::all(&store)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    assert!(
+        texts.contains(&format!("HAKIKI **** {COVERED}")),
+        "{texts:?}"
+    );
+    assert!(
+        texts.contains(&format!("VERIFY **** {COVERED}")),
+        "{texts:?}"
+    );
 }
 
 #[test]

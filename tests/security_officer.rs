@@ -210,26 +210,6 @@ fn status_carries_no_pin_so_it_shows_no_names() {
     assert!(st.success(), "{}", logs.join("\n"));
 }
 
-/// Whether any file under `dir` holds `needle` (bytes, binary-safe).
-fn files_holding(dir: &Path, needle: &[u8]) -> Vec<String> {
-    let mut hits = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().map(Result::unwrap) {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-                continue;
-            }
-            let bytes = std::fs::read(&p).unwrap();
-            if bytes.windows(needle.len()).any(|w| w == needle) {
-                hits.push(p.display().to_string());
-            }
-        }
-    }
-    hits
-}
-
 #[test]
 fn no_pin_reaches_the_data_dir_even_after_a_kill_9_mid_stream() {
     // PINs nothing else in the store could spell by chance.
@@ -282,7 +262,7 @@ fn no_pin_reaches_the_data_dir_even_after_a_kill_9_mid_stream() {
     let (st, logs) = server.terminate();
     assert!(st.success(), "{}", logs.join("\n"));
     for pin in [RIGHT, WRONG, NEW] {
-        let hits = files_holding(dir.path(), pin.as_bytes());
+        let hits = common::files_holding(dir.path(), pin.as_bytes());
         assert!(hits.is_empty(), "PIN {pin} on disk in {hits:?}");
         assert!(
             !logs.iter().any(|l| l.contains(pin)),

@@ -72,13 +72,16 @@ impl Parts {
         // Facility staff's HAKIKI/VERIFY first: it takes only those, from staff phones.
         let mut handlers: Vec<Arc<dyn MoHandler>> =
             vec![Arc::new(crate::facility::sms::VerifyCommand)];
-        let mut screen: Option<Arc<dyn crate::sms::router::MoScreen>> = None;
+        // Screens in the same order: the facility's takes only HAKIKI/VERIFY from staff.
+        let mut screens: Vec<Arc<dyn crate::sms::router::MoScreen>> =
+            vec![Arc::new(crate::facility::screen::FacilityScreen)];
         if let Some(o) = &officers {
             handlers.push(Arc::new(crate::officer::SmsCommands));
-            screen = Some(Arc::new(crate::officer::PinScreen::new(o.clone())));
+            screens.push(Arc::new(crate::officer::PinScreen::new(o.clone())));
         }
+        let screen = Arc::new(crate::sms::router::Screens(screens));
         let mo = MoPipeline::new(templates.clone(), handlers)
-            .with_screen(screen)
+            .with_screen(Some(screen))
             .with_limit(crate::ratelimit::sms_mo(&config.limits))
             .with_cost_guard(guard);
         Ok(Parts {
@@ -333,7 +336,6 @@ fn spawn_messaging(
         sweep_every,
         shutdown.signal(),
     ));
-    crate::facility::sms::spawn(store.clone(), parts.templates.clone(), shutdown.signal());
     if let Some(officers) = &parts.officers {
         crate::officer::worker::spawn(officers.clone(), store.clone(), shutdown.signal());
     }

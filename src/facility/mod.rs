@@ -4,7 +4,8 @@
 //!
 //! Owns: aux namespaces `facility.hf` (HF code → facility), `facility.staff` (phone → staff:
 //! facility, PIN hash, lockout), `facility.log` (every verification) and `facility.daily`
-//! (per day and facility, a count); the SMS command's outbox topic [`sms::TOPIC`].
+//! (per day and facility, a count); the SMS command's screen ([`screen::FacilityScreen`]:
+//! the PIN checked and masked before the MO is stored).
 //! Must never: answer about a patient to a phone that is not a registered staff phone (the
 //! member journeys answer those, under `[privacy]`), keep a PIN or a full staff phone
 //! number in a record or a log (PINs are Argon2 hashes, `domain::pin`; records keep the
@@ -12,6 +13,7 @@
 
 pub mod central;
 pub mod registry;
+pub mod screen;
 pub mod sms;
 pub mod verify;
 

@@ -157,33 +157,66 @@ pub enum PinCheck {
     },
 }
 
+/// Until when the staff phone is locked at `now` (`None`: not locked).
+pub fn locked_until(staff: &Staff, now: DateTime<Utc>) -> Option<i64> {
+    staff
+        .locked_until_ms
+        .filter(|until| now.timestamp_millis() < *until)
+}
+
 /// Checks `given` against the staff phone's PIN (not while locked), and the new failure
 /// state to store with the answer (`None`: unchanged).
 pub fn check_pin(staff: &Staff, given: &str, now: DateTime<Utc>) -> (PinCheck, Option<Staff>) {
-    let now_ms = now.timestamp_millis();
+    let seen = locked_until(staff, now)
+        .is_none()
+        .then(|| pin::verify(given, &staff.pin_hash));
+    settle(staff, seen, now)
+}
+
+/// The answer to a PIN whose check came to `seen` (`Some(right)`; `None`: not checked, the
+/// phone was locked), under the staff record as it is now, and the new failure state to
+/// store with it (`None`: unchanged). The SMS command checks the PIN before the MO is
+/// stored and settles it in the MO's transaction: a lock taken in between refuses it, and
+/// a PIN that was not checked is refused without counting.
+pub fn settle(staff: &Staff, seen: Option<bool>, now: DateTime<Utc>) -> (PinCheck, Option<Staff>) {
+    if let Some(until_ms) = locked_until(staff, now) {
+        return (PinCheck::Locked { until_ms }, None);
+    }
     let mut s = staff.clone();
-    if let Some(until) = s.locked_until_ms {
-        if now_ms < until {
-            return (PinCheck::Locked { until_ms: until }, None);
-        }
+    s.locked_until_ms = None;
+    if s.locked_until_ms != staff.locked_until_ms {
+        // The lock ran out: a fresh count.
         s.failures = 0;
-        s.locked_until_ms = None;
     }
-    if pin::verify(given, &s.pin_hash) {
-        let changed = (s != *staff || s.failures > 0).then(|| Staff {
-            failures: 0,
-            ..s.clone()
-        });
-        return (PinCheck::Ok, changed);
+    match seen {
+        Some(true) => {
+            let changed = (s != *staff || s.failures > 0).then(|| Staff {
+                failures: 0,
+                ..s.clone()
+            });
+            (PinCheck::Ok, changed)
+        }
+        None => {
+            let left = MAX_FAILURES.saturating_sub(s.failures).max(1);
+            (PinCheck::Wrong { left }, (s != *staff).then_some(s))
+        }
+        Some(false) => {
+            s.failures += 1;
+            if s.failures >= MAX_FAILURES {
+                let until = now
+                    .timestamp_millis()
+                    .saturating_add(LOCKOUT_MINUTES * 60_000);
+                s.locked_until_ms = Some(until);
+                return (PinCheck::Locked { until_ms: until }, Some(s));
+            }
+            (
+                PinCheck::Wrong {
+                    left: MAX_FAILURES - s.failures,
+                },
+                Some(s),
+            )
+        }
     }
-    s.failures += 1;
-    if s.failures >= MAX_FAILURES {
-        let until = now_ms.saturating_add(LOCKOUT_MINUTES * 60_000);
-        s.locked_until_ms = Some(until);
-        return (PinCheck::Locked { until_ms: until }, Some(s));
-    }
-    let left = MAX_FAILURES - s.failures;
-    (PinCheck::Wrong { left }, Some(s))
 }
 
 /// Writes a staff record inside a transaction (the PIN failure state).
@@ -238,6 +271,18 @@ mod tests {
         let (c, reset) = check_pin(&locked, "1234", later);
         assert_eq!(c, PinCheck::Ok);
         assert_eq!(reset.unwrap().failures, 0);
+        // Settled later: a lock taken between the check and the answer refuses a right
+        // PIN; a PIN not checked (locked then) is refused without counting.
+        assert!(matches!(
+            settle(&locked, Some(true), now).0,
+            PinCheck::Locked { .. }
+        ));
+        let fresh = staff_of(&store, &phone).unwrap().unwrap();
+        assert_eq!(
+            settle(&fresh, None, now),
+            (PinCheck::Wrong { left: MAX_FAILURES }, None)
+        );
+        assert_eq!(settle(&locked, None, later).1.unwrap().failures, 0);
         assert!(normalize_code("HF 1").is_err());
         assert_eq!(facilities(&store).unwrap().len(), 1);
     }

@@ -131,38 +131,10 @@ pub fn screen(
     let mut key = Vec::new();
     if !locked || v.code_ok.is_some() {
         if let Some(stored) = officer.pin_hash.as_deref() {
-            (v.pin_ok, key) = check(given, stored);
+            (v.pin_ok, key) = pin::verify_output(given, stored);
         }
     }
     Ok(masked(text, &pins, v, key))
-}
-
-/// Checks `given` against the officer's PHC string `stored` (what `pin::verify` does) and
-/// also returns the Argon2 output computed: it stands for the PIN in the MO's redelivery
-/// key. Different PINs give different outputs; the same PIN the same, after a restart too;
-/// and reversing it is attacking the officer's own PIN hash, no easier.
-fn check(given: &str, stored: &str) -> (bool, Vec<u8>) {
-    use argon2::password_hash::{PasswordHash, PasswordHasher};
-    let Ok(parsed) = PasswordHash::new(stored) else {
-        return (false, Vec::new());
-    };
-    let (Some(salt), Some(want), Ok(params)) =
-        (parsed.salt, parsed.hash, argon2::Params::try_from(&parsed))
-    else {
-        return (false, Vec::new());
-    };
-    let computed = argon2::Argon2::default().hash_password_customized(
-        given.as_bytes(),
-        Some(parsed.algorithm),
-        parsed.version,
-        params,
-        salt,
-    );
-    match computed.ok().and_then(|h| h.hash) {
-        // `Output`'s equality is constant-time.
-        Some(got) => (got == want, got.as_bytes().to_vec()),
-        None => (false, Vec::new()),
-    }
 }
 
 /// The PIN-like second word of a text, when it has the form of a PIN.
@@ -210,17 +182,5 @@ mod tests {
         );
         assert_eq!(s.map(|s| s.text), Some("SAJILI **** y".to_string()));
         assert_eq!(masked("HELP", &[], Verified::default(), vec![]), None);
-    }
-
-    #[test]
-    fn the_check_agrees_with_verify_and_its_key_tells_pins_apart() {
-        let stored = pin::hash("1234", [7u8; 16]).unwrap();
-        let (ok, k1) = check("1234", &stored);
-        assert!(ok && pin::verify("1234", &stored));
-        let (bad, k2) = check("1235", &stored);
-        assert!(!bad && !pin::verify("1235", &stored));
-        assert_ne!(k1, k2);
-        assert_eq!(check("1234", &stored).1, k1);
-        assert_eq!(check("1234", "not a hash"), (false, Vec::new()));
     }
 }

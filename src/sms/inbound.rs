@@ -264,6 +264,10 @@ fn store_screened(
         complete: mo.complete,
         replies: Vec::new(),
     };
+    // The note first: a handler answers from it in this transaction ([`note_in`]).
+    if let Some(s) = screened {
+        tx.aux_put(NS_NOTE, &id.to_be_bytes(), &s.note)?;
+    }
     let templates = pipeline.templates();
     stored.replies = match limit(pipeline, mo) {
         Decision::Allowed => router::route(pipeline.handlers(), tx, templates, &stored)?,
@@ -273,9 +277,6 @@ fn store_screened(
         } => refuse(tx, templates, &stored, retry_after, notify)?,
     };
     tx.aux_put(NS_MO, &id.to_be_bytes(), &encode(&stored)?)?;
-    if let Some(s) = screened {
-        tx.aux_put(NS_NOTE, &id.to_be_bytes(), &s.note)?;
-    }
     let seen = Seen { id, at_ms: now_ms };
     tx.aux_put(NS_SEEN, key, &encode(&seen)?)?;
     Ok(Accepted::Stored(id))
@@ -383,6 +384,11 @@ pub fn note(store: &Store, id: Id) -> Result<Option<Vec<u8>>, StoreError> {
     Ok(store
         .aux_get(NS_NOTE, &id.to_be_bytes())?
         .map(|v| v.to_vec()))
+}
+
+/// The same, inside the transaction that stores MO `id` (its handler's).
+pub fn note_in(tx: &WriteTx<'_>, id: Id) -> Result<Option<Vec<u8>>, TxError> {
+    tx.aux_get(NS_NOTE, &id.to_be_bytes())
 }
 
 /// The per-phone limit's decision for `mo`. Runs inside the store transaction, which may

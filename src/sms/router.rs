@@ -82,6 +82,21 @@ pub trait MoScreen: Send + Sync {
 /// What [`MoScreen::screen`] returns.
 pub type Screening = Result<Option<Screened>, StoreError>;
 
+/// Several screens as one: each asked in order, the first `Some` wins (a channel's screen
+/// answers `None` for texts that are not its commands).
+pub struct Screens(pub Vec<Arc<dyn MoScreen>>);
+
+impl MoScreen for Screens {
+    fn screen(&self, store: &Store, from: &Msisdn, text: &str, now: DateTime<Utc>) -> Screening {
+        for s in &self.0 {
+            if let Some(found) = s.screen(store, from, text, now)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+}
+
 /// Something that may answer an MO. See the module doc.
 pub trait MoHandler: Send + Sync {
     /// The replies MO `first` owes again because its sender sent it again after the
