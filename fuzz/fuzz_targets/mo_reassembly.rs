@@ -91,7 +91,7 @@ fuzz_target!(|data: &[u8]| {
         ..StoreOptions::default()
     })
     .expect("temporary store");
-    let tpl = templates();
+    let tpl = &imis_gateway::sms::MoPipeline::new(templates().clone(), Vec::new());
     let mut model = Model::default();
     let mut now = 0i64;
     let rt = runtime();

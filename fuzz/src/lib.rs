@@ -29,9 +29,11 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
-pub fn templates() -> &'static Templates {
-    static T: OnceLock<Templates> = OnceLock::new();
-    T.get_or_init(|| Templates::load(&repo().join("sms-templates")).expect("SMS templates"))
+pub fn templates() -> &'static Arc<Templates> {
+    static T: OnceLock<Arc<Templates>> = OnceLock::new();
+    T.get_or_init(|| {
+        Arc::new(Templates::load(&repo().join("sms-templates")).expect("SMS templates"))
+    })
 }
 
 /// The state the HTTP handlers run against, with the demo data seeded (so that USSD
@@ -52,17 +54,26 @@ pub fn app_state() -> &'static AppState {
         .expect("temporary store");
         imis_gateway::demo::seed_if_empty(&store, &imis_gateway::demo::DemoOptions::default())
             .expect("demo data");
-        let ussd = imis_gateway::ussd::Engine::new(store.clone(), &config).expect("USSD engine");
+        let ussd = imis_gateway::ussd::Engine::new(store.clone(), &config, templates().clone())
+            .expect("USSD engine");
         let payments = runtime().block_on(async {
-            imis_gateway::payments::Payments::new(store.clone(), &config, "http://127.0.0.1:9")
-                .expect("payments")
+            imis_gateway::payments::Payments::new(
+                store.clone(),
+                &config,
+                templates().clone(),
+                "http://127.0.0.1:9",
+            )
+            .expect("payments")
         });
+        let mo = imis_gateway::sms::MoPipeline::new(templates().clone(), Vec::new());
         let state = AppState {
             store,
             config: Arc::new(config),
             started: Instant::now(),
             ussd: Arc::new(ussd),
             payments: Arc::new(payments),
+            mo: Arc::new(mo),
+            smpp: Arc::default(),
         };
         (dir, state)
     })
