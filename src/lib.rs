@@ -34,8 +34,10 @@
 //!   phones, the answer and its record, the `HAKIKI`/`VERIFY` SMS command); below [`ussd`],
 //!   whose facility journey calls it.
 //! - The edges: [`smpp`] (the SMPP 3.4 client: binds, window, throttling, MT drain, MO,
-//!   receipts, USSD over SMPP) and [`server`] (HTTP: health, USSD gateways, inbound SMS,
-//!   GePG callbacks).
+//!   receipts, USSD over SMPP) and [`server`] (HTTP: the public listener with health, USSD
+//!   gateways, authenticated inbound SMS and GePG callbacks; the admin listener behind a
+//!   bearer token; its own accept loop with header timeout and connection cap). Who may
+//!   reach which route is the README's threat model.
 //! - [`cli`]: the command line, one file per subcommand; `serve` builds every part once and
 //!   wires them (no process-wide statics do wiring); `main.rs` only dispatches.
 
