@@ -55,6 +55,9 @@ impl World {
             })
             .unwrap();
         let mut config = Config::default();
+        // Control numbers from the simulator's pool, as `serve --demo` has them (payments
+        // are disabled by default).
+        config.gepg.mode = imis_gateway::config::GepgMode::Simulator;
         config.officer.grammar_file =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("sms-templates/officer/commands.toml");
         configure(&mut config);
@@ -708,6 +711,7 @@ fn a_job_run_again_after_a_crash_finds_its_done_marker_and_changes_nothing() {
 fn a_lockout_ends_by_itself_after_the_configured_time() {
     let w = World::new();
     let mut config = Config::default();
+    config.gepg.mode = imis_gateway::config::GepgMode::Simulator;
     config.officer.grammar_file =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("sms-templates/officer/commands.toml");
     config.officer.max_pin_failures = 2;
