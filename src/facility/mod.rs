@@ -31,6 +31,4 @@ pub enum FacilityError {
     Code(String),
     #[error("central database: {0}")]
     Central(String),
-    #[error("SMS template: {0}")]
-    Template(#[from] crate::sms::TemplateError),
 }
